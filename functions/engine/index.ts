@@ -1,0 +1,36 @@
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  type EnqueueRequest,
+  type EnqueueResult,
+  enqueue,
+  enqueueMany,
+  LIMITS,
+  normalizeRequest,
+} from './enqueue.ts';
+export * from './errors.ts';
+export {
+  loadMigrations,
+  type MigrateResult,
+  type MigrationFile,
+  migrate,
+  migrationStatus,
+} from './migrator.ts';
+export type { Db, Queryable, QueryResult } from './queryable.ts';
+export { cancelJob } from './sql/cancelJob.ts';
+export { type ClaimOptions, claimJobs } from './sql/claimJobs.ts';
+export { type Completion, completeJobs } from './sql/completeJobs.ts';
+export {
+  type CounterTotals,
+  compactCounters,
+  type QueueGauge,
+  readCounters,
+  type Snapshot,
+} from './sql/counters.ts';
+export { type FailOutcome, type Failure, failJob } from './sql/failJob.ts';
+export { getJob } from './sql/getJob.ts';
+export { pruneFinished } from './sql/pruneFinished.ts';
+export { listQueueControls, pauseQueue, type QueueControl, resumeQueue } from './sql/queues.ts';
+export { releaseJobs } from './sql/releaseJobs.ts';
+export { renewLeases } from './sql/renewLeases.ts';
+export { type RecoveryResult, requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
+export * from './types.ts';

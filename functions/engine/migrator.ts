@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MigrationError } from './errors.ts';
+import type { Db, Queryable } from './queryable.ts';
+
+export interface MigrationFile {
+  version: number;
+  name: string;
+  file: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export const DESTRUCTIVE_MARKER = '-- destructive: reviewed';
+const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+/** Strips comments and string/dollar-quoted literals so only statements are checked. */
+function statementText(sql: string): string {
+  return sql
+    .replace(/\$([A-Za-z_]*)\$[\s\S]*?\$\1\$/g, ' ')
+    .replace(/'(?:[^']|'')*'/g, "''")
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\/\*[\s\S]*?\*\//g, ' ');
+}
+
+const DESTRUCTIVE_PATTERNS: Array<[RegExp, string]> = [
+  [/\bDROP\b/i, 'DROP'],
+  [/\bTRUNCATE\b/i, 'TRUNCATE'],
+  [/\bALTER\s+(?:TABLE\s+[\s\S]*?)?COLUMN\s+\S+\s+(?:SET\s+DATA\s+)?TYPE\b/i, 'column type change'],
+  [/\bRENAME\b/i, 'RENAME'],
+];
+
+/** Names the destructive statements in a migration; empty when it is additive only. */
+export function destructiveStatements(sql: string): string[] {
+  const text = statementText(sql);
+  return DESTRUCTIVE_PATTERNS.filter(([re]) => re.test(text)).map(([, what]) => what);
+}
+
+export function hasDestructiveMarker(sql: string): boolean {
+  return sql.split('\n').some((line) => line.trim().toLowerCase() === DESTRUCTIVE_MARKER);
+}
+
+export function checksum(sql: string): string {
+  return createHash('sha256').update(sql).digest('hex');
+}
+
+/** Reads `NNNN_name.sql` files in order; refuses stray names, duplicate versions and unmarked destructive files. */
+export function loadMigrations(dir: string): MigrationFile[] {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
+  const seen = new Map<number, string>();
+  return files.map((file) => {
+    const match = FILE_PATTERN.exec(file);
+    if (!match) throw new MigrationError(`migration file ${file} does not match NNNN_name.sql`);
+    const version = Number(match[1]);
+    const previous = seen.get(version);
+    if (previous)
+      throw new MigrationError(`migration files ${previous} and ${file} share version ${version}`);
+    seen.set(version, file);
+    const sql = readFileSync(join(dir, file), 'utf8');
+    const destructive = destructiveStatements(sql);
+    if (destructive.length > 0 && !hasDestructiveMarker(sql)) {
+      throw new MigrationError(
+        `migration ${file} contains ${destructive.join(', ')} but no '${DESTRUCTIVE_MARKER}' marker; refusing to run`,
+        { details: { file, destructive } },
+      );
+    }
+    return { version, name: match[2]!, file, sql, checksum: checksum(sql) };
+  });
+}
+
+interface AppliedRow {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+const CREATE_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  )`;
+
+/**
+ * Serialises runners on a transaction-scoped advisory lock (per schema, so parallel test
+ * schemas don't wait on each other); nothing outlives the transaction, so it is pooler-safe.
+ */
+async function lockAndReadApplied(tx: Queryable): Promise<Map<number, AppliedRow>> {
+  await tx.query(
+    `SELECT pg_advisory_xact_lock(hashtext('durable-task-engine:migrate:' || current_schema()))`,
+  );
+  await tx.query(CREATE_TABLE);
+  const { rows } = await tx.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations');
+  return new Map(rows.map((r) => [r.version, r]));
+}
+
+function verifyApplied(files: MigrationFile[], applied: Map<number, AppliedRow>): void {
+  for (const file of files) {
+    const row = applied.get(file.version);
+    if (row && row.checksum !== file.checksum) {
+      throw new MigrationError(
+        `migration ${file.file} was changed after it was applied (checksum ${row.checksum.slice(0, 12)}… recorded, ${file.checksum.slice(0, 12)}… on disk); refusing to run`,
+        { details: { file: file.file } },
+      );
+    }
+  }
+}
+
+export interface MigrationStatus {
+  file: MigrationFile;
+  applied: boolean;
+  checksumMatches: boolean;
+}
+
+/** What is applied, what is pending, and which applied files changed on disk. Changes nothing. */
+export async function migrationStatus(db: Db, files: MigrationFile[]): Promise<MigrationStatus[]> {
+  const { rows: exists } = await db.query<{ present: boolean }>(
+    `SELECT to_regclass('schema_migrations') IS NOT NULL AS present`,
+  );
+  const applied = new Map<number, AppliedRow>();
+  if (exists[0]?.present) {
+    const { rows } = await db.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations');
+    for (const r of rows) applied.set(r.version, r);
+  }
+  return files.map((file) => {
+    const row = applied.get(file.version);
+    return {
+      file,
+      applied: row !== undefined,
+      checksumMatches: row === undefined || row.checksum === file.checksum,
+    };
+  });
+}
+
+/**
+ * Applies pending files in order, each in its own transaction together with its
+ * schema_migrations row. Two runners at once: the second waits on the lock, then finds the
+ * file recorded and skips it, so each file is applied exactly once.
+ */
+export async function migrate(
+  db: Db,
+  files: MigrationFile[],
+  log: (msg: string) => void = () => {},
+): Promise<MigrateResult> {
+  const result: MigrateResult = { applied: [], alreadyApplied: 0 };
+  for (const file of files) {
+    const didApply = await db.transaction(async (tx) => {
+      const applied = await lockAndReadApplied(tx);
+      verifyApplied(files, applied);
+      if (applied.has(file.version)) return false;
+      await tx.query(file.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        file.version,
+        file.name,
+        file.checksum,
+      ]);
+      return true;
+    });
+    if (didApply) {
+      result.applied.push(file.file);
+      log(`applied ${file.file}`);
+    } else {
+      result.alreadyApplied++;
+    }
+  }
+  if (result.applied.length === 0)
+    log(`nothing to apply (${result.alreadyApplied} migration(s) already applied)`);
+  return result;
+}

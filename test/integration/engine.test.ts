@@ -1,0 +1,302 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ConflictError,
+  cancelJob,
+  claimJobs,
+  completeJobs,
+  enqueue,
+  enqueueMany,
+  failJob,
+  getJob,
+  pauseQueue,
+  pruneFinished,
+  readCounters,
+  releaseJobs,
+  renewLeases,
+  requeueExpiredLeases,
+  resumeQueue,
+  ValidationError,
+} from '../../functions/engine/index.ts';
+import { countByStatus, expectCountersMatchTable, expireLease } from '../helpers/invariants.ts';
+import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
+
+const RUNBOOK_FORCE_RELEASE = (id: string) =>
+  `UPDATE jobs SET status='queued', locked_at = NULL, locked_by = NULL WHERE id = ${Number(id)};`;
+const RUNBOOK_SAFE_CANCEL = (id: string) =>
+  `UPDATE jobs SET status='failed', updated_at = now() WHERE id = ${Number(id)};`;
+
+const claimOpts = { workerId: 'w1', limit: 10, leaseSeconds: 30, queues: [] as string[] };
+const backoff = { backoffBaseSeconds: 2, maxBackoffSeconds: 600 };
+const err = (attempt: number) => ({ message: 'boom', name: 'Error', attempt, worker: 'w1' });
+
+describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', () => {
+  let t: TestSchema;
+  beforeAll(async () => {
+    t = await createTestSchema('engine');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await t.db.query('TRUNCATE jobs, queues, job_counter_deltas');
+  });
+
+  it('enqueues with defaults and claims it, bumping attempts and the lease token', async () => {
+    // Prepare
+    const { job, created } = await enqueue(t.db, { type: 'example.echo', payload: { a: 1 } });
+    // Act
+    const [claimed] = await claimJobs(t.db, claimOpts);
+    // Assess
+    expect(created).toBe(true);
+    expect(job).toMatchObject({
+      status: 'queued',
+      queue: 'default',
+      priority: 0,
+      attempts: 0,
+      maxAttempts: 5,
+    });
+    expect(claimed).toMatchObject({
+      id: job.id,
+      type: 'example.echo',
+      payload: { a: 1 },
+      attempt: 1,
+      leaseToken: '1',
+    });
+    const row = await getJob(t.db, job.id);
+    expect(row).toMatchObject({ status: 'running', locked_by: 'w1', lease_seconds: 30, attempts: 1 });
+    expect(row?.started_at).toBeInstanceOf(Date);
+  });
+
+  it('claims in priority, then run_at, then id order and never before run_at', async () => {
+    await enqueueMany(t.db, [
+      { type: 't', payload: 1 },
+      { type: 't', payload: 2, priority: 5 },
+      { type: 't', payload: 3, delaySeconds: 3600, priority: 100 },
+      { type: 't', payload: 4 },
+    ]);
+    const claimed = await claimJobs(t.db, claimOpts);
+    expect(claimed.map((c) => c.payload)).toEqual([2, 1, 4]);
+  });
+
+  it('a stale worker cannot complete, fail or renew a job reclaimed after its lease expired', async () => {
+    const { job } = await enqueue(t.db, { type: 't' });
+    const [stale] = await claimJobs(t.db, { ...claimOpts, workerId: 'stale' });
+    await expireLease(t.db, job.id);
+    expect(await requeueExpiredLeases(t.db, 100)).toEqual({ recovered: 1, requeued: 1, failed: 0 });
+    const [fresh] = await claimJobs(t.db, { ...claimOpts, workerId: 'fresh' });
+    expect(fresh!.leaseToken).toBe('2');
+
+    expect((await completeJobs(t.db, [{ id: stale!.id, leaseToken: stale!.leaseToken }])).size).toBe(0);
+    expect(
+      await failJob(t.db, {
+        id: stale!.id,
+        leaseToken: stale!.leaseToken,
+        error: err(1),
+        permanent: true,
+        ...backoff,
+      }),
+    ).toBeNull();
+    expect((await renewLeases(t.db, [stale!])).size).toBe(0);
+    expect((await releaseJobs(t.db, [stale!], 'deadline')).size).toBe(0);
+
+    expect(await getJob(t.db, job.id)).toMatchObject({
+      status: 'running',
+      locked_by: 'fresh',
+      lease_token: '2',
+    });
+    expect(
+      (
+        await completeJobs(t.db, [{ id: fresh!.id, leaseToken: fresh!.leaseToken, result: { ok: true } }])
+      ).has(job.id),
+    ).toBe(true);
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'completed', result: { ok: true } });
+  });
+
+  it('a stale worker cannot complete a job force-released by the runbook SQL verbatim', async () => {
+    const { job } = await enqueue(t.db, { type: 't' });
+    const [stale] = await claimJobs(t.db, claimOpts);
+    await t.db.query(RUNBOOK_FORCE_RELEASE(job.id));
+    expect((await completeJobs(t.db, [stale!])).size).toBe(0);
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'queued', locked_at: null, locked_by: null });
+    const [again] = await claimJobs(t.db, claimOpts);
+    expect(again!.leaseToken).toBe('2');
+    expect((await completeJobs(t.db, [stale!])).size).toBe(0);
+    expect((await completeJobs(t.db, [again!])).size).toBe(1);
+  });
+
+  it('the runbook safe-cancel SQL runs unchanged and fences out the worker', async () => {
+    const { job } = await enqueue(t.db, { type: 't' });
+    const [claimed] = await claimJobs(t.db, claimOpts);
+    await t.db.query(RUNBOOK_SAFE_CANCEL(job.id));
+    expect((await completeJobs(t.db, [claimed!])).size).toBe(0);
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'failed' });
+    expect((await readCounters(t.db)).totals.failed).toBe(1);
+  });
+
+  it('a released job keeps its attempt count and is claimable again at once', async () => {
+    const { job } = await enqueue(t.db, { type: 't', maxAttempts: 2 });
+    const [c1] = await claimJobs(t.db, claimOpts);
+    expect((await releaseJobs(t.db, [c1!], 'invocation deadline')).has(job.id)).toBe(true);
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    const [c2] = await claimJobs(t.db, claimOpts);
+    expect(c2).toMatchObject({ attempt: 1, leaseToken: '2' });
+  });
+
+  it('a retryable failure backs off within [base, max] and the last attempt ends failed', async () => {
+    const { job } = await enqueue(t.db, { type: 't', maxAttempts: 3 });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await t.db.query('UPDATE jobs SET run_at = now() WHERE id = $1', [job.id]);
+      const [c] = await claimJobs(t.db, claimOpts);
+      expect(c!.attempt).toBe(attempt);
+      const { rows } = await t.db.query<{ now: Date }>('SELECT now() AS now');
+      const outcome = await failJob(t.db, {
+        ...c!,
+        error: err(attempt),
+        permanent: false,
+        backoffBaseSeconds: 2,
+        maxBackoffSeconds: 3,
+      });
+      if (attempt < 3) {
+        expect(outcome!.status).toBe('queued');
+        const delay = (outcome!.runAt.getTime() - rows[0]!.now.getTime()) / 1000;
+        expect(delay).toBeGreaterThanOrEqual(1.9);
+        expect(delay).toBeLessThanOrEqual(3.5);
+      } else {
+        expect(outcome!.status).toBe('failed');
+      }
+    }
+    expect(await getJob(t.db, job.id)).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      last_error: { message: 'boom', attempt: 3 },
+    });
+  });
+
+  it('a NonRetryable failure ends failed on the first attempt', async () => {
+    const { job } = await enqueue(t.db, { type: 't', maxAttempts: 5 });
+    const [c] = await claimJobs(t.db, claimOpts);
+    const outcome = await failJob(t.db, { ...c!, error: err(1), permanent: true, ...backoff });
+    expect(outcome!.status).toBe('failed');
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+
+  it('a job whose lease expires max_attempts times ends failed with the reason', async () => {
+    const { job } = await enqueue(t.db, { type: 'poison', maxAttempts: 3 });
+    let recovered = 0;
+    for (let i = 0; i < 3; i++) {
+      const claimed = await claimJobs(t.db, claimOpts);
+      expect(claimed).toHaveLength(1);
+      await expireLease(t.db, job.id);
+      recovered += (await requeueExpiredLeases(t.db, 100)).recovered;
+    }
+    expect(await claimJobs(t.db, claimOpts)).toHaveLength(0);
+    const row = await getJob(t.db, job.id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 3, last_error: { name: 'LeaseExpired' } });
+    expect(String((row!.last_error as { message: string }).message)).toContain('attempts exhausted');
+    expect(recovered).toBe(3);
+    expect((await readCounters(t.db)).totals).toMatchObject({ recovered: 3, failed: 1 });
+  });
+
+  it('renewing a lease keeps the reaper away; an unexpired lease is not recovered', async () => {
+    const { job } = await enqueue(t.db, { type: 't' });
+    const [c] = await claimJobs(t.db, { ...claimOpts, leaseSeconds: 5 });
+    await expireLease(t.db, job.id, '4 seconds');
+    expect((await renewLeases(t.db, [c!])).has(job.id)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await requeueExpiredLeases(t.db, 100)).recovered).toBe(0);
+    expect(await getJob(t.db, job.id)).toMatchObject({ status: 'running' });
+  });
+
+  it('a paused queue is not claimed from; others are, and resume restores it', async () => {
+    await enqueueMany(t.db, [
+      { type: 't', queue: 'emails' },
+      { type: 't', queue: 'reports' },
+    ]);
+    await pauseQueue(t.db, 'emails', 'test', 'maintenance');
+    const claimed = await claimJobs(t.db, claimOpts);
+    expect(claimed.map((c) => c.queue)).toEqual(['reports']);
+    expect(await claimJobs(t.db, { ...claimOpts, advisoryLocks: true })).toHaveLength(0);
+    await resumeQueue(t.db, 'emails', 'test');
+    expect((await claimJobs(t.db, claimOpts)).map((c) => c.queue)).toEqual(['emails']);
+  });
+
+  it('claims only from the queues it is given', async () => {
+    await enqueueMany(t.db, [
+      { type: 't', queue: 'a' },
+      { type: 't', queue: 'b' },
+      { type: 't', queue: 'c' },
+    ]);
+    const claimed = await claimJobs(t.db, { ...claimOpts, queues: ['a', 'c'] });
+    expect(claimed.map((c) => c.queue).sort()).toEqual(['a', 'c']);
+  });
+
+  it('cancel ends a queued job failed with the reason; a terminal job is left alone', async () => {
+    const { job } = await enqueue(t.db, { type: 't' });
+    const cancelled = await cancelJob(t.db, job.id, 'customer asked', 'alice');
+    expect(cancelled).toMatchObject({
+      status: 'failed',
+      last_error: { name: 'Cancelled', message: 'customer asked', actor: 'alice' },
+    });
+    expect(await cancelJob(t.db, job.id, 'again', 'alice')).toBeNull();
+    expect(await getJob(t.db, job.id)).toMatchObject({ last_error: { message: 'customer asked' } });
+  });
+
+  it('a job force-released with its attempts exhausted gets one more attempt instead of breaking the claim', async () => {
+    const { job } = await enqueue(t.db, { type: 't', maxAttempts: 1 });
+    await claimJobs(t.db, claimOpts);
+    await t.db.query(RUNBOOK_FORCE_RELEASE(job.id));
+    const claimed = await claimJobs(t.db, claimOpts);
+    expect(claimed).toHaveLength(1);
+    expect(await getJob(t.db, job.id)).toMatchObject({ attempts: 2, max_attempts: 2 });
+  });
+
+  it('prunes finished jobs past retention, including ones cancelled by hand, and keeps the totals', async () => {
+    const [a, b, c] = await enqueueMany(t.db, [{ type: 't' }, { type: 't' }, { type: 't' }]);
+    const claimed = await claimJobs(t.db, { ...claimOpts, limit: 1 });
+    await completeJobs(t.db, claimed);
+    await t.db.query(RUNBOOK_SAFE_CANCEL(b!.job.id));
+    await t.db.query(
+      `UPDATE jobs SET finished_at = now() - interval '8 days', updated_at = now() - interval '8 days' WHERE status IN ('completed', 'failed')`,
+    );
+    expect(await pruneFinished(t.db, 7, 1000)).toBe(2);
+    expect(await getJob(t.db, a!.job.id)).toBeNull();
+    expect(await getJob(t.db, c!.job.id)).toMatchObject({ status: 'queued' });
+    expect((await readCounters(t.db)).totals).toMatchObject({ submitted: 3, completed: 1, failed: 1 });
+  });
+
+  it('rejects out-of-range input before touching the database', async () => {
+    await expect(enqueue(t.db, { type: 't', priority: 1e9 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(enqueue(t.db, { type: 't', maxAttempts: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(enqueue(t.db, { type: 't', runAt: 'tomorrow' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(enqueue(t.db, { type: 't', delaySeconds: -1 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(enqueue(t.db, { type: 't', queue: 'bad queue' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(enqueueMany(t.db, [{ type: 't' }, { type: '' }])).rejects.toThrow(/jobs\[1\]\.type/);
+    expect((await countByStatus(t.db)).queued).toBe(0);
+  });
+
+  it('a batch with a conflicting idempotency key stores nothing', async () => {
+    await enqueue(t.db, { type: 't', payload: 1, idempotencyKey: 'k1' });
+    await expect(
+      enqueueMany(t.db, [
+        { type: 't', payload: 'new' },
+        { type: 't', payload: 2, idempotencyKey: 'k1' },
+      ]),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect((await countByStatus(t.db)).queued).toBe(1);
+    await expectCountersMatchTable(t.db);
+  });
+
+  it('replays a batch with the same keys as the same jobs, marking them not created', async () => {
+    const reqs = [
+      { type: 't', payload: { x: 1, y: 2 }, idempotencyKey: 'a' },
+      { type: 't', payload: 3 },
+      { type: 't', payload: { y: 2, x: 1 }, idempotencyKey: 'b' },
+    ];
+    const first = await enqueueMany(t.db, reqs);
+    const second = await enqueueMany(t.db, [reqs[0]!, reqs[2]!]);
+    expect(first.map((r) => r.created)).toEqual([true, true, true]);
+    expect(first.map((r) => r.job.payload)).toEqual([{ x: 1, y: 2 }, 3, { x: 1, y: 2 }]);
+    expect(second.map((r) => r.created)).toEqual([false, false]);
+    expect(second.map((r) => r.job.id)).toEqual([first[0]!.job.id, first[2]!.job.id]);
+  });
+});
