@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  cancelJob,
+  claimJobs,
+  compactCounters,
+  completeJobs,
+  enqueue,
+  failJob,
+  getJob,
+  pauseQueue,
+  pruneFinished,
+  type Queryable,
+  readCounters,
+  releaseJobs,
+  renewLeases,
+  requeueExpiredLeases,
+} from '../../functions/engine/index.ts';
+import { migrationsDir } from '../../functions/platform/paths.ts';
+import { expireLease } from '../helpers/invariants.ts';
+import { createTestSchema, DATABASE_URL, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/** Polls until backend `pid` waits on a lock, so the race under test really happens. */
+async function waitUntilBlocked(observer: pg.Client, pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await observer.query<{ waiting: boolean }>(
+      `SELECT wait_event_type = 'Lock' AS waiting FROM pg_stat_activity WHERE pid = $1`,
+      [pid],
+    );
+    if (rows[0]?.waiting) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`backend ${pid} never blocked on the concurrent role creation`);
+}
+const claimOpts = { workerId: 'w1', limit: 10, leaseSeconds: 30, queues: [] as string[] };
+
+describe.runIf(await postgresAvailable())('least-privilege database roles (migration 0004)', () => {
+  let t: TestSchema;
+
+  /** Runs `fn` as `role` (SET LOCAL ROLE: it ends with the transaction) and commits. */
+  const asRole = <T>(role: string, fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+    t.db.transaction(async (tx) => {
+      await tx.query(`SET LOCAL ROLE ${role}`);
+      return fn(tx);
+    });
+  const denied = (role: string, sql: string) =>
+    expect(asRole(role, (tx) => tx.query(sql))).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
+
+  beforeAll(async () => {
+    t = await createTestSchema('roles');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await t.db.query('TRUNCATE jobs, queues, job_counter_deltas');
+  });
+
+  it('creates the api, consumer and reaper roles as group roles nobody can log in as', async () => {
+    // Act
+    const { rows } = await t.db.query<{ rolname: string; rolcanlogin: boolean; rolsuper: boolean }>(
+      `SELECT rolname, rolcanlogin, rolsuper FROM pg_roles
+       WHERE rolname IN ('dte_api', 'dte_consumer', 'dte_reaper') ORDER BY rolname`,
+    );
+    // Assess
+    expect(rows).toEqual([
+      { rolname: 'dte_api', rolcanlogin: false, rolsuper: false },
+      { rolname: 'dte_consumer', rolcanlogin: false, rolsuper: false },
+      { rolname: 'dte_reaper', rolcanlogin: false, rolsuper: false },
+    ]);
+  });
+
+  it('lets the api role enqueue, read and cancel jobs, counting them in the ledger', async () => {
+    // Act
+    const { job } = await asRole('dte_api', (tx) => enqueue(tx, { type: 'example.echo', payload: { a: 1 } }));
+    const read = await asRole('dte_api', (tx) => getJob(tx, job.id));
+    const cancelled = await asRole('dte_api', (tx) => cancelJob(tx, job.id, 'not needed', 'tester'));
+    const paused = await asRole('dte_api', (tx) => tx.query('SELECT paused FROM queues'));
+    // Assess
+    expect(read?.id).toBe(job.id);
+    expect(cancelled?.status).toBe('failed');
+    expect(paused.rows).toEqual([]);
+    const counters = await readCounters(t.db);
+    expect(counters.totals).toMatchObject({ submitted: 1, failed: 1 });
+  });
+
+  it('denies the api role deleting, truncating or dropping jobs and touching the ledger or migrations', async () => {
+    await denied('dte_api', 'DELETE FROM jobs');
+    await denied('dte_api', 'TRUNCATE jobs');
+    await denied('dte_api', 'DROP TABLE jobs');
+    await denied('dte_api', 'SELECT * FROM job_counter_deltas');
+    await denied('dte_api', 'UPDATE job_counter_deltas SET submitted = 0');
+    await denied(
+      'dte_api',
+      `INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'x', 'x')`,
+    );
+    await denied('dte_api', `INSERT INTO queues (name, paused) VALUES ('q', true)`);
+  });
+
+  it('lets the consumer role claim, renew, release, complete and fail jobs', async () => {
+    // Prepare
+    for (let i = 0; i < 3; i++) await enqueue(t.db, { type: 'example.echo', payload: { i } });
+    // Act
+    const claimed = await asRole('dte_consumer', (tx) => claimJobs(tx, claimOpts));
+    const [a, b, c] = claimed.map((j) => ({ id: j.id, leaseToken: j.leaseToken }));
+    const renewed = await asRole('dte_consumer', (tx) => renewLeases(tx, [a!, b!, c!]));
+    const completed = await asRole('dte_consumer', (tx) =>
+      completeJobs(tx, [{ ...a!, result: { ok: true } }]),
+    );
+    const failed = await asRole('dte_consumer', (tx) =>
+      failJob(tx, {
+        ...b!,
+        error: { message: 'boom', name: 'Error', attempt: 1, worker: 'w1' },
+        permanent: true,
+        backoffBaseSeconds: 2,
+        maxBackoffSeconds: 600,
+      }),
+    );
+    const released = await asRole('dte_consumer', (tx) => releaseJobs(tx, [c!], 'deadline'));
+    // Assess
+    expect(claimed).toHaveLength(3);
+    expect(renewed.size).toBe(3);
+    expect(completed.has(a!.id)).toBe(true);
+    expect(failed).not.toBeNull();
+    expect(released.has(c!.id)).toBe(true);
+    expect((await getJob(t.db, a!.id))?.status).toBe('completed');
+    expect((await getJob(t.db, b!.id))?.status).toBe('failed');
+    expect((await getJob(t.db, c!.id))?.status).toBe('queued');
+  });
+
+  it('denies the consumer role enqueuing, deleting, dropping, altering and pausing', async () => {
+    await denied('dte_consumer', `INSERT INTO jobs (task_type) VALUES ('example.echo')`);
+    await denied('dte_consumer', 'DELETE FROM jobs');
+    await denied('dte_consumer', 'DROP TABLE jobs');
+    await denied('dte_consumer', 'ALTER TABLE jobs ADD COLUMN extra int');
+    await denied('dte_consumer', 'DELETE FROM job_counter_deltas');
+    await expect(asRole('dte_consumer', (tx) => pauseQueue(tx, 'q', 'consumer'))).rejects.toMatchObject({
+      code: INSUFFICIENT_PRIVILEGE,
+    });
+  });
+
+  it('lets the reaper role requeue expired leases, prune finished jobs and compact counters', async () => {
+    // Prepare
+    const { job: stuck } = await enqueue(t.db, { type: 'example.echo', payload: {} });
+    const { job: old } = await enqueue(t.db, { type: 'example.echo', payload: {} });
+    await claimJobs(t.db, claimOpts);
+    await expireLease(t.db, stuck.id);
+    await t.db.query(
+      `UPDATE jobs SET status = 'completed', finished_at = now() - interval '30 days' WHERE id = $1`,
+      [old.id],
+    );
+    await t.db.query(`UPDATE job_counter_deltas SET at = now() - interval '1 hour'`);
+    // Act
+    const recovery = await asRole('dte_reaper', (tx) => requeueExpiredLeases(tx, 100));
+    const pruned = await asRole('dte_reaper', (tx) => pruneFinished(tx, 7, 100));
+    const compacted = await asRole('dte_reaper', (tx) => compactCounters(tx));
+    const snapshot = await asRole('dte_reaper', (tx) => readCounters(tx));
+    // Assess
+    expect(recovery.requeued).toBe(1);
+    expect(pruned).toBe(1);
+    expect(compacted).toBeGreaterThan(0);
+    expect(snapshot.totals).toMatchObject({ submitted: 2, completed: 1, recovered: 1 });
+    expect(await getJob(t.db, old.id)).toBeNull();
+  });
+
+  it('denies the reaper role enqueuing, truncating, dropping and writing the migration record', async () => {
+    await denied('dte_reaper', `INSERT INTO jobs (task_type) VALUES ('example.echo')`);
+    await denied('dte_reaper', 'TRUNCATE job_counter_deltas');
+    await denied('dte_reaper', 'DROP TABLE job_counter_deltas');
+    await denied('dte_reaper', 'DELETE FROM schema_migrations');
+    await denied('dte_reaper', `UPDATE queues SET paused = true`);
+  });
+
+  it('grants the api role appending to the audit of manual changes, and nothing on it to the others', async () => {
+    // Act
+    const { rows } = await t.db.query<{ grantee: string; privilege_type: string }>(
+      `SELECT grantee, privilege_type FROM information_schema.role_table_grants
+       WHERE table_schema = current_schema() AND table_name = 'job_audit' AND grantee LIKE 'dte\\_%'`,
+    );
+    // Assess
+    expect(rows).toEqual([{ grantee: 'dte_api', privilege_type: 'INSERT' }]);
+  });
+
+  it('creates roles safely when two schemas migrate at the same time', async () => {
+    // Prepare: the same migration under role names no other test uses, so the roles are new.
+    const prefix = `dte_r${randomBytes(4).toString('hex')}_`;
+    const sql = readFileSync(join(migrationsDir(), '0004_roles.sql'), 'utf8').replace(/\bdte_/g, prefix);
+    const [s1, s2] = await Promise.all([createTestSchema('roles_a'), createTestSchema('roles_b')]);
+    const c1 = new pg.Client({ connectionString: s1!.url });
+    const c2 = new pg.Client({ connectionString: s2!.url });
+    await Promise.all([c1.connect(), c2.connect()]);
+    try {
+      // Act: the first creates the roles and holds its transaction open; the second then waits
+      // on the same role names and must shrug off the unique violation when the first commits.
+      const pid2 = (await c2.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await c1.query('BEGIN');
+      await c1.query(sql);
+      await c2.query('BEGIN');
+      const second = c2.query(sql);
+      await waitUntilBlocked(c1, pid2);
+      await c1.query('COMMIT');
+      await second;
+      await c2.query('COMMIT');
+      // Assess
+      const { rows } = await c2.query<{ n: string }>(
+        'SELECT count(*) AS n FROM pg_roles WHERE rolname = ANY($1::text[])',
+        [[`${prefix}api`, `${prefix}consumer`, `${prefix}reaper`]],
+      );
+      expect(Number(rows[0]!.n)).toBe(3);
+      for (const c of [c1, c2]) {
+        const { rows: grants } = await c.query<{ ok: boolean }>(
+          `SELECT has_table_privilege($1, 'jobs', 'INSERT') AND NOT has_table_privilege($1, 'jobs', 'DELETE') AS ok`,
+          [`${prefix}api`],
+        );
+        expect(grants[0]!.ok).toBe(true);
+      }
+    } finally {
+      await Promise.all([c1.end(), c2.end()]);
+      await Promise.all([s1!.drop(), s2!.drop()]);
+      const admin = new pg.Client({ connectionString: DATABASE_URL });
+      await admin.connect();
+      for (const r of ['api', 'consumer', 'reaper']) await admin.query(`DROP ROLE IF EXISTS ${prefix}${r}`);
+      await admin.end();
+    }
+  });
+});
