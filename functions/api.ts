@@ -1,0 +1,64 @@
+/** API Lambda (HTTP API, payload v2): enqueue, batch enqueue, get, cancel, health. Wiring only. */
+
+import type { Writable } from 'node:stream';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import httpErrorHandler from '@middy/http-error-handler';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import type { Db } from './engine/queryable.ts';
+import { errorShape } from './http/errors.ts';
+import { route } from './http/routes.ts';
+import { loadConfig } from './platform/config.ts';
+import { connectFromConfig } from './platform/db-connect.ts';
+import { createLogger } from './platform/logger.ts';
+import { createRegistry, type TaskRegistry } from './tasks/index.ts';
+
+export interface ApiHandlerOptions {
+  env?: Record<string, string | undefined>;
+  db?: Db;
+  registry?: TaskRegistry;
+  logStream?: Writable;
+}
+
+export type ApiHandler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyResultV2>;
+
+/** Parses JSON only when a POST carries a body, so GETs and body-less cancels pass through. */
+function jsonBodyWhenPresent(): middy.MiddlewareObj<APIGatewayProxyEventV2> {
+  const parser = httpJsonBodyParser();
+  return {
+    before: async (request) => {
+      const { body } = request.event;
+      if (
+        request.event.requestContext?.http?.method !== 'POST' ||
+        body === undefined ||
+        body === null ||
+        body === ''
+      )
+        return;
+      await parser.before!(request as never);
+    },
+  };
+}
+
+export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
+  const config = loadConfig(options.env ?? process.env);
+  const logger = createLogger({ serviceName: 'dte-api', level: config.LOG_LEVEL, stream: options.logStream });
+  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-api', max: 1 });
+  const registry = options.registry ?? createRegistry();
+  const deps = { db, registry, maxPayloadBytes: config.MAX_PAYLOAD_BYTES };
+
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
+    .use(injectLambdaContext(logger))
+    .use(httpErrorHandler({ logger: false }))
+    .use(errorShape(logger))
+    .use(httpHeaderNormalizer())
+    .use(jsonBodyWhenPresent())
+    .handler((event) => route(event as never, deps)) as unknown as ApiHandler;
+}
+
+export const handler = createHandler();

@@ -1,0 +1,98 @@
+/** Consumer Lambda, invoked by EventBridge Scheduler: drains jobs within the invocation. Wiring only. */
+
+import type { Writable } from 'node:stream';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { type ConsumerObserver, type ConsumerSummary, runConsumer } from './engine/consumer.ts';
+import type { Db } from './engine/queryable.ts';
+import { loadConfig } from './platform/config.ts';
+import { connectFromConfig } from './platform/db-connect.ts';
+import { createLogger } from './platform/logger.ts';
+import { consumerSettings } from './platform/settings.ts';
+import { createRegistry, type TaskRegistry } from './tasks/index.ts';
+
+/** A scheduled event (any EventBridge Scheduler input), or a fan-out invocation from another consumer. */
+const eventSchema = z.union([
+  z.null(),
+  z.undefined(),
+  z.looseObject({ fanoutDepth: z.number().int().min(0).max(10).optional() }),
+]);
+
+export interface ConsumerHandlerOptions {
+  env?: Record<string, string | undefined>;
+  db?: Db;
+  registry?: TaskRegistry;
+  logStream?: Writable;
+  observer?: ConsumerObserver;
+  lambda?: Pick<LambdaClient, 'send'>;
+  /** Stops claiming when aborted (the local engine's Ctrl-C). */
+  stopSignal?: AbortSignal;
+  /** Runs after the loop within the reserved time (metrics push). */
+  afterInvocation?: (summary: ConsumerSummary, context: Context) => Promise<void>;
+}
+
+export type ConsumerHandler = (
+  event: unknown,
+  context: Context,
+) => Promise<ConsumerSummary & { fannedOut: number }>;
+
+export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHandler {
+  const env = options.env ?? process.env;
+  const config = loadConfig(env);
+  const logger = createLogger({
+    serviceName: 'dte-consumer',
+    level: config.LOG_LEVEL,
+    stream: options.logStream,
+  });
+  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-consumer', max: 1 });
+  const registry = options.registry ?? createRegistry();
+  const settings = consumerSettings(config);
+  const functionName = env.CONSUMER_FUNCTION_NAME;
+
+  const fanOut = async (summary: ConsumerSummary, depth: number): Promise<number> => {
+    // Only scheduled invocations fan out, and at most CONSUMER_FANOUT_MAX: a backlog cannot
+    // multiply invocations without bound.
+    if (!summary.backlog || depth > 0 || config.CONSUMER_FANOUT_MAX === 0 || !functionName) return 0;
+    const lambda = options.lambda ?? new LambdaClient({});
+    const payload = new TextEncoder().encode(JSON.stringify({ fanoutDepth: depth + 1 }));
+    const results = await Promise.allSettled(
+      Array.from({ length: config.CONSUMER_FANOUT_MAX }, () =>
+        lambda.send(
+          new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: payload }),
+        ),
+      ),
+    );
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length > 0)
+      logger.warn('fan-out invocations failed', {
+        failed: failed.length,
+        reason: String((failed[0] as PromiseRejectedResult).reason),
+      });
+    return results.length - failed.length;
+  };
+
+  return middy<unknown, ConsumerSummary & { fannedOut: number }>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event, context) => {
+      const parsed = eventSchema.safeParse(event);
+      const depth = parsed.success && parsed.data ? (parsed.data.fanoutDepth ?? 0) : 0;
+      if (!parsed.success) logger.warn('unexpected consumer event shape; running as a scheduled invocation');
+      const summary = await runConsumer(
+        { db, tasks: registry, logger, settings, observer: options.observer },
+        {
+          workerId: context.awsRequestId,
+          remainingMs: () => context.getRemainingTimeInMillis(),
+          stopSignal: options.stopSignal,
+        },
+      );
+      const fannedOut = await fanOut(summary, depth);
+      await options.afterInvocation?.(summary, context);
+      logger.info('consumer invocation done', { ...summary, fannedOut });
+      return { ...summary, fannedOut };
+    }) as unknown as ConsumerHandler;
+}
+
+export const handler = createHandler();

@@ -1,0 +1,506 @@
+import { coerceError, NonRetryableError, TaskEngineError } from './errors.ts';
+import type { Db } from './queryable.ts';
+import { claimJobs } from './sql/claimJobs.ts';
+import { type Completion, completeJobs } from './sql/completeJobs.ts';
+import { failJob } from './sql/failJob.ts';
+import { releaseJobs } from './sql/releaseJobs.ts';
+import { renewLeases } from './sql/renewLeases.ts';
+import type { ClaimedJob } from './types.ts';
+
+/** The slice of a structured logger the engine uses (Powertools' Logger fits). */
+export interface EngineLogger {
+  debug(message: string, ...extra: Array<Record<string, unknown>>): void;
+  info(message: string, ...extra: Array<Record<string, unknown>>): void;
+  warn(message: string, ...extra: Array<Record<string, unknown>>): void;
+  error(message: string, ...extra: Array<Record<string, unknown>>): void;
+}
+
+export interface RunnableTask {
+  type: string;
+  schema: {
+    safeParse(
+      v: unknown,
+    ):
+      | { success: true; data: unknown }
+      | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+  };
+  timeoutSeconds?: number;
+  run(payload: never, ctx: never): Promise<unknown>;
+}
+
+export interface TaskLookup {
+  get(type: string): RunnableTask | undefined;
+}
+
+export type RunOutcome = 'completed' | 'failed' | 'retried' | 'released' | 'lost' | 'abandoned';
+export type DbOperation = 'claim' | 'complete' | 'fail' | 'renew' | 'release';
+
+/** Hooks for per-container metrics; all optional. */
+export interface ConsumerObserver {
+  claimed?(latencyMs: number, count: number): void;
+  ran?(type: string, outcome: RunOutcome, durationMs: number): void;
+  dbError?(operation: DbOperation, err: unknown): void;
+}
+
+export interface ConsumerSettings {
+  batchSize: number;
+  concurrency: number;
+  leaseSeconds: number;
+  idleExitMs: number;
+  pollMs: number;
+  queues: readonly string[];
+  advisoryLocks: boolean;
+  backoffBaseSeconds: number;
+  maxBackoffSeconds: number;
+}
+
+export interface InvocationContext {
+  /** The Lambda request id, or the local engine's invocation id. Recorded as locked_by. */
+  workerId: string;
+  remainingMs(): number;
+  /** Set to stop claiming (Ctrl-C locally): running tasks finish or are released. */
+  stopSignal?: AbortSignal;
+}
+
+export interface ConsumerSummary {
+  workerId: string;
+  claimed: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  released: number;
+  lost: number;
+  /** Tasks that ignored their abort past the deadline: left for the reaper after their lease. */
+  abandoned: number;
+  exitReason: 'idle' | 'deadline' | 'stopped' | 'error';
+  /** The last claim came back full: there is probably a backlog (fan-out hint). */
+  backlog: boolean;
+  durationMs: number;
+}
+
+export class DeadlineError extends TaskEngineError {
+  constructor() {
+    super('deadline', 'invocation deadline reached before the task finished');
+    this.name = 'DeadlineError';
+  }
+}
+export class TaskTimeoutError extends TaskEngineError {
+  constructor(seconds: number) {
+    super('task_timeout', `task exceeded its timeout of ${seconds}s`);
+    this.name = 'TaskTimeoutError';
+  }
+}
+class LeaseLostSignal extends TaskEngineError {
+  constructor() {
+    super('lease_lost', 'lease lost: the job was reclaimed, released or changed by hand');
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * Time kept back from the invocation for the work after the last task: flushing completions,
+ * releasing unstarted jobs, pushing metrics. 2 s covers three round trips plus a 1 s push timeout;
+ * short invocations (tests, local) keep a fifth of their time instead.
+ */
+export function deadlineMargin(initialRemainingMs: number): number {
+  return Math.min(2000, Math.floor(initialRemainingMs * 0.2));
+}
+/** How long aborted tasks get to settle before they count as abandoned. */
+const ABORT_GRACE_MS = 500;
+const ABANDONED = Symbol('abandoned');
+
+interface Held {
+  job: ClaimedJob;
+  claimedAt: number;
+  startedAt?: number;
+  controller: AbortController;
+  done?: Promise<void>;
+  settled: boolean;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * One consumer invocation: claim → run → complete/fail, until the queue stays empty for
+ * `idleExitMs`, the remaining time cannot fit more work, or a stop is requested. Leases are
+ * renewed every third of `leaseSeconds`; at the deadline running tasks are aborted, and jobs
+ * that did not run to the end are released without consuming an attempt.
+ */
+export async function runConsumer(
+  deps: {
+    db: Db;
+    tasks: TaskLookup;
+    logger: EngineLogger;
+    settings: ConsumerSettings;
+    observer?: ConsumerObserver;
+  },
+  ctx: InvocationContext,
+): Promise<ConsumerSummary> {
+  const { db, tasks, logger, settings: s, observer } = deps;
+  const started = Date.now();
+  const initialRemaining = ctx.remainingMs();
+  const margin = deadlineMargin(initialRemaining);
+  const deadlineAt = started + initialRemaining - margin;
+  const summary: ConsumerSummary = {
+    workerId: ctx.workerId,
+    claimed: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    released: 0,
+    lost: 0,
+    abandoned: 0,
+    exitReason: 'idle',
+    backlog: false,
+    durationMs: 0,
+  };
+  const held = new Map<string, Held>();
+  const waiting: Held[] = [];
+  const running = new Set<Held>();
+  const toComplete: Array<
+    Completion & { type: string; claimedAt: number; startedAt: number; finishedAt: number }
+  > = [];
+  const toRelease: Held[] = [];
+  let wake: () => void = () => {};
+  const wakeUp = () => wake();
+
+  const guard = async <T>(op: DbOperation, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      observer?.dbError?.(op, err);
+      throw err;
+    }
+  };
+
+  const flushCompletions = async () => {
+    if (toComplete.length === 0) return;
+    const batch = toComplete.splice(0, toComplete.length);
+    const done = await guard('complete', () => completeJobs(db, batch));
+    const at = new Date().toISOString();
+    const lines = [];
+    for (const c of batch) {
+      held.delete(c.id);
+      if (done.has(c.id)) {
+        summary.completed++;
+        observer?.ran?.(c.type, 'completed', c.finishedAt - c.startedAt);
+        lines.push({
+          jobId: c.id,
+          type: c.type,
+          claimedAt: c.claimedAt,
+          startedAt: c.startedAt,
+          completedAt: c.finishedAt,
+        });
+      } else {
+        summary.lost++;
+        observer?.ran?.(c.type, 'lost', c.finishedAt - c.startedAt);
+        logger.warn('lease lost before completion; result discarded', {
+          worker: ctx.workerId,
+          jobId: c.id,
+          type: c.type,
+        });
+      }
+    }
+    if (lines.length > 0)
+      logger.info('jobs completed', { worker: ctx.workerId, count: lines.length, at, jobs: lines });
+  };
+
+  const flushReleases = async (reason: string) => {
+    if (toRelease.length === 0) return;
+    const batch = toRelease.splice(0, toRelease.length);
+    const released = await guard('release', () =>
+      releaseJobs(
+        db,
+        batch.map((h) => h.job),
+        reason,
+      ),
+    );
+    for (const h of batch) {
+      held.delete(h.job.id);
+      if (released.has(h.job.id)) {
+        summary.released++;
+        observer?.ran?.(h.job.type, 'released', h.startedAt ? Date.now() - h.startedAt : 0);
+      } else summary.lost++;
+    }
+    logger.info('jobs released', {
+      worker: ctx.workerId,
+      reason,
+      released: released.size,
+      jobIds: batch.map((h) => h.job.id),
+    });
+  };
+
+  const execute = (h: Held): Promise<void> => {
+    const { job } = h;
+    const startedAt = Date.now();
+    h.startedAt = startedAt;
+    const task = tasks.get(job.type);
+    return (async () => {
+      let failure: Error | undefined;
+      let result: unknown;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        if (!task) throw new NonRetryableError(`no task registered for type ${JSON.stringify(job.type)}`);
+        const parsed = task.schema.safeParse(job.payload);
+        if (!parsed.success) {
+          const issues = parsed.error.issues
+            .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
+            .join('; ');
+          throw new NonRetryableError(`payload does not match the ${job.type} schema: ${issues}`);
+        }
+        const budget = Math.min(
+          task.timeoutSeconds ? task.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY,
+          deadlineAt - Date.now(),
+        );
+        if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= deadlineAt - Date.now()) {
+          timer = setTimeout(() => h.controller.abort(new TaskTimeoutError(task.timeoutSeconds!)), budget);
+        }
+        const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(parsed.data, {
+          jobId: job.id,
+          queue: job.queue,
+          attempt: job.attempt,
+          maxAttempts: job.maxAttempts,
+          leaseToken: job.leaseToken,
+          signal: h.controller.signal,
+          logger,
+        });
+        // After an abort the task gets ABORT_GRACE_MS to settle. One that ignores its signal is
+        // abandoned, not released: it may still be running, so only the lease expiry (and the
+        // reaper) may hand the job to another worker.
+        const abandoned = new Promise<typeof ABANDONED>((resolve) => {
+          const onAbort = () => setTimeout(() => resolve(ABANDONED), ABORT_GRACE_MS).unref?.();
+          if (h.controller.signal.aborted) onAbort();
+          else h.controller.signal.addEventListener('abort', onAbort, { once: true });
+        });
+        const settled = await Promise.race([run.then((value) => ({ value })), abandoned]);
+        if (settled === ABANDONED) {
+          held.delete(job.id);
+          summary.abandoned++;
+          observer?.ran?.(job.type, 'abandoned', Date.now() - startedAt);
+          logger.error('task ignored its abort signal; the reaper will recover the job after its lease', {
+            worker: ctx.workerId,
+            jobId: job.id,
+            type: job.type,
+            reason: coerceError(h.controller.signal.reason).message,
+          });
+          return;
+        }
+        result = settled.value;
+      } catch (thrown) {
+        failure = coerceError(thrown);
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+      const finishedAt = Date.now();
+      if (!failure) {
+        toComplete.push({
+          id: job.id,
+          leaseToken: job.leaseToken,
+          result,
+          type: job.type,
+          claimedAt: h.claimedAt,
+          startedAt: startedAt,
+          finishedAt,
+        });
+        return;
+      }
+      const reason = h.controller.signal.aborted ? h.controller.signal.reason : undefined;
+      if (reason instanceof DeadlineError || reason instanceof LeaseLostSignal) {
+        if (reason instanceof DeadlineError) toRelease.push(h);
+        else {
+          held.delete(job.id);
+          summary.lost++;
+          observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
+        }
+        return;
+      }
+      const permanent = failure instanceof NonRetryableError;
+      const outcome = await guard('fail', () =>
+        failJob(db, {
+          id: job.id,
+          leaseToken: job.leaseToken,
+          permanent,
+          backoffBaseSeconds: s.backoffBaseSeconds,
+          maxBackoffSeconds: s.maxBackoffSeconds,
+          error: {
+            message: failure.message,
+            name: failure.name,
+            stack: failure.stack,
+            attempt: job.attempt,
+            worker: ctx.workerId,
+          },
+        }),
+      );
+      held.delete(job.id);
+      const meta = {
+        worker: ctx.workerId,
+        jobId: job.id,
+        type: job.type,
+        attempt: job.attempt,
+        maxAttempts: job.maxAttempts,
+        claimedAt: h.claimedAt,
+        startedAt: h.startedAt,
+        failedAt: finishedAt,
+        error: { name: failure.name, message: failure.message, stack: failure.stack },
+      };
+      if (outcome === null) {
+        summary.lost++;
+        observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
+        logger.warn('lease lost before recording a failure', meta);
+      } else if (outcome.status === 'failed') {
+        summary.failed++;
+        observer?.ran?.(job.type, 'failed', finishedAt - startedAt);
+        logger.error('job failed', { ...meta, final: true, permanent });
+      } else {
+        summary.retried++;
+        observer?.ran?.(job.type, 'retried', finishedAt - startedAt);
+        logger.warn('job failed; will retry', { ...meta, retryAt: outcome.runAt });
+      }
+    })()
+      .catch((err) => {
+        // A database error while recording the outcome: the lease will expire and the reaper
+        // requeues the job. Nothing is lost; the attempt is counted.
+        held.delete(job.id);
+        logger.error('could not record job outcome', {
+          worker: ctx.workerId,
+          jobId: job.id,
+          error: coerceError(err),
+        });
+      })
+      .finally(() => {
+        h.settled = true;
+        running.delete(h);
+        wakeUp();
+      });
+  };
+
+  // Heartbeat: renew every lease held (waiting or running) every third of the lease.
+  const heartbeatMs = Math.max(250, (s.leaseSeconds * 1000) / 3);
+  let heartbeatBusy = false;
+  const heartbeat = setInterval(async () => {
+    if (heartbeatBusy || held.size === 0) return;
+    heartbeatBusy = true;
+    const leases = [...held.values()].filter((h) => !h.settled).map((h) => h.job);
+    try {
+      const renewed = await guard('renew', () => renewLeases(db, leases));
+      for (const job of leases) {
+        if (renewed.has(job.id)) continue;
+        const h = held.get(job.id);
+        if (!h || h.settled) continue;
+        logger.warn('lease lost; aborting task', { worker: ctx.workerId, jobId: job.id, type: job.type });
+        h.controller.abort(new LeaseLostSignal());
+        const idx = waiting.indexOf(h);
+        if (idx >= 0) {
+          waiting.splice(idx, 1);
+          held.delete(job.id);
+          summary.lost++;
+        }
+      }
+    } catch (err) {
+      logger.warn('lease renewal failed; will retry', { worker: ctx.workerId, error: coerceError(err) });
+    } finally {
+      heartbeatBusy = false;
+    }
+  }, heartbeatMs);
+  heartbeat.unref?.();
+
+  const timeLeft = () => deadlineAt - Date.now();
+  let lastWorkAt = Date.now();
+  try {
+    for (;;) {
+      if (ctx.stopSignal?.aborted) {
+        summary.exitReason = 'stopped';
+        break;
+      }
+      if (timeLeft() <= 0) {
+        summary.exitReason = 'deadline';
+        break;
+      }
+      let claimedNothing = false;
+      if (waiting.length === 0 && running.size < s.concurrency) {
+        await flushCompletions();
+        const t0 = performance.now();
+        const claimed = await guard('claim', () =>
+          claimJobs(db, {
+            workerId: ctx.workerId,
+            limit: s.batchSize,
+            leaseSeconds: s.leaseSeconds,
+            queues: s.queues,
+            advisoryLocks: s.advisoryLocks,
+          }),
+        );
+        observer?.claimed?.(performance.now() - t0, claimed.length);
+        summary.claimed += claimed.length;
+        summary.backlog = claimed.length === s.batchSize;
+        const now = Date.now();
+        for (const job of claimed) {
+          const h: Held = { job, claimedAt: now, controller: new AbortController(), settled: false };
+          held.set(job.id, h);
+          waiting.push(h);
+        }
+        if (claimed.length > 0) lastWorkAt = now;
+        else claimedNothing = true;
+      }
+      while (waiting.length > 0 && running.size < s.concurrency && timeLeft() > 0) {
+        const h = waiting.shift()!;
+        running.add(h);
+        h.done = execute(h);
+      }
+      if (claimedNothing && running.size === 0 && waiting.length === 0) {
+        await flushCompletions();
+        if (Date.now() - lastWorkAt >= s.idleExitMs) {
+          summary.exitReason = 'idle';
+          break;
+        }
+      }
+      if (running.size >= s.concurrency || claimedNothing) {
+        const waitMs = Math.min(claimedNothing ? s.pollMs : 1000, Math.max(1, timeLeft()));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          ctx.stopSignal?.addEventListener('abort', wake, { once: true });
+        });
+        wake = () => {};
+      }
+    }
+  } catch (err) {
+    summary.exitReason = 'error';
+    logger.error('consumer loop failed; held jobs will be released or recovered by the reaper', {
+      worker: ctx.workerId,
+      error: coerceError(err),
+    });
+  }
+
+  // Wind down: unstarted jobs go back; running ones finish until the deadline, then are aborted.
+  for (const h of waiting.splice(0)) toRelease.push(h);
+  if (running.size > 0) {
+    // Running tasks may finish until the deadline; then they are aborted and settle (or are
+    // abandoned) within the grace period.
+    const all = Promise.all([...running].map((h) => h.done));
+    await Promise.race([all, sleep(Math.max(0, timeLeft()))]);
+    for (const h of running) h.controller.abort(new DeadlineError());
+    await all;
+  }
+  clearInterval(heartbeat);
+  try {
+    await flushCompletions();
+  } catch (err) {
+    logger.error('final completion flush failed; the reaper will requeue these jobs', {
+      worker: ctx.workerId,
+      error: coerceError(err),
+    });
+  }
+  try {
+    await flushReleases(summary.exitReason === 'stopped' ? 'consumer stopped' : 'invocation deadline');
+  } catch (err) {
+    logger.error('release failed; the reaper will requeue these jobs after their lease', {
+      worker: ctx.workerId,
+      error: coerceError(err),
+    });
+  }
+  summary.durationMs = Date.now() - started;
+  return summary;
+}

@@ -1,0 +1,170 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts';
+import type { Db } from '../engine/queryable.ts';
+import { cancelJob } from '../engine/sql/cancelJob.ts';
+import { getJob } from '../engine/sql/getJob.ts';
+import { type Job, toJob } from '../engine/types.ts';
+import type { TaskRegistry } from '../tasks/define.ts';
+import { HttpError } from './errors.ts';
+import {
+  batchRequestSchema,
+  cancelRequestSchema,
+  parseJobId,
+  parseWith,
+  validateJobRequest,
+} from './validate.ts';
+
+/** The HTTP API's routes, as API Gateway declares them (infra/ uses this list too). */
+export const ROUTES = [
+  'POST /jobs',
+  'POST /jobs/batch',
+  'GET /jobs/{id}',
+  'POST /jobs/{id}/cancel',
+  'GET /health',
+] as const;
+export type RouteKey = (typeof ROUTES)[number];
+
+/** Matches a method and path to a route key and its path parameters (for `$default` and the local engine). */
+export function matchRoute(
+  method: string,
+  path: string,
+): { routeKey: RouteKey; pathParameters: Record<string, string> } | undefined {
+  const parts = path.replace(/\/+$/, '').split('/').filter(Boolean);
+  for (const route of ROUTES) {
+    const [m, pattern] = route.split(' ') as [string, string];
+    if (m !== method.toUpperCase()) continue;
+    const want = pattern.split('/').filter(Boolean);
+    if (want.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    const ok = want.every((seg, i) => {
+      if (seg.startsWith('{')) {
+        params[seg.slice(1, -1)] = decodeURIComponent(parts[i]!);
+        return true;
+      }
+      return seg === parts[i];
+    });
+    if (ok) return { routeKey: route, pathParameters: params };
+  }
+  return undefined;
+}
+
+/** The job as the API shows it (DESIGN.md section 3). */
+export function present(job: Job) {
+  return {
+    id: job.id,
+    queue: job.queue,
+    type: job.type,
+    status: job.status,
+    priority: job.priority,
+    runAt: job.runAt.toISOString(),
+    attempts: job.attempts,
+    maxAttempts: job.maxAttempts,
+    lastError: job.lastError ?? null,
+    result: job.result ?? null,
+    createdAt: job.createdAt.toISOString(),
+    updatedAt: job.updatedAt.toISOString(),
+    finishedAt: job.finishedAt ? job.finishedAt.toISOString() : null,
+  };
+}
+
+export interface ApiDeps {
+  db: Db;
+  registry: TaskRegistry;
+  maxPayloadBytes: number;
+}
+
+const json = (
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResultV2 => ({
+  statusCode,
+  headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers },
+  body: JSON.stringify(body),
+});
+
+type ParsedEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body?: unknown };
+
+function actorOf(event: ParsedEvent): string {
+  const ctx = event.requestContext as unknown as {
+    authorizer?: { iam?: { userArn?: string }; jwt?: { claims?: { sub?: string } } };
+  };
+  return ctx.authorizer?.iam?.userArn ?? ctx.authorizer?.jwt?.claims?.sub ?? 'api';
+}
+
+/** Routes one (already JSON-parsed) API Gateway v2 event. Errors are thrown and shaped by errorShape. */
+export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
+  const resolved =
+    event.routeKey && event.routeKey !== '$default'
+      ? { routeKey: event.routeKey as RouteKey, pathParameters: event.pathParameters ?? {} }
+      : matchRoute(event.requestContext.http.method, event.rawPath);
+  if (!resolved)
+    throw new HttpError(
+      404,
+      'route_not_found',
+      `no route for ${event.requestContext.http.method} ${event.rawPath}`,
+    );
+  const headerKey = event.headers?.['idempotency-key'];
+  const needsBody = resolved.routeKey === 'POST /jobs' || resolved.routeKey === 'POST /jobs/batch';
+  if (needsBody && (event.body === undefined || event.body === null || event.body === '')) {
+    throw new ValidationError('a JSON body is required', { code: 'missing_body' });
+  }
+  switch (resolved.routeKey) {
+    case 'GET /health': {
+      await deps.db.query('SELECT 1');
+      return json(200, { status: 'ok' });
+    }
+    case 'POST /jobs': {
+      const req = validateJobRequest(event.body, {
+        registry: deps.registry,
+        maxPayloadBytes: deps.maxPayloadBytes,
+        headerKey,
+      });
+      const { job, created } = await enqueue(deps.db, req);
+      return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
+    }
+    case 'POST /jobs/batch': {
+      const { jobs } = parseWith(batchRequestSchema, event.body);
+      if (jobs.length === 0)
+        throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
+      if (jobs.length > LIMITS.batch) {
+        throw new HttpError(
+          413,
+          'batch_too_large',
+          `a batch holds at most ${LIMITS.batch} jobs, got ${jobs.length}`,
+          {
+            limit: LIMITS.batch,
+            got: jobs.length,
+          },
+        );
+      }
+      const reqs = jobs.map((raw, index) =>
+        validateJobRequest(raw, { registry: deps.registry, maxPayloadBytes: deps.maxPayloadBytes, index }),
+      );
+      const results = await enqueueMany(deps.db, reqs);
+      const anyCreated = results.some((r) => r.created);
+      return json(anyCreated ? 201 : 200, {
+        jobs: results.map((r) => ({ ...present(r.job), created: r.created })),
+      });
+    }
+    case 'GET /jobs/{id}': {
+      const id = parseJobId(resolved.pathParameters.id);
+      const row = await getJob(deps.db, id);
+      if (!row) throw new NotFoundError(`job ${id} not found`, { details: { id } });
+      return json(200, present(toJob(row)));
+    }
+    case 'POST /jobs/{id}/cancel': {
+      const id = parseJobId(resolved.pathParameters.id);
+      const body = parseWith(cancelRequestSchema, event.body === '' ? undefined : event.body);
+      const reason = body?.reason ?? 'cancelled through the API';
+      const row = await cancelJob(deps.db, id, reason, actorOf(event));
+      if (row) return json(200, present(toJob(row)));
+      const existing = await getJob(deps.db, id);
+      if (!existing) throw new NotFoundError(`job ${id} not found`, { details: { id } });
+      throw new ConflictError('job_terminal', `job ${id} is already ${existing.status}; nothing to cancel`, {
+        details: { id, status: existing.status },
+      });
+    }
+  }
+}

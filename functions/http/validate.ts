@@ -1,0 +1,153 @@
+import { z } from 'zod';
+import { LIMITS } from '../engine/enqueue.ts';
+import { PayloadTooLargeError, UnknownTaskTypeError, ValidationError } from '../engine/errors.ts';
+import type { EnqueueRequest } from '../engine/index.ts';
+import type { TaskRegistry } from '../tasks/define.ts';
+
+/** Deepest nesting of objects/arrays accepted in a payload; deeper is refused with 400. */
+export const MAX_PAYLOAD_DEPTH = 32;
+/** Idempotency keys and ids are printable text; ids are positive int8. */
+const ID_PATTERN = /^[1-9][0-9]{0,18}$/;
+const INT8_MAX = 9223372036854775807n;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export const jobRequestSchema = z.strictObject({
+  type: z.string({ error: 'type is required and must be a string' }).min(1, 'type must not be empty'),
+  payload: z.unknown().optional(),
+  queue: z.string().regex(LIMITS.queue, 'queue must be 1-128 of [A-Za-z0-9_.:-]').optional(),
+  priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
+  runAt: z.iso
+    .datetime({ offset: true, error: 'runAt must be an ISO 8601 timestamp with a time zone' })
+    .optional(),
+  delaySeconds: z.number().min(LIMITS.delaySeconds.min).max(LIMITS.delaySeconds.max).optional(),
+  maxAttempts: z.number().int().min(LIMITS.maxAttempts.min).max(LIMITS.maxAttempts.max).optional(),
+  idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).optional(),
+});
+
+export const batchRequestSchema = z.strictObject({
+  jobs: z.array(z.unknown(), { error: 'jobs must be an array' }),
+});
+
+export const cancelRequestSchema = z
+  .strictObject({ reason: z.string().min(1).max(1000).optional() })
+  .optional();
+
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, prefix = ''): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => ({
+    path: `${prefix}${i.path.map(String).join('.')}`,
+    message: i.message,
+  }));
+  throw new ValidationError(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '), {
+    details: { issues },
+  });
+}
+
+/**
+ * Walks a JSON value: depth, NUL characters and lone UTF-16 surrogates (PostgreSQL's jsonb
+ * refuses both, so they must be a 400 here, not a 500 there), in keys as in values.
+ */
+export function checkJsonValue(value: unknown, path: string, depth = 0): void {
+  if (depth > MAX_PAYLOAD_DEPTH) {
+    throw new ValidationError(`${path}: nested deeper than ${MAX_PAYLOAD_DEPTH} levels`, {
+      details: { path },
+      code: 'payload_too_deep',
+    });
+  }
+  if (typeof value === 'string') {
+    checkString(value, path);
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkJsonValue(value[i], `${path}[${i}]`, depth + 1);
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      checkString(k, `${path} key ${JSON.stringify(k.slice(0, 40))}`);
+      checkJsonValue(v, `${path}.${k}`, depth + 1);
+    }
+  } else if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new ValidationError(`${path}: numbers must be finite`, { details: { path } });
+  }
+}
+
+function checkString(s: string, path: string): void {
+  if (s.includes('\u0000'))
+    throw new ValidationError(`${path}: NUL characters are not allowed`, { details: { path } });
+  if (LONE_SURROGATE.test(s))
+    throw new ValidationError(`${path}: lone UTF-16 surrogates are not allowed`, { details: { path } });
+}
+
+/**
+ * Validates one job request at the door: shape, limits, payload size and content, then the
+ * task's own schema. Returns the request the engine stores.
+ */
+export function validateJobRequest(
+  raw: unknown,
+  opts: { registry: TaskRegistry; maxPayloadBytes: number; headerKey?: string | undefined; index?: number },
+): EnqueueRequest {
+  const prefix = opts.index === undefined ? '' : `jobs.${opts.index}.`;
+  const req = parseWith(jobRequestSchema, raw, prefix);
+  const where = prefix || '';
+  if (req.runAt !== undefined && req.delaySeconds !== undefined) {
+    throw new ValidationError(`${where}runAt: give runAt or delaySeconds, not both`, {
+      details: { path: `${where}runAt` },
+    });
+  }
+  if (
+    opts.headerKey !== undefined &&
+    req.idempotencyKey !== undefined &&
+    opts.headerKey !== req.idempotencyKey
+  ) {
+    throw new ValidationError('the Idempotency-Key header and body idempotencyKey differ', {
+      details: { path: 'idempotencyKey' },
+    });
+  }
+  const payload = req.payload ?? null;
+  const bytes = Buffer.byteLength(JSON.stringify(payload));
+  if (bytes > opts.maxPayloadBytes) {
+    throw new PayloadTooLargeError(
+      `${where}payload is ${bytes} bytes; the limit is ${opts.maxPayloadBytes}`,
+      {
+        details: { path: `${where}payload`, bytes, limit: opts.maxPayloadBytes },
+      },
+    );
+  }
+  checkJsonValue(payload, `${where}payload`);
+  if (req.idempotencyKey !== undefined) checkString(req.idempotencyKey, `${where}idempotencyKey`);
+  const task = opts.registry.get(req.type);
+  if (!task) throw new UnknownTaskTypeError(req.type);
+  const parsed = task.schema.safeParse(payload);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: `${where}payload${i.path.length ? '.' : ''}${i.path.map(String).join('.')}`,
+      message: i.message,
+    }));
+    throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), {
+      code: 'invalid_payload',
+      details: { type: req.type, issues },
+    });
+  }
+  return {
+    type: req.type,
+    payload,
+    queue: req.queue,
+    priority: req.priority,
+    runAt: req.runAt,
+    delaySeconds: req.delaySeconds,
+    maxAttempts: req.maxAttempts ?? task.maxAttempts,
+    idempotencyKey: req.idempotencyKey ?? opts.headerKey,
+  };
+}
+
+/** A job id from the path: a positive int8 in decimal, else 400. */
+export function parseJobId(raw: string | undefined): string {
+  if (raw === undefined || !ID_PATTERN.test(raw) || BigInt(raw) > INT8_MAX) {
+    throw new ValidationError(
+      `job id must be a positive integer, got ${JSON.stringify(raw?.slice(0, 40) ?? null)}`,
+      {
+        code: 'invalid_id',
+        details: { path: 'id' },
+      },
+    );
+  }
+  return raw;
+}

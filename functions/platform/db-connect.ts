@@ -1,0 +1,146 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Signer } from '@aws-sdk/rds-signer';
+import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
+import type { Config } from './config.ts';
+import { createDb, isAuthFailure, type PgDb } from './db.ts';
+
+/** The JSON shape RDS writes into a generated Secrets Manager secret. */
+interface RdsSecret {
+  host: string;
+  port?: number;
+  username: string;
+  password: string;
+  dbname?: string;
+}
+
+export interface ConnectOptions {
+  applicationName: string;
+  /** One connection per Lambda container: a container runs one invocation at a time. */
+  max?: number;
+  secretsManager?: SecretsManagerClient;
+  signer?: (host: string, port: number, user: string) => Promise<string>;
+}
+
+/**
+ * Reads the RDS secret once per container and again only when the database rejects the
+ * password (the secret was rotated). Concurrent callers share one request.
+ */
+export class SecretCache {
+  #value: Promise<RdsSecret> | undefined;
+  readonly #client: SecretsManagerClient;
+  readonly #arn: string;
+  constructor(arn: string, client: SecretsManagerClient) {
+    this.#arn = arn;
+    this.#client = client;
+  }
+  get(): Promise<RdsSecret> {
+    this.#value ??= this.#client.send(new GetSecretValueCommand({ SecretId: this.#arn })).then((out) => {
+      if (!out.SecretString) throw new Error(`secret ${this.#arn} has no SecretString`);
+      const parsed = JSON.parse(out.SecretString) as RdsSecret;
+      if (!parsed.host || !parsed.username || !parsed.password)
+        throw new Error(`secret ${this.#arn} lacks host/username/password`);
+      return parsed;
+    });
+    this.#value.catch(() => {
+      this.#value = undefined;
+    });
+    return this.#value;
+  }
+  invalidate(): void {
+    this.#value = undefined;
+  }
+}
+
+/** TLS that verifies the server (RDS CA from NODE_EXTRA_CA_CERTS); never `rejectUnauthorized: false`. */
+const VERIFIED_TLS = { rejectUnauthorized: true } as const;
+
+/**
+ * A Db whose pool is built on first use (no connection at import or cold start), from
+ * DATABASE_URL, a Secrets Manager secret, or RDS IAM tokens.
+ */
+export function connectFromConfig(
+  config: Config,
+  options: ConnectOptions,
+): Db & { readonly ready: () => PgDb | undefined } {
+  const common = {
+    applicationName: options.applicationName,
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    max: options.max ?? config.DB_POOL_MAX,
+  };
+  let pool: PgDb | undefined;
+  let secrets: SecretCache | undefined;
+
+  const build = async (): Promise<PgDb> => {
+    if (pool) return pool;
+    if (config.databaseUrl) {
+      pool = createDb({
+        ...common,
+        connectionString: config.databaseUrl,
+        ssl: config.DB_SSL ? VERIFIED_TLS : undefined,
+      });
+    } else if (config.DB_SECRET_ARN) {
+      secrets ??= new SecretCache(
+        config.DB_SECRET_ARN,
+        options.secretsManager ?? new SecretsManagerClient({}),
+      );
+      const s = await secrets.get();
+      const cache = secrets;
+      pool = createDb({
+        ...common,
+        host: config.DB_HOST ?? s.host,
+        port: config.DB_HOST ? config.DB_PORT : (s.port ?? config.DB_PORT),
+        database: config.DB_NAME ?? s.dbname ?? 'postgres',
+        user: config.DB_USER ?? s.username,
+        password: async () => (await cache.get()).password,
+        ssl: VERIFIED_TLS,
+      });
+    } else if (config.DB_IAM_AUTH) {
+      const { DB_HOST: host, DB_USER: user, DB_NAME: database, DB_PORT: port } = config;
+      if (!host || !user) throw new Error('DB_IAM_AUTH=1 needs DB_HOST and DB_USER');
+      const sign =
+        options.signer ??
+        ((h: string, p: number, u: string) =>
+          new Signer({ hostname: h, port: p, username: u }).getAuthToken());
+      // A fresh token per new connection: tokens live 15 minutes, connections may live longer.
+      pool = createDb({
+        ...common,
+        host,
+        port,
+        user,
+        database: database ?? 'postgres',
+        password: () => sign(host, port, user),
+        ssl: VERIFIED_TLS,
+      });
+    } else {
+      throw new Error(
+        'no database configured: set DATABASE_URL (or DATABASE_DSN), DB_SECRET_ARN, or DB_IAM_AUTH=1 with DB_HOST',
+      );
+    }
+    return pool;
+  };
+
+  /** On a rejected password, re-read the secret once and retry (rotation). */
+  const withAuthRetry = async <T>(fn: (db: PgDb) => Promise<T>): Promise<T> => {
+    const db = await build();
+    try {
+      return await fn(db);
+    } catch (err) {
+      if (!secrets || !isAuthFailure(err)) throw err;
+      secrets.invalidate();
+      return fn(db);
+    }
+  };
+
+  return {
+    ready: () => pool,
+    query: <R>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> =>
+      withAuthRetry((db) => db.query<R>(text, values)),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+      withAuthRetry((db) => db.transaction(fn)),
+    end: async () => {
+      await pool?.end();
+      pool = undefined;
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import type { ConsumerSettings } from '../engine/consumer.ts';
+import type { Config } from './config.ts';
+
+/** The consumer's settings from the parsed environment. */
+export function consumerSettings(config: Config): ConsumerSettings {
+  return {
+    batchSize: config.BATCH_SIZE,
+    concurrency: config.CONSUMER_CONCURRENCY,
+    leaseSeconds: config.LEASE_SECONDS,
+    idleExitMs: config.CONSUMER_IDLE_EXIT_MS,
+    pollMs: config.CONSUMER_POLL_MS,
+    queues: config.QUEUES,
+    advisoryLocks: config.USE_ADVISORY_LOCKS,
+    backoffBaseSeconds: config.BACKOFF_BASE_SECONDS,
+    maxBackoffSeconds: config.MAX_BACKOFF_SECONDS,
+  };
+}
