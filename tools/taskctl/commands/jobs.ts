@@ -1,0 +1,115 @@
+import { type Command, Option } from 'commander';
+import { NotFoundError } from '../../../functions/engine/errors.ts';
+import { listAudit } from '../../../functions/engine/sql/audit.ts';
+import { getJob } from '../../../functions/engine/sql/getJob.ts';
+import { listJobs } from '../../../functions/engine/sql/listJobs.ts';
+import { type JobStatus, toJob } from '../../../functions/engine/types.ts';
+import { database, emit } from '../context.ts';
+import { JOB_STATUS_VALUES, parseId, parseIntInRange, parseQueueName } from '../parse.ts';
+import { examples, keyValues, table } from '../render.ts';
+
+export function registerJobs(program: Command): void {
+  const jobs = program
+    .command('jobs')
+    .description('inspect jobs')
+    .addHelpText(
+      'after',
+      examples('taskctl jobs show 4812', 'taskctl jobs list --status running --queue default'),
+    );
+
+  jobs
+    .command('show')
+    .description('one job: every column, and its manual history (who, when, why)')
+    .argument('<id>', 'job id')
+    .addHelpText(
+      'after',
+      examples('taskctl jobs show 4812', 'taskctl --json jobs show 4812 | jq .job.lastError'),
+    )
+    .action(async (rawId: string, _o: unknown, cmd: Command) => {
+      const id = parseId(rawId);
+      const db = database();
+      const row = await getJob(db, id);
+      if (!row) throw new NotFoundError(`job ${id} not found`);
+      const job = toJob(row);
+      const audit = await listAudit(db, id);
+      emit(cmd, { job, audit }, () =>
+        [
+          keyValues([
+            ['id', job.id],
+            ['queue', job.queue],
+            ['type', job.type],
+            ['status', job.status],
+            ['priority', job.priority],
+            ['run at', job.runAt],
+            ['attempts', `${job.attempts}/${job.maxAttempts}`],
+            ['lease token', job.leaseToken],
+            ['locked by', job.lockedBy],
+            ['locked at', job.lockedAt],
+            ['lease', `${job.leaseSeconds}s`],
+            ['started', job.startedAt],
+            ['finished', job.finishedAt],
+            ['created', job.createdAt],
+            ['updated', job.updatedAt],
+            ['idempotency key', job.idempotencyKey],
+            ['payload', job.payload],
+            ['last error', job.lastError],
+            ['result', job.result],
+          ]),
+          '',
+          'manual changes:',
+          table(
+            ['at', 'action', 'actor', 'reason'],
+            audit.map((a) => [a.at, a.action, a.actor, a.reason]),
+          ),
+        ].join('\n'),
+      );
+    });
+
+  jobs
+    .command('list')
+    .description('jobs newest first, paged by id: pass the printed next cursor as --before')
+    .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUS_VALUES))
+    .addOption(new Option('--queue <name>', 'only this queue').argParser(parseQueueName))
+    .option('--type <type>', 'only this task type')
+    .addOption(
+      new Option('--limit <n>', 'page size')
+        .default(50)
+        .argParser((v) => parseIntInRange(v, '--limit', 1, 1000)),
+    )
+    .addOption(new Option('--before <id>', 'page cursor: ids below this one').argParser(parseId))
+    .addHelpText(
+      'after',
+      examples(
+        'taskctl jobs list --status failed --type email.send --limit 20',
+        'taskctl jobs list --before 4800',
+      ),
+    )
+    .action(
+      async (
+        o: { status?: JobStatus; queue?: string; type?: string; limit: number; before?: string },
+        cmd: Command,
+      ) => {
+        const rows = await listJobs(database(), o);
+        const list = rows.map(toJob);
+        const nextCursor = list.length === o.limit ? list[list.length - 1]!.id : null;
+        emit(cmd, { jobs: list, nextCursor }, () =>
+          [
+            table(
+              ['id', 'queue', 'type', 'status', 'attempts', 'run at', 'worker', 'updated'],
+              list.map((j) => [
+                j.id,
+                j.queue,
+                j.type,
+                j.status,
+                `${j.attempts}/${j.maxAttempts}`,
+                j.runAt,
+                j.lockedBy,
+                j.updatedAt,
+              ]),
+            ),
+            ...(nextCursor ? [`next page: --before ${nextCursor}`] : []),
+          ].join('\n'),
+        );
+      },
+    );
+}

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { countJobsByQueue, failureRatio } from '../../../functions/engine/sql/jobStats.ts';
+import { listQueueControls } from '../../../functions/engine/sql/queues.ts';
+import { findStuckJobs } from '../../../functions/engine/sql/releaseStuck.ts';
+import { database, emit } from '../context.ts';
+import { age, examples, table } from '../render.ts';
+
+/** Past-lease jobs listed by status; the reaper normally takes them within its interval. */
+const EXPIRED_SHOWN = 50;
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description(
+      'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues',
+    )
+    .addHelpText('after', examples('taskctl status', 'taskctl --json status | jq .failureRatio'))
+    .action(async (_o: unknown, cmd: Command) => {
+      const db = database();
+      const [counts, controls, expired, ratio] = await Promise.all([
+        countJobsByQueue(db),
+        listQueueControls(db),
+        findStuckJobs(db, { limit: EXPIRED_SHOWN }),
+        failureRatio(db, 300),
+      ]);
+      const control = new Map(controls.map((c) => [c.name, c]));
+      const names = [...new Set([...counts.map((c) => c.queue), ...controls.map((c) => c.name)])].sort();
+      const queues = names.map((name) => {
+        const c = counts.find((x) => x.queue === name);
+        return {
+          queue: name,
+          queued: c?.counts.queued ?? 0,
+          running: c?.counts.running ?? 0,
+          completed: c?.counts.completed ?? 0,
+          failed: c?.counts.failed ?? 0,
+          oldestQueuedAgeSeconds: c?.oldestQueuedAgeSeconds ?? 0,
+          paused: control.get(name)?.paused ?? false,
+        };
+      });
+      const pausedQueues = controls.filter((c) => c.paused);
+      const expiredLeases = expired.map((e) => ({
+        id: e.id,
+        queue: e.queue,
+        type: e.type,
+        lockedBy: e.lockedBy,
+        lockedForSeconds: e.lockedForSeconds,
+        leaseSeconds: e.leaseSeconds,
+        attempts: e.attempts,
+        maxAttempts: e.maxAttempts,
+      }));
+      emit(cmd, { queues, expiredLeases, failureRatio: ratio, pausedQueues }, () =>
+        [
+          'queues:',
+          table(
+            ['queue', 'queued', 'running', 'completed', 'failed', 'oldest queued', 'paused'],
+            queues.map((q) => [
+              q.queue,
+              q.queued,
+              q.running,
+              q.completed,
+              q.failed,
+              q.queued > 0 ? age(q.oldestQueuedAgeSeconds) : '-',
+              q.paused ? 'PAUSED' : '',
+            ]),
+          ),
+          '',
+          `running past their lease (${expiredLeases.length}${expiredLeases.length === EXPIRED_SHOWN ? '+' : ''}):`,
+          table(
+            ['id', 'queue', 'type', 'worker', 'locked for', 'lease'],
+            expiredLeases.map((e) => [
+              e.id,
+              e.queue,
+              e.type,
+              e.lockedBy,
+              age(e.lockedForSeconds),
+              `${e.leaseSeconds}s`,
+            ]),
+          ),
+          '',
+          `failure ratio, last 5m: ${
+            ratio.ratio === null ? 'n/a (nothing finished)' : `${(ratio.ratio * 100).toFixed(1)}%`
+          } (${ratio.failed} failed, ${ratio.completed} completed)`,
+          '',
+          'paused queues:',
+          table(
+            ['queue', 'since', 'by', 'reason'],
+            pausedQueues.map((p) => [p.name, p.pausedAt, p.pausedBy, p.reason]),
+          ),
+        ].join('\n'),
+      );
+    });
+}

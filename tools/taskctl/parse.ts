@@ -1,0 +1,59 @@
+import { UsageError } from './errors.ts';
+
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
+
+/** A job id: a positive bigint, kept as a string. */
+export function parseId(raw: string): string {
+  if (!/^[0-9]{1,19}$/.test(raw) || BigInt(raw) < 1n || BigInt(raw) > MAX_BIGINT) {
+    throw new UsageError(`invalid job id ${JSON.stringify(raw)}: expected a positive integer`);
+  }
+  return String(BigInt(raw));
+}
+
+export function parseIds(raws: readonly string[]): string[] {
+  return [...new Set(raws.map(parseId))];
+}
+
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `90s`, `10m`, `1h30m`, `2d`: seconds. A bare number is refused: a unit says what was meant. */
+export function parseDuration(raw: string, what = 'duration'): number {
+  const text = raw.trim();
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let seconds = 0;
+  let consumed = 0;
+  for (let m = part.exec(text); m !== null; m = part.exec(text)) {
+    seconds += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+    consumed = part.lastIndex;
+  }
+  if (text.length === 0 || consumed !== text.length || !Number.isFinite(seconds)) {
+    throw new UsageError(`invalid ${what} ${JSON.stringify(raw)}: expected e.g. 90s, 10m, 1h30m, 2d`);
+  }
+  return seconds;
+}
+
+export function parseJson(raw: string, what = 'JSON'): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new UsageError(`invalid ${what}: ${(err as Error).message}`);
+  }
+}
+
+export function parseIntInRange(raw: string, what: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`invalid ${what} ${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export function parseQueueName(raw: string): string {
+  if (!NAME.test(raw))
+    throw new UsageError(`invalid queue name ${JSON.stringify(raw)}: 1-128 of [A-Za-z0-9_.:-]`);
+  return raw;
+}
+
+export const JOB_STATUS_VALUES = ['queued', 'running', 'completed', 'failed'] as const;
