@@ -145,6 +145,10 @@ export function createPushgateway(options: PushgatewayOptions): Pushgateway {
   ): Promise<PushResult> {
     if (base === undefined) return { ok: true, skipped: true };
     const timeoutMs = call.timeoutMs ?? defaultTimeout;
+    if (!(timeoutMs > 0)) {
+      const { error } = failed(target, new Error('no time left before the deadline'), timeoutMs, { path });
+      return { ok: false, skipped: false, error };
+    }
     try {
       const signal = AbortSignal.timeout(timeoutMs);
       const body = await registry.metrics();
@@ -175,6 +179,7 @@ export function createPushgateway(options: PushgatewayOptions): Pushgateway {
       let deleted = 0;
       let kept = 0;
       try {
+        if (!(timeoutMs > 0)) throw new Error('no time left before the deadline');
         const signal = AbortSignal.timeout(timeoutMs);
         const res = await request('/api/v1/metrics', { method: 'GET' }, signal);
         const { data } = (await res.json()) as { data?: ApiGroup[] };

@@ -71,6 +71,27 @@ describe('grouping keys', () => {
   });
 });
 
+describe('push budget', () => {
+  it('with no time left before the deadline, sends nothing and counts the failure', async () => {
+    const m = createContainerMetrics({ fn: 'consumer', containerId: 'c0' });
+    let calls = 0;
+    const gw = createPushgateway({
+      url: 'http://127.0.0.1:9',
+      failures: m,
+      fetch: (async () => {
+        calls++;
+        return new Response('');
+      }) as typeof fetch,
+    });
+    const push = await gw.pushContainer({ fn: 'consumer', instance: 'c0' }, m.registry, { timeoutMs: 0 });
+    const cleanup = await gw.deleteStaleGroups(900, { timeoutMs: -5 });
+    expect(push).toEqual({ ok: false, skipped: false, error: 'no time left before the deadline' });
+    expect(cleanup).toMatchObject({ ok: false, error: 'no time left before the deadline' });
+    expect(calls).toBe(0);
+    expect(await failuresOf(m)).toBe(2);
+  });
+});
+
 describe('local exposition', () => {
   it('merges registries under one HELP and TYPE per family and keeps every container series', async () => {
     const a = createContainerMetrics({ fn: 'local', containerId: 'consumer-1' });
