@@ -97,16 +97,17 @@ class LeaseLostSignal extends TaskEngineError {
   }
 }
 
-/**
- * Time kept back from the invocation for the work after the last task: flushing completions,
- * releasing unstarted jobs, pushing metrics. 2 s covers three round trips plus a 1 s push timeout;
- * short invocations (tests, local) keep a fifth of their time instead.
- */
-export function deadlineMargin(initialRemainingMs: number): number {
-  return Math.min(2000, Math.floor(initialRemainingMs * 0.2));
-}
 /** How long aborted tasks get to settle before they count as abandoned. */
 const ABORT_GRACE_MS = 500;
+/**
+ * Time kept back from the invocation for the work after the deadline: the abort grace, then
+ * flushing completions, releasing unstarted jobs and pushing metrics (1 s push timeout).
+ * 3 s covers that with room; short invocations (tests, local) keep a quarter, never less than
+ * the grace plus 200 ms for the final round trips.
+ */
+export function deadlineMargin(initialRemainingMs: number): number {
+  return Math.min(3000, Math.max(ABORT_GRACE_MS + 200, Math.floor(initialRemainingMs * 0.25)));
+}
 const ABANDONED = Symbol('abandoned');
 
 interface Held {
