@@ -138,7 +138,8 @@ export const DB_OPERATIONS = [
 ] as const;
 export type DbOperation = (typeof DB_OPERATIONS)[number];
 
-export const RUN_OUTCOMES = ['completed', 'retried', 'failed', 'lease_lost', 'released'] as const;
+/** The engine consumer's outcomes: `lost` = lease lost to another worker, `abandoned` = left running at the deadline. */
+export const RUN_OUTCOMES = ['completed', 'failed', 'retried', 'released', 'lost', 'abandoned'] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
 export const PUSH_TARGETS = ['ledger', 'container', 'cleanup'] as const;
@@ -167,6 +168,12 @@ export interface ContainerMetrics {
   countPushFailure(target: PushTarget): void;
   /** Runs `fn`; if it throws, counts a DB error for `operation` and rethrows. */
   track<T>(operation: DbOperation, fn: () => Promise<T>): Promise<T>;
+  /** The same, in the shape of the engine consumer's ConsumerObserver (milliseconds in). */
+  readonly observer: {
+    claimed(latencyMs: number, count: number): void;
+    ran(type: string, outcome: RunOutcome, durationMs: number): void;
+    dbError(operation: DbOperation, err: unknown): void;
+  };
 }
 
 // A claim is one indexed UPDATE … SKIP LOCKED: single milliseconds on an idle database, tens
@@ -241,6 +248,13 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
         dbErrors.inc({ operation });
         throw err;
       }
+    },
+    observer: {
+      claimed: (latencyMs, count) =>
+        claimLatency.observe({ outcome: count > 0 ? 'claimed' : 'empty' }, latencyMs / 1000),
+      ran: (type, outcome, durationMs) =>
+        runDuration.observe({ task_type: type, outcome }, durationMs / 1000),
+      dbError: (operation) => dbErrors.inc({ operation }),
     },
   };
 }

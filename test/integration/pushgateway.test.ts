@@ -203,11 +203,10 @@ describe.runIf(pgUp && binary)('metrics through a real Pushgateway', () => {
           const claimed = await metrics.track('claim', () =>
             claimJobs(db, { workerId: metrics.containerId, limit: 25, leaseSeconds: 30, queues: [] }),
           );
-          metrics.observeClaim((performance.now() - started) / 1000, claimed.length);
+          metrics.observer.claimed(performance.now() - started, claimed.length);
           if (claimed.length === 0) break;
           const done = await metrics.track('complete', () => completeJobs(db, claimed));
-          for (const job of claimed)
-            metrics.observeRun(job.type, done.has(job.id) ? 'completed' : 'lease_lost', 0);
+          for (const job of claimed) metrics.observeRun(job.type, done.has(job.id) ? 'completed' : 'lost', 0);
         }
         const pushed = await pusher.pushContainer(
           { fn: 'consumer', instance: metrics.containerId },
@@ -238,6 +237,15 @@ describe.runIf(pgUp && binary)('metrics through a real Pushgateway', () => {
       }),
     );
     expect(perContainer.reduce((a, b) => a! + b!, 0)).toBe(1000);
+    const emptyClaims = containers.map((c) =>
+      sampleValue(text, `${METRIC.claimLatency}_count`, {
+        job: JOB,
+        function: 'consumer',
+        instance: c.metrics.containerId,
+        outcome: 'empty',
+      }),
+    );
+    expect(emptyClaims).toEqual([1, 1, 1, 1]);
     expect((await countByStatus(t.db)).completed).toBe(1000);
     await Promise.all(containers.map((c) => c.db.end()));
   });
