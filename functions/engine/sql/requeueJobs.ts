@@ -75,7 +75,7 @@ export async function requeueJobs(
        INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
        SELECT id, queue, $2::text, $3::text, $4::text,
               jsonb_build_object('previousStatus', previous_status, 'worker', previous_worker,
-                                 'leaseToken', lease_token, 'attempts', previous_attempts,
+                                 'leaseToken', lease_token::text, 'attempts', previous_attempts,
                                  'previousError', previous_error, 'resetAttempts', $5::boolean)
        FROM changed
      ), counted AS (
