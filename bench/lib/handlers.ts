@@ -1,0 +1,130 @@
+import pg from 'pg';
+import { createHandler as createApiHandler } from '../../functions/api.ts';
+import { createHandler as createConsumerHandler } from '../../functions/consumer.ts';
+import { createHandler as createReaperHandler } from '../../functions/reaper.ts';
+import { apiGet, apiPost, discard, lambdaContext } from './lambda.ts';
+import { waitUntil } from './types.ts';
+
+/** Invocation timeout of the simulated consumer (the local engine's default). */
+const INVOCATION_MS = 60_000;
+
+export interface ConsumerDrainResult {
+  done: number;
+  seconds: number;
+  invocations: number;
+  logBytes: number;
+  claimMs: number[];
+  summaries: { completed: number; failed: number; released: number; lost: number };
+}
+
+/**
+ * The real thing: `containers` consumer handlers (each its own createHandler, so its own pool of
+ * max 1, logger and registry), each invoked again and again with a fresh Lambda-like context
+ * until every job is finished. Timed from the first invocation to the commit of the last completion.
+ */
+export async function consumerDrain(
+  url: string,
+  jobs: number,
+  containers: number,
+  env: Record<string, string> = {},
+): Promise<ConsumerDrainResult> {
+  const logs = discard();
+  let handled = 0;
+  const claimMs: number[] = [];
+  let resolveAll: () => void = () => {};
+  const allHandled = new Promise<void>((r) => {
+    resolveAll = r;
+  });
+  const observer = {
+    claimed(latencyMs: number, count: number) {
+      if (count > 0) claimMs.push(latencyMs);
+    },
+    ran() {
+      handled++;
+      if (handled === jobs) resolveAll();
+    },
+  };
+  const handlers = Array.from({ length: containers }, () =>
+    createConsumerHandler({ env: { DATABASE_URL: url, ...env }, logStream: logs, observer }),
+  );
+  const totals = { completed: 0, failed: 0, released: 0, lost: 0 };
+  let invocations = 0;
+  let finished = false;
+  const probe = new pg.Client({ connectionString: url });
+  await probe.connect();
+  try {
+    const t0 = performance.now();
+    const loops = handlers.map(async (handler, i) => {
+      while (!finished) {
+        const s = await handler({}, lambdaContext(`bench-consumer-${i}`, INVOCATION_MS));
+        invocations++;
+        totals.completed += s.completed;
+        totals.failed += s.failed;
+        totals.released += s.released;
+        totals.lost += s.lost;
+      }
+    });
+    await Promise.race([allHandled, Promise.all(loops)]);
+    const end = await waitUntil(
+      async () =>
+        !(
+          await probe.query(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS e",
+          )
+        ).rows[0].e,
+    );
+    finished = true;
+    await Promise.all(loops); // the last invocations exit after CONSUMER_IDLE_EXIT_MS of polling
+    return {
+      done: handled,
+      seconds: (end - t0) / 1000,
+      invocations,
+      logBytes: logs.bytes,
+      claimMs,
+      summaries: totals,
+    };
+  } finally {
+    await probe.end();
+  }
+}
+
+/** Enqueues through the API handler's batch route: POST /jobs/batch with 500 jobs per request. */
+export async function apiBatchEnqueue(
+  url: string,
+  jobs: number,
+  perRequest = 500,
+): Promise<{ seconds: number; requests: number }> {
+  const api = createApiHandler({ env: { DATABASE_URL: url }, logStream: discard() });
+  // Warm (GET /health opens the pool's connection): a cold start is not the enqueue rate.
+  await api(apiGet('/health'), lambdaContext('bench-api', 30_000));
+  const body = { jobs: Array.from({ length: perRequest }, () => ({ type: 'example.echo', payload: {} })) };
+  let requests = 0;
+  const t0 = performance.now();
+  for (let sent = 0; sent < jobs; sent += perRequest) {
+    const part = sent + perRequest <= jobs ? body : { jobs: body.jobs.slice(0, jobs - sent) };
+    const res = await api(apiPost('/jobs/batch', part), lambdaContext('bench-api', 30_000));
+    requests++;
+    const status = typeof res === 'object' ? res.statusCode : undefined;
+    if (status !== 201 && status !== 200)
+      throw new Error(`POST /jobs/batch answered ${status}: ${JSON.stringify(res).slice(0, 300)}`);
+  }
+  return { seconds: (performance.now() - t0) / 1000, requests };
+}
+
+/** Invokes the reaper handler until it has recovered `expected` leases (or a run recovers none). */
+export async function reaperRecover(
+  url: string,
+  expected: number,
+): Promise<{ seconds: number; recovered: number; invocations: number }> {
+  const reaper = createReaperHandler({ env: { DATABASE_URL: url }, logStream: discard() });
+  let recovered = 0;
+  let invocations = 0;
+  const t0 = performance.now();
+  while (recovered < expected) {
+    const s = await reaper({}, lambdaContext('bench-reaper', 60_000));
+    invocations++;
+    recovered += s.recovered;
+    if (s.recovered === 0) break;
+  }
+  return { seconds: (performance.now() - t0) / 1000, recovered, invocations };
+}

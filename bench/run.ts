@@ -1,0 +1,803 @@
+/**
+ * `npm run bench` — durable-task-engine beside a raw SKIP LOCKED loop, graphile-worker and
+ * pg-boss, on one PostgreSQL, in one run. Each system gets a fresh database per round
+ * (bench_<system>_<round>, dropped after); systems run interleaved (A B C A B C …) so drift
+ * on a shared machine hits every system alike. Every claim in docs/BENCHMARKS.md is a ratio
+ * from one run.
+ *
+ *   npm run bench                 full run: 3 rounds of everything (issue 7 scenarios a–g)
+ *   npm run bench -- --quick      one round, 20,000 jobs, drain and enqueue only (< 2 min)
+ *   npm run bench -- --rounds 5   more rounds
+ *
+ * Not a test: nothing here runs in `npm test`. Loopback PostgreSQL only (BENCH_DATABASE_URL,
+ * else DATABASE_URL, else postgres://root@127.0.0.1:5432/test, which is only used to CREATE
+ * and DROP the bench databases).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { enqueue } from '../functions/engine/index.ts';
+import { engineDrain, noopRequests, timeEnqueueMany } from './lib/engine.ts';
+import {
+  ADMIN_URL,
+  dropLeftovers,
+  engineDb,
+  type FreshDatabase,
+  freshDatabase,
+  migrateEngine,
+  serverVersion,
+  setCounting,
+} from './lib/pg.ts';
+import { rawDrain, rawSetup, rawUnnestEnqueue } from './lib/raw.ts';
+import { percentile, round, type Summary, summarize } from './lib/stats.ts';
+import type { PeerAdapter } from './lib/types.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(HERE);
+const RESULTS = join(HERE, 'results');
+
+// ---------------------------------------------------------------- options
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const option = (name: string, fallback: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? Number(argv[i + 1]) : fallback;
+};
+const QUICK = flag('quick');
+const ROUNDS = option('rounds', QUICK ? 1 : 3);
+const JOBS = option('jobs', 20_000);
+const WORKERS = 4;
+const BATCH = 50;
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || !Number.isInteger(JOBS) || JOBS < 100 || JOBS > 1_000_000) {
+  throw new Error('--rounds must be ≥ 1 and --jobs between 100 and 1,000,000');
+}
+
+// ---------------------------------------------------------------- bench dependencies
+/** The peers are bench/'s own dependencies: install them on first use (a clean clone has none). */
+function ensureBenchDeps(): void {
+  if (
+    existsSync(join(HERE, 'node_modules', 'graphile-worker')) &&
+    existsSync(join(HERE, 'node_modules', 'pg-boss'))
+  )
+    return;
+  console.log('installing bench dependencies (npm ci --prefix bench) …');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const r = spawnSync(npm, ['ci', '--prefix', HERE, '--no-audit', '--no-fund', '--loglevel=error'], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) throw new Error('npm ci --prefix bench failed');
+}
+
+/** Loaded by URL so the project's type check never needs bench/node_modules. */
+async function loadPeer(file: string): Promise<PeerAdapter> {
+  const mod = (await import(pathToFileURL(join(HERE, 'peers', file)).href)) as { adapter: PeerAdapter };
+  return mod.adapter;
+}
+
+// ---------------------------------------------------------------- results
+interface Sample {
+  scenario: string;
+  system: string;
+  round: number;
+  jobs: number;
+  workers?: number;
+  seconds: number;
+  rate: number;
+  extra?: Record<string, unknown>;
+}
+const samples: Sample[] = [];
+const notes: string[] = [];
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+function record(s: Omit<Sample, 'rate'>): Sample {
+  const sample = { ...s, rate: s.jobs / s.seconds };
+  samples.push(sample);
+  log(
+    `  ${s.scenario.padEnd(10)} ${s.system.padEnd(26)} r${s.round} ${String(s.jobs).padStart(7)} jobs ${s.seconds.toFixed(3).padStart(8)} s ${Math.round(sample.rate).toLocaleString('en-US').padStart(8)} jobs/s`,
+  );
+  return sample;
+}
+
+/** A fresh database for one system in one round, always dropped. */
+async function withDatabase<T>(name: string, fn: (db: FreshDatabase) => Promise<T>): Promise<T> {
+  const db = await freshDatabase(name);
+  try {
+    return await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
+
+async function sql(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(text, values);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * After the enqueue and before the drain, every system's database gets ANALYZE: a freshly
+ * filled, never-analyzed table makes the planner guess, and a long-lived queue table has
+ * statistics. The never-analyzed case of our engine is measured separately (engine-fn-cold).
+ */
+const analyze = (url: string) => sql(url, 'ANALYZE');
+
+// ---------------------------------------------------------------- systems
+type Handlers = typeof import('./lib/handlers.ts');
+let handlers: Handlers;
+
+type SystemRun = (round: number, jobs: number, workers: number, scenario: string) => Promise<void>;
+
+const systems: Record<string, SystemRun> = {
+  raw: async (round, jobs, workers, scenario) =>
+    withDatabase(`raw_${round}`, async (db) => {
+      await rawSetup(db.url, jobs);
+      const t0 = performance.now();
+      const done = await rawDrain(db.url, workers, BATCH);
+      record({
+        scenario,
+        system: 'raw SKIP LOCKED',
+        round,
+        jobs: done,
+        workers,
+        seconds: (performance.now() - t0) / 1000,
+      });
+    }),
+
+  'engine-fn': async (round, jobs, workers, scenario) => engineFn(round, jobs, workers, scenario, {}),
+  'engine-fn-nocount': async (round, jobs, workers, scenario) =>
+    engineFn(round, jobs, workers, scenario, { counting: false }),
+  'engine-fn-advisory': async (round, jobs, workers, scenario) =>
+    engineFn(round, jobs, workers, scenario, { advisoryLocks: true }),
+  'engine-fn-cold': async (round, jobs, workers, scenario) =>
+    engineFn(round, jobs, workers, scenario, { analyze: false }),
+
+  consumer: async (round, jobs, workers, scenario) =>
+    withDatabase(`consumer_${round}`, async (db) => {
+      await migrateEngine(db.url);
+      const enq = await handlers.apiBatchEnqueue(db.url, jobs);
+      if (scenario === 'main')
+        record({ scenario: 'enqueue', system: 'API POST /jobs/batch', round, jobs, seconds: enq.seconds });
+      await analyze(db.url);
+      const r = await handlers.consumerDrain(db.url, jobs, workers);
+      record({
+        scenario,
+        system: 'engine consumer handler',
+        round,
+        jobs: r.done,
+        workers,
+        seconds: r.seconds,
+        extra: {
+          invocations: r.invocations,
+          logBytes: r.logBytes,
+          ...r.summaries,
+          claimP99Ms: percentile(r.claimMs, 99),
+        },
+      });
+    }),
+
+  'consumer-nocount': async (round, jobs, workers, scenario) =>
+    withDatabase(`consumernc_${round}`, async (db) => {
+      await migrateEngine(db.url);
+      await setCounting(db.url, false);
+      await handlers.apiBatchEnqueue(db.url, jobs);
+      await analyze(db.url);
+      const r = await handlers.consumerDrain(db.url, jobs, workers);
+      record({
+        scenario,
+        system: 'engine consumer, no counting',
+        round,
+        jobs: r.done,
+        workers,
+        seconds: r.seconds,
+      });
+    }),
+
+  graphile: async (round, jobs, workers, scenario) =>
+    peer('graphile.ts', 'graphile', round, jobs, workers, scenario),
+  pgboss: async (round, jobs, workers, scenario) =>
+    peer('pgboss.ts', 'pgboss', round, jobs, workers, scenario),
+
+  'enqueue-unnest': async (round, jobs) =>
+    withDatabase(`unnest_${round}`, async (db) => {
+      await migrateEngine(db.url);
+      const seconds = await rawUnnestEnqueue(db.url, noopRequests(jobs));
+      record({ scenario: 'enqueue', system: 'raw INSERT … unnest', round, jobs, seconds });
+    }),
+};
+
+async function engineFn(
+  round: number,
+  jobs: number,
+  workers: number,
+  scenario: string,
+  o: { counting?: boolean; advisoryLocks?: boolean; analyze?: boolean },
+): Promise<void> {
+  const label =
+    o.counting === false
+      ? 'engine functions, no counting'
+      : o.advisoryLocks
+        ? 'engine functions, advisory'
+        : o.analyze === false
+          ? 'engine functions, unanalyzed'
+          : 'engine functions';
+  const slug =
+    o.counting === false
+      ? 'enginenc'
+      : o.advisoryLocks
+        ? 'engineadv'
+        : o.analyze === false
+          ? 'enginecold'
+          : 'engine';
+  return withDatabase(`${slug}_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    if (o.counting === false) await setCounting(db.url, false);
+    const enqSeconds = await timeEnqueueMany(db.url, noopRequests(jobs));
+    if (scenario === 'main' && label === 'engine functions')
+      record({ scenario: 'enqueue', system: 'enqueueMany', round, jobs, seconds: enqSeconds });
+    if (o.analyze !== false) await analyze(db.url);
+    const t0 = performance.now();
+    const r = await engineDrain(db.url, {
+      loops: workers,
+      batch: BATCH,
+      advisoryLocks: o.advisoryLocks ?? false,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const left = Number(
+      (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
+    );
+    record({ scenario, system: label, round, jobs: r.done, workers, seconds, extra: { lost: r.lost, left } });
+    if (left > 0) notes.push(`${label} round ${round}: ${left} jobs left unfinished after the loops exited`);
+  });
+}
+
+async function peer(
+  file: string,
+  slug: string,
+  round: number,
+  jobs: number,
+  workers: number,
+  scenario: string,
+) {
+  const adapter = await loadPeer(file);
+  return withDatabase(`${slug}_${round}`, async (db) => {
+    const r = await adapter.drain(db.url, jobs, workers, () => analyze(db.url));
+    peerConfigs[adapter.name] = { version: adapter.version, config: r.config };
+    record({
+      scenario,
+      system: `${adapter.name} ${adapter.version}`,
+      round,
+      jobs: r.done,
+      workers,
+      seconds: r.seconds,
+      extra: { enqueueSeconds: r.enqueueSeconds },
+    });
+  });
+}
+const peerConfigs: Record<string, { version: string; config: string }> = {};
+
+// ---------------------------------------------------------------- scenarios
+async function interleaved(scenario: string, names: string[], jobs: number, workers: number, rounds: number) {
+  for (let round = 1; round <= rounds; round++) {
+    for (const name of names) await systems[name]!(round, jobs, workers, scenario);
+  }
+}
+
+/** (c) Enqueue→start latency of a trickle (50 jobs/s for 20 s) while one consumer is live. */
+async function trickle(round: number): Promise<void> {
+  await withDatabase(`trickle_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    await analyze(db.url);
+    const producer = engineDb(db.url, 1, 'bench-producer');
+    const rate = 50;
+    const total = 1000;
+    let stop = false;
+    const consumer = (async () => {
+      const { createHandler } = await import('../functions/consumer.ts');
+      const { discard, lambdaContext } = await import('./lib/lambda.ts');
+      const h = createHandler({ env: { DATABASE_URL: db.url }, logStream: discard() });
+      while (!stop) await h({}, lambdaContext('bench-trickle', 60_000));
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await enqueue(producer, { type: 'example.echo', payload: { i } });
+    }
+    const pending = "SELECT count(*)::int AS n FROM jobs WHERE status IN ('queued', 'running')";
+    while ((await sql(db.url, pending)).rows[0].n > 0) await new Promise((r) => setTimeout(r, 50));
+    stop = true;
+    await consumer;
+    await producer.end();
+    // Both ends are database times: created_at (enqueue commit's now()) to started_at (claim's now()).
+    const { rows } = await sql(
+      db.url,
+      'SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms FROM jobs WHERE started_at IS NOT NULL',
+    );
+    const ms = rows.map((r) => Number(r.ms));
+    samples.push({
+      scenario: 'trickle',
+      system: 'engine consumer handler',
+      round,
+      jobs: ms.length,
+      seconds: 20,
+      rate,
+      extra: { p50Ms: percentile(ms, 50), p99Ms: percentile(ms, 99), maxMs: Math.max(...ms) },
+    });
+    log(
+      `  trickle    r${round} p50 ${percentile(ms, 50).toFixed(1)} ms  p99 ${percentile(ms, 99).toFixed(1)} ms  (${ms.length} jobs)`,
+    );
+  });
+}
+
+/** (d) Claim statement latency with 16 concurrent claimers, default and advisory paths. */
+async function claimLatency(round: number, advisoryLocks: boolean): Promise<void> {
+  const jobs = 100_000;
+  await withDatabase(`claim_${advisoryLocks ? 'adv' : 'def'}_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    await sql(
+      db.url,
+      `INSERT INTO jobs (task_type, payload) SELECT 'example.echo', '{}'::jsonb FROM generate_series(1, $1::int)`,
+      [jobs],
+    );
+    await analyze(db.url);
+    const claims: number[] = [];
+    const t0 = performance.now();
+    const r = await engineDrain(db.url, {
+      loops: 16,
+      batch: BATCH,
+      advisoryLocks,
+      onClaim: (ms, got) => {
+        if (got > 0) claims.push(ms);
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const s = record({
+      scenario: 'claim16',
+      system: advisoryLocks ? 'engine functions, advisory' : 'engine functions',
+      round,
+      jobs: r.done,
+      workers: 16,
+      seconds,
+      extra: {
+        claimP50Ms: percentile(claims, 50),
+        claimP99Ms: percentile(claims, 99),
+        claims: claims.length,
+        lost: r.lost,
+      },
+    });
+    log(
+      `             claim p50 ${percentile(claims, 50).toFixed(2)} ms p99 ${percentile(claims, 99).toFixed(2)} ms`,
+    );
+    void s;
+  });
+}
+
+/** (e) The reaper handler recovering 100,000 expired leases. */
+async function reaper(round: number): Promise<void> {
+  const jobs = 100_000;
+  await withDatabase(`reaper_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    await sql(
+      db.url,
+      `INSERT INTO jobs (task_type, payload, status, attempts, lease_token, locked_at, locked_by, started_at, lease_seconds)
+       SELECT 'example.echo', '{}'::jsonb, 'running', 1, 1, now() - interval '1 hour', 'dead-worker', now() - interval '1 hour', 30
+       FROM generate_series(1, $1::int)`,
+      [jobs],
+    );
+    await analyze(db.url);
+    const r = await handlers.reaperRecover(db.url, jobs);
+    record({
+      scenario: 'reaper',
+      system: 'engine reaper handler',
+      round,
+      jobs: r.recovered,
+      seconds: r.seconds,
+      extra: { invocations: r.invocations },
+    });
+  });
+}
+
+/** (f) Drain with 5,000,000 finished rows in the table, against an empty table, same round. */
+async function bigTable(rounds: number): Promise<void> {
+  const finished = 5_000_000;
+  const big = await freshDatabase('bigtable');
+  try {
+    await migrateEngine(big.url);
+    const t0 = performance.now();
+    await sql(
+      big.url,
+      `INSERT INTO jobs (task_type, payload, status, attempts, lease_token, started_at, finished_at, created_at, updated_at)
+       SELECT 'example.echo', '{}'::jsonb, 'completed', 1, 1, now() - interval '1 day', now() - interval '1 day',
+              now() - interval '1 day', now() - interval '1 day'
+       FROM generate_series(1, $1::int)`,
+      [finished],
+    );
+    await sql(big.url, 'VACUUM ANALYZE jobs');
+    log(
+      `  bigtable   built ${finished.toLocaleString('en-US')} finished rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    for (let round = 1; round <= rounds; round++) {
+      await handlers.apiBatchEnqueue(big.url, JOBS);
+      await analyze(big.url);
+      const r = await handlers.consumerDrain(big.url, JOBS, WORKERS);
+      record({
+        scenario: 'bigtable',
+        system: 'consumer, 5M finished rows',
+        round,
+        jobs: r.done,
+        workers: WORKERS,
+        seconds: r.seconds,
+      });
+      await systems.consumer!(round, JOBS, WORKERS, 'bigtable');
+    }
+  } finally {
+    await big.drop();
+  }
+}
+
+/** (g) Peak RSS of one consumer process (esbuild bundle, like the Lambda artifact) draining 100,000 jobs. */
+async function peakRss(round: number): Promise<void> {
+  const jobs = 100_000;
+  const out = join(RESULTS, '.build', 'rss-child.mjs');
+  if (round === 1) {
+    mkdirSync(dirname(out), { recursive: true });
+    execFileSync(
+      join(ROOT, 'node_modules', '.bin', 'esbuild'),
+      [
+        join(HERE, 'lib', 'rss-child.ts'),
+        '--bundle',
+        '--platform=node',
+        '--format=esm',
+        '--target=node20',
+        `--outfile=${out}`,
+        '--log-level=error',
+        // Bundled CJS deps call require(); give the ESM bundle one.
+        "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+      ],
+      { stdio: 'inherit' },
+    );
+  }
+  await withDatabase(`rss_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    await sql(
+      db.url,
+      `INSERT INTO jobs (task_type, payload) SELECT 'example.echo', '{}'::jsonb FROM generate_series(1, $1::int)`,
+      [jobs],
+    );
+    await analyze(db.url);
+    const res = spawnSync(process.execPath, [out, db.url], { encoding: 'utf8', maxBuffer: 10 * 1024 * 1024 });
+    if (res.status !== 0) throw new Error(`rss child failed: ${res.stderr}`);
+    const lastLine = res.stdout.trim().split('\n').pop()!;
+    const r = JSON.parse(lastLine) as {
+      completed: number;
+      invocations: number;
+      seconds: number;
+      peakRssMb: number;
+    };
+    samples.push({
+      scenario: 'rss',
+      system: 'consumer process (bundled)',
+      round,
+      jobs: r.completed,
+      seconds: r.seconds,
+      rate: r.completed / r.seconds,
+      extra: { peakRssMb: r.peakRssMb, invocations: r.invocations },
+    });
+    log(
+      `  rss        r${round} peak RSS ${r.peakRssMb.toFixed(1)} MB, ${r.completed} jobs in ${r.seconds.toFixed(1)} s`,
+    );
+  });
+}
+
+// ---------------------------------------------------------------- report
+interface Row {
+  scenario: string;
+  system: string;
+  workers?: number;
+  jobs: number;
+  rate: Summary;
+  seconds: Summary;
+}
+
+function table(): Row[] {
+  const groups = new Map<string, Sample[]>();
+  for (const s of samples) {
+    if (s.scenario === 'trickle' || s.scenario === 'rss') continue;
+    const key = `${s.scenario}|${s.system}|${s.workers ?? ''}|${Math.round(s.jobs / 10_000)}`;
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  return [...groups.values()].map((g) => ({
+    scenario: g[0]!.scenario,
+    system: g[0]!.system,
+    workers: g[0]!.workers,
+    jobs: g[0]!.jobs,
+    rate: summarize(g.map((s) => s.rate)),
+    seconds: summarize(g.map((s) => s.seconds)),
+  }));
+}
+
+/** Per-round ratio of two systems' rates in one scenario: the numbers the targets are about. */
+function ratios(scenario: string, num: string, den: string, workers?: number): number[] {
+  const pick = (system: string, round: number) =>
+    samples.find(
+      (s) =>
+        s.scenario === scenario &&
+        s.system.startsWith(system) &&
+        s.round === round &&
+        (workers === undefined || s.workers === workers),
+    );
+  const out: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const a = pick(num, round);
+    const b = pick(den, round);
+    if (a && b) out.push(a.rate / b.rate);
+  }
+  return out;
+}
+
+interface Target {
+  what: string;
+  ratios: number[];
+  target: number;
+  /** 'min': the figure must be ≥ target; 'max': ≤ target. */
+  kind: 'min' | 'max';
+}
+
+function targets(): Target[] {
+  const t: Target[] = [
+    {
+      what: 'consumer drain ÷ graphile-worker (4 workers)',
+      ratios: ratios('main', 'engine consumer handler', 'graphile-worker'),
+      target: 1.5,
+      kind: 'min',
+    },
+    {
+      what: 'consumer drain ÷ pg-boss (4 workers)',
+      ratios: ratios('main', 'engine consumer handler', 'pg-boss'),
+      target: 3,
+      kind: 'min',
+    },
+    {
+      what: 'consumer drain ÷ raw SKIP LOCKED loop',
+      ratios: ratios('main', 'engine consumer handler', 'raw SKIP LOCKED'),
+      target: 0.8,
+      kind: 'min',
+    },
+    {
+      what: 'engine-functions drain ÷ raw loop (issue 2)',
+      ratios: ratios('main', 'engine functions', 'raw SKIP LOCKED'),
+      target: 0.75,
+      kind: 'min',
+    },
+    {
+      what: 'consumer drain ÷ engine-functions drain (issue 3)',
+      ratios: ratios('main', 'engine consumer handler', 'engine functions'),
+      target: 0.85,
+      kind: 'min',
+    },
+    {
+      what: 'engine functions: counting on ÷ off (issue 4)',
+      ratios: ratios('main', 'engine functions', 'engine functions, no counting'),
+      target: 0.9,
+      kind: 'min',
+    },
+    {
+      what: 'enqueueMany ÷ raw INSERT … unnest',
+      ratios: ratios('enqueue', 'enqueueMany', 'raw INSERT'),
+      target: 0.75,
+      kind: 'min',
+    },
+  ];
+  const advisory = ratios('main', 'engine functions, advisory', 'engine functions');
+  if (advisory.length)
+    t.push({
+      what: 'advisory path ÷ default path (engine functions)',
+      ratios: advisory,
+      target: 0.9,
+      kind: 'min',
+    });
+  const nocountConsumer = ratios('main', 'engine consumer handler', 'engine consumer, no counting');
+  if (nocountConsumer.length)
+    t.push({
+      what: 'consumer: counting on ÷ off (issue 4)',
+      ratios: nocountConsumer,
+      target: 0.9,
+      kind: 'min',
+    });
+  const big = ratios('bigtable', 'consumer, 5M finished rows', 'engine consumer handler');
+  if (big.length)
+    t.push({ what: 'drain with 5M finished rows ÷ empty table', ratios: big, target: 0.9, kind: 'min' });
+  return t.filter((x) => x.ratios.length > 0);
+}
+
+function absoluteTargets(): string[] {
+  const lines: string[] = [];
+  const rateOf = (scenario: string, system: string) =>
+    samples.filter((s) => s.scenario === scenario && s.system.startsWith(system)).map((s) => s.rate);
+  const check = (
+    what: string,
+    xs: number[],
+    target: number,
+    kind: 'min' | 'max',
+    unit: string,
+    digits = 0,
+  ) => {
+    if (!xs.length) return;
+    const s = summarize(xs);
+    const ok = kind === 'min' ? s.median >= target : s.median <= target;
+    lines.push(
+      `${ok ? 'MET ' : 'MISS'}  ${what}: median ${round(s.median, digits)} ${unit} (${round(s.min, digits)}–${round(s.max, digits)}), target ${kind === 'min' ? '≥' : '≤'} ${target} ${unit}`,
+    );
+  };
+  check('enqueueMany', rateOf('enqueue', 'enqueueMany'), 50_000, 'min', 'jobs/s');
+  check('API batch route enqueue', rateOf('enqueue', 'API POST'), 50_000, 'min', 'jobs/s');
+  const extra = (scenario: string, key: string) =>
+    samples
+      .filter((s) => s.scenario === scenario && s.extra?.[key] !== undefined)
+      .map((s) => Number(s.extra![key]));
+  check('trickle latency p50', extra('trickle', 'p50Ms'), 25, 'max', 'ms', 1);
+  check('trickle latency p99', extra('trickle', 'p99Ms'), 100, 'max', 'ms', 1);
+  check(
+    'claim p99, 16 claimers (default path)',
+    samples
+      .filter((s) => s.scenario === 'claim16' && s.system === 'engine functions')
+      .map((s) => Number(s.extra!.claimP99Ms)),
+    20,
+    'max',
+    'ms',
+    2,
+  );
+  check(
+    'claim p99, 16 claimers (advisory path)',
+    samples
+      .filter((s) => s.scenario === 'claim16' && s.system.includes('advisory'))
+      .map((s) => Number(s.extra!.claimP99Ms)),
+    20,
+    'max',
+    'ms',
+    2,
+  );
+  check(
+    'reaper, 100,000 expired leases',
+    samples.filter((s) => s.scenario === 'reaper').map((s) => s.seconds),
+    3,
+    'max',
+    's',
+    2,
+  );
+  check('consumer peak RSS (100,000 jobs)', extra('rss', 'peakRssMb'), 150, 'max', 'MB', 1);
+  return lines;
+}
+
+function printReport(): string {
+  const out: string[] = [];
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  out.push('', 'scenario   system                              workers     jobs   median jobs/s  (min–max)');
+  for (const r of table()) {
+    out.push(
+      `${r.scenario.padEnd(10)} ${r.system.padEnd(35)} ${String(r.workers ?? '').padStart(7)} ${String(r.jobs).padStart(8)} ${fmt(r.rate.median).padStart(14)}  (${fmt(r.rate.min)}–${fmt(r.rate.max)}) n=${r.rate.n}`,
+    );
+  }
+  out.push('', 'ratios (per round; target on the median)');
+  for (const t of targets()) {
+    const m = summarize(t.ratios).median;
+    const ok = t.kind === 'min' ? m >= t.target : m <= t.target;
+    out.push(
+      `${ok ? 'MET ' : 'MISS'}  ${t.what}: ${t.ratios.map((x) => x.toFixed(2)).join(' / ')} → median ${m.toFixed(2)} (target ${t.kind === 'min' ? '≥' : '≤'} ${t.target})`,
+    );
+  }
+  out.push(...absoluteTargets());
+  if (notes.length) out.push('', 'notes:', ...notes.map((n) => `  ${n}`));
+  const text = out.join('\n');
+  log(text);
+  return text;
+}
+
+// ---------------------------------------------------------------- main
+async function main(): Promise<void> {
+  ensureBenchDeps();
+  process.env.DATABASE_URL ??= ADMIN_URL; // the handlers' module-scope defaults read it at import
+  handlers = await import('./lib/handlers.ts');
+  const leftovers = await dropLeftovers();
+  if (leftovers.length) log(`dropped leftover databases: ${leftovers.join(', ')}`);
+
+  const started = new Date();
+  const machine = {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    ramGb: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    postgres: await serverVersion(),
+  };
+  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  log(`durable-task-engine bench — ${started.toISOString()} — ${command}`);
+  log(
+    `machine: ${machine.nproc} × ${machine.cpu}, ${machine.ramGb} GB RAM, Node ${machine.node}, PostgreSQL ${machine.postgres}`,
+  );
+  log(
+    `main: ${JOBS.toLocaleString('en-US')} no-op jobs, ${WORKERS} workers, batch ${BATCH}, ${ROUNDS} interleaved round(s)`,
+  );
+
+  const main = QUICK
+    ? ['raw', 'engine-fn', 'engine-fn-nocount', 'consumer', 'graphile', 'pgboss', 'enqueue-unnest']
+    : [
+        'raw',
+        'engine-fn',
+        'engine-fn-nocount',
+        'engine-fn-advisory',
+        'engine-fn-cold',
+        'consumer',
+        'consumer-nocount',
+        'graphile',
+        'pgboss',
+        'enqueue-unnest',
+      ];
+  await interleaved('main', main, JOBS, WORKERS, ROUNDS);
+
+  if (!QUICK) {
+    log('scale (b): 20,000 and 100,000 jobs at 1, 4 and 8 workers');
+    for (const jobs of [20_000, 100_000]) {
+      for (const workers of [1, 4, 8]) {
+        if (jobs === JOBS && workers === WORKERS) continue; // that is the main scenario
+        await interleaved(`scale`, ['raw', 'consumer', 'graphile', 'pgboss'], jobs, workers, ROUNDS);
+      }
+    }
+    log('trickle (c): 50 jobs/s for 20 s, one live consumer');
+    for (let round = 1; round <= ROUNDS; round++) await trickle(round);
+    log('claim latency (d): 16 claimers over 100,000 jobs');
+    for (let round = 1; round <= ROUNDS; round++) {
+      await claimLatency(round, false);
+      await claimLatency(round, true);
+    }
+    log('reaper (e): 100,000 expired leases');
+    for (let round = 1; round <= ROUNDS; round++) await reaper(round);
+    log('big table (f): 5,000,000 finished rows vs empty');
+    await bigTable(ROUNDS);
+    log('peak RSS (g): one consumer process, 100,000 jobs');
+    for (let round = 1; round <= ROUNDS; round++) await peakRss(round);
+  }
+
+  const text = printReport();
+  mkdirSync(RESULTS, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const file = join(RESULTS, `${QUICK ? 'quick' : 'full'}-${stamp}.json`);
+  const benchPkg = JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { dependencies: unknown };
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        date: started.toISOString(),
+        durationSeconds: (Date.now() - started.getTime()) / 1000,
+        command,
+        machine,
+        settings: { jobs: JOBS, workers: WORKERS, batch: BATCH, rounds: ROUNDS, quick: QUICK },
+        peers: { dependencies: benchPkg.dependencies, configs: peerConfigs },
+        rows: table(),
+        ratios: targets(),
+        samples,
+        notes,
+        report: text,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`\nresults: ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
