@@ -13,6 +13,8 @@ import { route } from './http/routes.ts';
 import { loadConfig } from './platform/config.ts';
 import { connectFromConfig } from './platform/db-connect.ts';
 import { createLogger } from './platform/logger.ts';
+import type { ContainerMetrics } from './platform/metrics.ts';
+import { createObservability } from './platform/observability.ts';
 import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 
 export interface ApiHandlerOptions {
@@ -20,7 +22,14 @@ export interface ApiHandlerOptions {
   db?: Db;
   registry?: TaskRegistry;
   logStream?: Writable;
+  metrics?: ContainerMetrics;
 }
+
+/**
+ * The api pushes its container figures at most this often: a push per request would add up to
+ * PUSH_TIMEOUT_MS to every response.
+ */
+const API_PUSH_INTERVAL_MS = 15_000;
 
 export type ApiHandler = (
   event: APIGatewayProxyEventV2,
@@ -51,11 +60,27 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
   const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-api', max: 1 });
   const registry = options.registry ?? createRegistry();
   const deps = { db, registry, maxPayloadBytes: config.MAX_PAYLOAD_BYTES };
+  const obs = createObservability('api', config, logger, options.metrics);
+  let lastPush = 0;
+  const pushThrottled: middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyResultV2> = {
+    after: async (request) => {
+      if (!obs.gateway.enabled || Date.now() - lastPush < API_PUSH_INTERVAL_MS) return;
+      lastPush = Date.now();
+      await obs.pushContainer(request.context.getRemainingTimeInMillis());
+    },
+  };
+  const countDbError = (event: APIGatewayProxyEventV2) =>
+    obs.metrics.countDbError(
+      event.requestContext?.http?.method === 'POST' && !event.rawPath?.endsWith('/cancel')
+        ? 'enqueue'
+        : 'read',
+    );
 
   return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
     .use(injectLambdaContext(logger))
+    .use(pushThrottled)
     .use(httpErrorHandler({ logger: false }))
-    .use(errorShape(logger))
+    .use(errorShape(logger, countDbError))
     .use(httpHeaderNormalizer())
     .use(jsonBodyWhenPresent())
     .handler((event) => route(event as never, deps)) as unknown as ApiHandler;

@@ -11,6 +11,8 @@ import type { Db } from './engine/queryable.ts';
 import { loadConfig } from './platform/config.ts';
 import { connectFromConfig } from './platform/db-connect.ts';
 import { createLogger } from './platform/logger.ts';
+import type { ContainerMetrics } from './platform/metrics.ts';
+import { createObservability } from './platform/observability.ts';
 import { consumerSettings } from './platform/settings.ts';
 import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 
@@ -26,12 +28,13 @@ export interface ConsumerHandlerOptions {
   db?: Db;
   registry?: TaskRegistry;
   logStream?: Writable;
+  /** Extra hooks beside the container metrics (tests, benchmarks). */
   observer?: ConsumerObserver;
+  /** Share a container registry (the local engine renders them on /metrics). */
+  metrics?: ContainerMetrics;
   lambda?: Pick<LambdaClient, 'send'>;
   /** Stops claiming when aborted (the local engine's Ctrl-C). */
   stopSignal?: AbortSignal;
-  /** Runs after the loop within the reserved time (metrics push). */
-  afterInvocation?: (summary: ConsumerSummary, context: Context) => Promise<void>;
 }
 
 export type ConsumerHandler = (
@@ -51,6 +54,24 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
   const registry = options.registry ?? createRegistry();
   const settings = consumerSettings(config);
   const functionName = env.CONSUMER_FUNCTION_NAME;
+  const obs = createObservability('consumer', config, logger, options.metrics);
+  const extra = options.observer;
+  const observer: ConsumerObserver = extra
+    ? {
+        claimed: (ms, n) => {
+          obs.metrics.observer.claimed(ms, n);
+          extra.claimed?.(ms, n);
+        },
+        ran: (type, outcome, ms) => {
+          obs.metrics.observer.ran(type, outcome, ms);
+          extra.ran?.(type, outcome, ms);
+        },
+        dbError: (op, err) => {
+          obs.metrics.observer.dbError(op, err);
+          extra.dbError?.(op, err);
+        },
+      }
+    : obs.metrics.observer;
 
   const fanOut = async (summary: ConsumerSummary, depth: number): Promise<number> => {
     // Only scheduled invocations fan out, and at most CONSUMER_FANOUT_MAX: a backlog cannot
@@ -81,7 +102,7 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
       const depth = parsed.success && parsed.data ? (parsed.data.fanoutDepth ?? 0) : 0;
       if (!parsed.success) logger.warn('unexpected consumer event shape; running as a scheduled invocation');
       const summary = await runConsumer(
-        { db, tasks: registry, logger, settings, observer: options.observer },
+        { db, tasks: registry, logger, settings, observer },
         {
           workerId: context.awsRequestId,
           remainingMs: () => context.getRemainingTimeInMillis(),
@@ -89,8 +110,11 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
         },
       );
       const fannedOut = await fanOut(summary, depth);
-      await options.afterInvocation?.(summary, context);
-      logger.info('consumer invocation done', { ...summary, fannedOut });
+      await obs.pushContainer(context.getRemainingTimeInMillis());
+      // An invocation that found nothing is routine (every schedule tick on an idle queue): debug.
+      if (summary.claimed === 0 && summary.exitReason === 'idle')
+        logger.debug('consumer invocation done', { ...summary, fannedOut });
+      else logger.info('consumer invocation done', { ...summary, fannedOut });
       return { ...summary, fannedOut };
     }) as unknown as ConsumerHandler;
 }

@@ -139,9 +139,9 @@ export async function runConsumer(
 ): Promise<ConsumerSummary> {
   const { db, tasks, logger, settings: s, observer } = deps;
   const started = Date.now();
-  const initialRemaining = ctx.remainingMs();
-  const margin = deadlineMargin(initialRemaining);
-  const deadlineAt = started + initialRemaining - margin;
+  const margin = deadlineMargin(ctx.remainingMs());
+  /** Read live: the local engine shortens the remaining time on Ctrl-C. */
+  const timeLeft = () => ctx.remainingMs() - margin;
   const summary: ConsumerSummary = {
     workerId: ctx.workerId,
     claimed: 0,
@@ -251,9 +251,9 @@ export async function runConsumer(
         }
         const budget = Math.min(
           task.timeoutSeconds ? task.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY,
-          deadlineAt - Date.now(),
+          timeLeft(),
         );
-        if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= deadlineAt - Date.now()) {
+        if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= timeLeft()) {
           timer = setTimeout(() => h.controller.abort(new TaskTimeoutError(task.timeoutSeconds!)), budget);
         }
         const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(parsed.data, {
@@ -405,7 +405,6 @@ export async function runConsumer(
   }, heartbeatMs);
   heartbeat.unref?.();
 
-  const timeLeft = () => deadlineAt - Date.now();
   let lastWorkAt = Date.now();
   try {
     for (;;) {
@@ -457,12 +456,14 @@ export async function runConsumer(
       if (running.size >= s.concurrency || claimedNothing) {
         const waitMs = Math.min(claimedNothing ? s.pollMs : 1000, Math.max(1, timeLeft()));
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs);
-          wake = () => {
+          const done = () => {
             clearTimeout(timer);
+            ctx.stopSignal?.removeEventListener('abort', done);
             resolve();
           };
-          ctx.stopSignal?.addEventListener('abort', wake, { once: true });
+          const timer = setTimeout(done, waitMs);
+          wake = done;
+          ctx.stopSignal?.addEventListener('abort', done, { once: true });
         });
         wake = () => {};
       }

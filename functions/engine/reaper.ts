@@ -68,6 +68,8 @@ export async function runReaper(
   }
   summary.compacted = await compactCounters(db);
   summary.durationMs = Date.now() - started;
-  deps.logger.info('reaper run', { ...summary });
+  const idle = summary.recovered + summary.pruned + summary.compacted === 0;
+  if (idle) deps.logger.debug('reaper run', { ...summary });
+  else deps.logger.info('reaper run', { ...summary });
   return summary;
 }

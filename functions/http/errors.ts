@@ -77,13 +77,19 @@ export function mapError(err: unknown): Mapped {
  * Shapes every error as `{ error: { code, message, details } }` and hands it to
  * http-error-handler with `expose`, so no stack or internal message reaches the client.
  */
-export function errorShape(logger: EngineLogger): middy.MiddlewareObj {
+export function errorShape(
+  logger: EngineLogger,
+  onDbUnavailable?: (event: never) => void,
+): middy.MiddlewareObj {
   return {
     onError: async (request) => {
       const mapped = mapError(request.error);
       if (mapped.statusCode >= 500 && mapped.statusCode !== 503)
         logger.error('unhandled api error', { error: request.error });
-      else if (mapped.statusCode === 503) logger.warn('database unavailable', { error: request.error });
+      else if (mapped.statusCode === 503) {
+        onDbUnavailable?.(request.event as never);
+        logger.warn('database unavailable', { error: request.error });
+      }
       const body = JSON.stringify({
         error: { code: mapped.code, message: mapped.message, details: mapped.details ?? null },
       });

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createHandler } from '../../functions/consumer.ts';
-import { createHandler as createReaper } from '../../functions/reaper.ts';
 import { enqueueMany, getJob, pauseQueue, readCounters } from '../../functions/engine/index.ts';
+import { createHandler as createReaper } from '../../functions/reaper.ts';
 import { createRegistry, defineTask } from '../../functions/tasks/index.ts';
 import { countByStatus, expectAllTerminal, expectCountersMatchTable } from '../helpers/invariants.ts';
 import { fakeContext, logSink, schedulerEvent } from '../helpers/lambda.ts';
@@ -31,20 +31,36 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
       { type: 'no.such.type', payload: {} },
       { type: 'example.sleep', payload: { ms: 'bad' } },
     ]);
-    const consumer = createHandler({ db: t.db, env: { ...quiet, BACKOFF_BASE_SECONDS: '0', MAX_BACKOFF_SECONDS: '0' }, logStream: logSink() });
+    const consumer = createHandler({
+      db: t.db,
+      env: { ...quiet, BACKOFF_BASE_SECONDS: '0', MAX_BACKOFF_SECONDS: '0' },
+      logStream: logSink(),
+    });
     const summary = await consumer(schedulerEvent, fakeContext(20_000));
-    expect(summary).toMatchObject({ completed: 122, failed: 3, retried: 1, released: 0, lost: 0, exitReason: 'idle' });
+    expect(summary).toMatchObject({
+      completed: 122,
+      failed: 3,
+      retried: 1,
+      released: 0,
+      lost: 0,
+      exitReason: 'idle',
+    });
     const byStatus = await countByStatus(t.db);
     expect(byStatus).toEqual({ queued: 0, running: 0, completed: 122, failed: 3 });
     const { rows } = await t.db.query<{ task_type: string; last_error: { message: string } }>(
       "SELECT task_type, last_error FROM jobs WHERE status = 'failed' ORDER BY id",
     );
-    expect(rows.map((r) => r.last_error.message).join('\n')).toMatch(/flaky failure[\s\S]*no task registered[\s\S]*does not match the example.sleep schema/);
+    expect(rows.map((r) => r.last_error.message).join('\n')).toMatch(
+      /flaky failure[\s\S]*no task registered[\s\S]*does not match the example.sleep schema/,
+    );
     await expectCountersMatchTable(t.db);
   });
 
   it('logs one structured line per completed batch with worker, job, type and timestamps; failures with their stack', async () => {
-    await enqueueMany(t.db, [{ type: 'example.echo', payload: 1 }, { type: 'example.flaky', payload: { failTimes: 5, permanent: true } }]);
+    await enqueueMany(t.db, [
+      { type: 'example.echo', payload: 1 },
+      { type: 'example.flaky', payload: { failTimes: 5, permanent: true } },
+    ]);
     const sink = logSink();
     const consumer = createHandler({ db: t.db, env: { ...quiet, LOG_LEVEL: 'info' }, logStream: sink });
     const ctx = fakeContext(10_000);
@@ -66,10 +82,15 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
       { type: 'example.sleep', payload: { ms: 60_000 } },
       { type: 'example.sleep', payload: { ms: 60_000 } },
     ]);
-    const consumer = createHandler({ db: t.db, env: { ...quiet, CONSUMER_CONCURRENCY: '1' }, logStream: logSink() });
+    const consumer = createHandler({
+      db: t.db,
+      env: { ...quiet, CONSUMER_CONCURRENCY: '1' },
+      logStream: logSink(),
+    });
     const summary = await consumer(schedulerEvent, fakeContext(2500));
     expect(summary).toMatchObject({ released: 2, completed: 0, exitReason: 'deadline' });
-    for (const r of [a!, b!]) expect(await getJob(t.db, r.job.id)).toMatchObject({ status: 'queued', attempts: 0, locked_by: null });
+    for (const r of [a!, b!])
+      expect(await getJob(t.db, r.job.id)).toMatchObject({ status: 'queued', attempts: 0, locked_by: null });
   });
 
   it('a task that ignores its signal past the deadline is abandoned, then recovered by the reaper after its lease', async () => {
@@ -77,11 +98,21 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
     const stubborn = defineTask({
       type: 'test.stubborn',
       schema: z.unknown(),
-      run: () => new Promise((resolve) => { release = () => resolve('late'); }),
+      run: () =>
+        new Promise((resolve) => {
+          release = () => resolve('late');
+        }),
     });
     const registry = createRegistry().register(stubborn);
-    const [{ job }] = (await enqueueMany(t.db, [{ type: 'test.stubborn', payload: null }])) as [{ job: { id: string } }];
-    const consumer = createHandler({ db: t.db, registry, env: { ...quiet, LEASE_SECONDS: '2' }, logStream: logSink() });
+    const [{ job }] = (await enqueueMany(t.db, [{ type: 'test.stubborn', payload: null }])) as unknown as [
+      { job: { id: string } },
+    ];
+    const consumer = createHandler({
+      db: t.db,
+      registry,
+      env: { ...quiet, LEASE_SECONDS: '2' },
+      logStream: logSink(),
+    });
     const summary = await consumer(schedulerEvent, fakeContext(2000));
     expect(summary).toMatchObject({ abandoned: 1, released: 0 });
     expect(await getJob(t.db, job.id)).toMatchObject({ status: 'running', attempts: 1 });
@@ -95,7 +126,9 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
   });
 
   it('renews the lease of a task running longer than LEASE_SECONDS so it is not reclaimed', async () => {
-    const [{ job }] = (await enqueueMany(t.db, [{ type: 'example.sleep', payload: { ms: 3500 } }])) as [{ job: { id: string } }];
+    const [{ job }] = (await enqueueMany(t.db, [
+      { type: 'example.sleep', payload: { ms: 3500 } },
+    ])) as unknown as [{ job: { id: string } }];
     const consumer = createHandler({ db: t.db, env: { ...quiet, LEASE_SECONDS: '2' }, logStream: logSink() });
     const reaper = createReaper({ db: t.db, env: quiet, logStream: logSink() });
     const running = consumer(schedulerEvent, fakeContext(15_000));
@@ -120,7 +153,9 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
     const consumer = createHandler({ db: t.db, env: { ...quiet, QUEUES: 'a,b' }, logStream: logSink() });
     const summary = await consumer(schedulerEvent, fakeContext(5000));
     expect(summary.completed).toBe(1);
-    const { rows } = await t.db.query<{ queue: string; status: string }>('SELECT queue, status FROM jobs ORDER BY queue');
+    const { rows } = await t.db.query<{ queue: string; status: string }>(
+      'SELECT queue, status FROM jobs ORDER BY queue',
+    );
     expect(rows).toEqual([
       { queue: 'a', status: 'completed' },
       { queue: 'b', status: 'queued' },
@@ -129,13 +164,22 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
   });
 
   it('fans out at most CONSUMER_FANOUT_MAX async invocations when it leaves a backlog', async () => {
-    await enqueueMany(t.db, Array.from({ length: 30 }, () => ({ type: 'example.sleep', payload: { ms: 400 } })));
+    await enqueueMany(
+      t.db,
+      Array.from({ length: 30 }, () => ({ type: 'example.sleep', payload: { ms: 400 } })),
+    );
     const lambda = mockClient(LambdaClient);
     lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
     const consumer = createHandler({
       db: t.db,
       lambda: new LambdaClient({ region: 'us-east-1' }),
-      env: { ...quiet, BATCH_SIZE: '5', CONSUMER_CONCURRENCY: '5', CONSUMER_FANOUT_MAX: '3', CONSUMER_FUNCTION_NAME: 'dte-consumer' },
+      env: {
+        ...quiet,
+        BATCH_SIZE: '5',
+        CONSUMER_CONCURRENCY: '5',
+        CONSUMER_FANOUT_MAX: '3',
+        CONSUMER_FUNCTION_NAME: 'dte-consumer',
+      },
       logStream: logSink(),
     });
     const summary = await consumer(schedulerEvent, fakeContext(2500));
@@ -153,13 +197,20 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
   });
 
   it('many concurrent consumers complete every job exactly once', async () => {
-    await enqueueMany(t.db, Array.from({ length: 500 }, (_, i) => ({ type: 'example.echo', payload: i })));
-    const consumers = Array.from({ length: 4 }, () => createHandler({ db: t.connect({ max: 1 }), env: quiet, logStream: logSink() }));
+    await enqueueMany(
+      t.db,
+      Array.from({ length: 500 }, (_, i) => ({ type: 'example.echo', payload: i })),
+    );
+    const consumers = Array.from({ length: 4 }, () =>
+      createHandler({ db: t.connect({ max: 1 }), env: quiet, logStream: logSink() }),
+    );
     const summaries = await Promise.all(consumers.map((c) => c(schedulerEvent, fakeContext(20_000))));
     expect(summaries.reduce((n, s) => n + s.completed, 0)).toBe(500);
     await expectAllTerminal(t.db);
     await expectCountersMatchTable(t.db);
-    const { rows } = await t.db.query<{ n: string }>("SELECT count(*) AS n FROM jobs WHERE lease_token <> 1 OR attempts <> 1");
+    const { rows } = await t.db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM jobs WHERE lease_token <> 1 OR attempts <> 1',
+    );
     expect(Number(rows[0]!.n)).toBe(0);
   });
 });
