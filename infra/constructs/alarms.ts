@@ -1,0 +1,127 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface AlarmsProps {
+  functions: Record<string, lambda.IFunction>;
+  deadLetterQueue: sqs.IQueue;
+  instance: rds.DatabaseInstance;
+  /** Create an SNS topic the alarms notify. */
+  topic: boolean;
+  email: string | undefined;
+  connectionsThreshold: number;
+  allocatedStorageGiB: number;
+}
+
+/**
+ * Alarms for what needs a human: function errors and sustained throttling, deliveries the
+ * schedules could not make, and a database running hot, out of space or out of connections.
+ */
+export class Alarms extends Construct {
+  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly topic: sns.Topic | undefined;
+
+  constructor(scope: Construct, id: string, props: AlarmsProps) {
+    super(scope, id);
+    const five = Duration.minutes(5);
+    const add = (name: string, props: cloudwatch.CreateAlarmOptions & { metric: cloudwatch.IMetric }) => {
+      const alarm = new cloudwatch.Alarm(this, name, {
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...props,
+      });
+      this.alarms.push(alarm);
+      return alarm;
+    };
+
+    for (const [name, fn] of Object.entries(props.functions)) {
+      add(`${name}Errors`, {
+        alarmDescription: `The ${name} function failed (an invocation threw or timed out).`,
+        metric: fn.metricErrors({ period: five, statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+      // A consumer at its concurrency cap is throttled by design now and then; throttling in
+      // three consecutive 5-minute periods means the cap (or the account limit) is too low.
+      add(`${name}Throttles`, {
+        alarmDescription: `The ${name} function was throttled for 15 minutes.`,
+        metric: fn.metricThrottles({ period: five, statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+    }
+
+    add('ScheduleDeadLetters', {
+      alarmDescription: 'A schedule could not invoke the consumer or the reaper (see the dead-letter queue).',
+      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: five,
+        statistic: 'Maximum',
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    add('DatabaseCpu', {
+      alarmDescription: 'Database CPU above 80% for 15 minutes.',
+      metric: props.instance.metricCPUUtilization({ period: five, statistic: 'Average' }),
+      threshold: 80,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    add('DatabaseFreeStorage', {
+      alarmDescription: 'Database free storage below 10% of the allocated size.',
+      metric: props.instance.metricFreeStorageSpace({ period: five, statistic: 'Minimum' }),
+      threshold: props.allocatedStorageGiB * 1024 ** 3 * 0.1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    });
+    add('DatabaseConnections', {
+      alarmDescription: `Database connections above ${props.connectionsThreshold} for 10 minutes.`,
+      metric: props.instance.metricDatabaseConnections({ period: five, statistic: 'Maximum' }),
+      threshold: props.connectionsThreshold,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+
+    if (props.topic || props.email) {
+      // A customer-managed key: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
+      const key = new kms.Key(this, 'TopicKey', {
+        description: 'durable-task-engine alarm topic',
+        enableKeyRotation: true,
+        removalPolicy: RemovalPolicy.DESTROY,
+        pendingWindow: Duration.days(7),
+      });
+      key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'CloudWatchAlarmsPublish',
+          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: ['*'],
+        }),
+      );
+      this.topic = new sns.Topic(this, 'Topic', {
+        displayName: 'durable-task-engine alarms',
+        masterKey: key,
+        enforceSSL: true,
+      });
+      if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
+      const action = new actions.SnsAction(this.topic);
+      for (const alarm of this.alarms) {
+        alarm.addAlarmAction(action);
+        alarm.addOkAction(action);
+      }
+    } else {
+      this.topic = undefined;
+    }
+  }
+}

@@ -1,0 +1,166 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import { Construct } from 'constructs';
+import type { TaskEngineSettings } from '../config.ts';
+import type { Network } from './network.ts';
+
+/** The database users the functions connect as; migration 0004 creates them on RDS. */
+export const DB_LOGIN_USERS = {
+  api: 'dte_api_login',
+  consumer: 'dte_consumer_login',
+  reaper: 'dte_reaper_login',
+} as const;
+export type RuntimeRole = keyof typeof DB_LOGIN_USERS;
+
+export const DB_NAME = 'taskengine';
+export const DB_OWNER = 'dte_owner';
+export const DB_PORT = 5432;
+
+export interface DatabaseProps {
+  network: Network;
+  settings: TaskEngineSettings;
+}
+
+/**
+ * RDS PostgreSQL 16: encrypted, private, TLS-only, IAM database authentication for the
+ * runtime functions, the owner's password generated and rotated by RDS in Secrets Manager
+ * (used by the migrate function only). Optionally an RDS Proxy with end-to-end IAM auth.
+ */
+export class Database extends Construct {
+  readonly instance: rds.DatabaseInstance;
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly proxy: rds.DatabaseProxy | undefined;
+  /** ARN of the owner's secret ({username, password}), managed and rotated by RDS. */
+  readonly ownerSecretArn: string;
+  /** Where the runtime functions connect: the proxy when there is one, else the instance. */
+  readonly runtimeEndpoint: string;
+
+  constructor(scope: Construct, id: string, props: DatabaseProps) {
+    super(scope, id);
+    const { network, settings } = props;
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc: network.vpc,
+      description: 'durable-task-engine PostgreSQL',
+      allowAllOutbound: false,
+    });
+
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 });
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine,
+      description: 'durable-task-engine: TLS only, slow statements logged',
+      parameters: {
+        'rds.force_ssl': '1',
+        // Statements slower than this are logged: claims take ~1-5 ms, so 500 ms is an outlier.
+        log_min_duration_statement: '500',
+        // An abandoned transaction must not hold row locks (and block claims) for long.
+        idle_in_transaction_session_timeout: '60000',
+      },
+    });
+
+    const retain = settings.removalPolicy !== 'destroy';
+    this.instance = new rds.DatabaseInstance(this, 'Instance', {
+      engine,
+      instanceType: new ec2.InstanceType(settings.instanceType),
+      vpc: network.vpc,
+      vpcSubnets: network.dbSubnets,
+      securityGroups: [this.securityGroup],
+      port: DB_PORT,
+      databaseName: DB_NAME,
+      credentials: rds.Credentials.fromUsername(DB_OWNER),
+      manageMasterUserPassword: true,
+      iamAuthentication: true,
+      parameterGroup,
+      caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
+      storageEncrypted: true,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: settings.allocatedStorageGiB,
+      maxAllocatedStorage: settings.maxAllocatedStorageGiB,
+      multiAz: settings.multiAz,
+      publiclyAccessible: false,
+      backupRetention: Duration.days(settings.backupRetentionDays),
+      deleteAutomatedBackups: false,
+      copyTagsToSnapshot: true,
+      deletionProtection: retain,
+      removalPolicy: {
+        snapshot: RemovalPolicy.SNAPSHOT,
+        retain: RemovalPolicy.RETAIN,
+        destroy: RemovalPolicy.DESTROY,
+      }[settings.removalPolicy],
+      autoMinorVersionUpgrade: true,
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+      cloudwatchLogsRetention: settings.logRetentionDays,
+      enablePerformanceInsights: true,
+      monitoringInterval: Duration.seconds(60),
+    });
+    const cfn = this.instance.node.defaultChild as rds.CfnDBInstance;
+    this.ownerSecretArn = cfn.attrMasterUserSecretSecretArn;
+
+    if (!settings.multiAz) {
+      Validations.of(this.instance).acknowledge({
+        id: 'AwsSolutions-RDS3',
+        reason:
+          'Multi-AZ was turned off by the taskEngine:multiAz=false setting (non-production deployments).',
+      });
+    }
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions-RDS11',
+      reason:
+        'The default port is kept so tools and the runbook work unchanged; the security group admits only the ' +
+        'functions (and the proxy), the instance is in isolated subnets, so a non-default port adds no protection.',
+    });
+
+    if (settings.rdsProxy) {
+      // End-to-end IAM: clients present IAM tokens to the proxy and the proxy presents its own
+      // to the database, so no database password exists for the runtime users anywhere.
+      const proxyRole = new iam.Role(this, 'ProxyRole', {
+        assumedBy: new iam.ServicePrincipal('rds.amazonaws.com'),
+        description: 'RDS Proxy: connect to the database as the runtime users with IAM tokens',
+      });
+      this.proxy = new rds.DatabaseProxy(this, 'Proxy', {
+        proxyTarget: rds.ProxyTarget.fromInstance(this.instance),
+        vpc: network.vpc,
+        vpcSubnets: network.dbSubnets,
+        role: proxyRole,
+        iamAuth: true,
+        requireTLS: true,
+        defaultAuthScheme: rds.DefaultAuthScheme.IAM_AUTH,
+        // The functions never use session state (design section 2), so connections are never
+        // pinned; a short borrow timeout turns a saturated pool into a fast 503 instead of a hang.
+        borrowTimeout: Duration.seconds(10),
+        maxConnectionsPercent: 80,
+        debugLogging: false,
+      });
+      for (const user of Object.values(DB_LOGIN_USERS)) this.instance.grantConnect(proxyRole, user);
+      this.securityGroup.connections.allowFrom(
+        this.proxy,
+        ec2.Port.tcp(DB_PORT),
+        'PostgreSQL from the RDS Proxy',
+      );
+      this.runtimeEndpoint = this.proxy.endpoint;
+    } else {
+      this.proxy = undefined;
+      this.runtimeEndpoint = this.instance.dbInstanceEndpointAddress;
+    }
+  }
+
+  /** PostgreSQL from `peer` (a function's security group) to the database, or to the proxy. */
+  allowRuntime(peer: ec2.IConnectable, description: string): void {
+    if (this.proxy)
+      this.proxy.connections.allowFrom(peer, ec2.Port.tcp(DB_PORT), `${description} (via proxy)`);
+    else this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(DB_PORT), description);
+  }
+
+  /** PostgreSQL from `peer` directly to the instance (the migrate function, which needs DDL and the owner). */
+  allowDirect(peer: ec2.IConnectable, description: string): void {
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(DB_PORT), description);
+  }
+
+  /** rds-db:connect as `user` on the runtime endpoint, scoped to that user and this instance or proxy. */
+  grantRuntimeConnect(grantee: iam.IGrantable, role: RuntimeRole): void {
+    if (this.proxy) this.proxy.grantConnect(grantee, DB_LOGIN_USERS[role]);
+    else this.instance.grantConnect(grantee, DB_LOGIN_USERS[role]);
+  }
+}

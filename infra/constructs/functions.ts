@@ -1,0 +1,258 @@
+import { join } from 'node:path';
+import { ArnFormat, Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { TaskEngineSettings } from '../config.ts';
+import { REPO_ROOT } from '../paths.ts';
+import { type Database, DB_LOGIN_USERS, DB_NAME, DB_PORT, type RuntimeRole } from './database.ts';
+import type { Network } from './network.ts';
+
+export const HANDLER_ENTRIES = {
+  api: 'functions/api.ts',
+  consumer: 'functions/consumer.ts',
+  reaper: 'functions/reaper.ts',
+  migrate: 'functions/migrate.ts',
+} as const;
+
+/**
+ * esbuild options shared by the four bundles and by the bundle test: ESM for Node 24, with a
+ * `require` for the CommonJS dependencies (pg) that esbuild leaves as dynamic requires.
+ */
+export const BUNDLE_TARGET = 'node24';
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __dteCreateRequire } from 'node:module'; const require = __dteCreateRequire(import.meta.url);";
+/** pg's optional native binding: never installed, never loaded (pg.native is not used). */
+export const BUNDLE_EXTERNALS = ['pg-native'];
+
+export interface FunctionsProps {
+  network: Network;
+  database: Database;
+  settings: TaskEngineSettings;
+  pushgatewayUrl: string;
+  logRetention: logs.RetentionDays;
+  removalPolicy: RemovalPolicy;
+  /** Where the handler entry files live; the repository root by default (tests may point elsewhere). */
+  projectRoot?: string;
+}
+
+/** Lambda function names are at most 64 characters. */
+function functionName(stackName: string, suffix: string): string {
+  const max = 64 - suffix.length - 1;
+  return `${stackName.slice(0, max)}-${suffix}`;
+}
+
+/**
+ * The four handlers: api, consumer, reaper on the runtime database users (IAM tokens, no
+ * password), migrate as the owner through the RDS-managed secret. Each role may do exactly
+ * what its handler needs.
+ */
+export class Functions extends Construct {
+  readonly api: nodejs.NodejsFunction;
+  readonly consumer: nodejs.NodejsFunction;
+  readonly reaper: nodejs.NodejsFunction;
+  readonly migrate: nodejs.NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: FunctionsProps) {
+    super(scope, id);
+    const { network, database, settings } = props;
+    const root = props.projectRoot ?? REPO_ROOT;
+    const stack = Stack.of(this);
+
+    const common = {
+      DB_SSL: '1',
+      // Node 20+ runtimes ship Amazon's CA bundle here but do not load it by default; without
+      // it the verified TLS connection to RDS (rejectUnauthorized) fails.
+      NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+      NODE_OPTIONS: '--enable-source-maps',
+      DB_PORT: String(DB_PORT),
+      DB_NAME,
+      LOG_LEVEL: settings.logLevel,
+    };
+    const runtimeDb = (role: RuntimeRole) => ({
+      ...common,
+      DB_IAM_AUTH: '1',
+      DB_HOST: database.runtimeEndpoint,
+      DB_USER: DB_LOGIN_USERS[role],
+      PUSHGATEWAY_URL: props.pushgatewayUrl,
+      PUSHGATEWAY_JOB: 'durable-task-engine',
+    });
+
+    const make = (
+      name: keyof typeof HANDLER_ENTRIES,
+      opts: {
+        description: string;
+        timeout: Duration;
+        memorySize: number;
+        environment: Record<string, string>;
+        reservedConcurrentExecutions?: number;
+        functionName?: string;
+        securityGroup: 'functions' | 'migrate';
+        afterBundling?: (inputDir: string, outputDir: string) => string[];
+      },
+    ) => {
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+        retention: props.logRetention,
+        removalPolicy: props.removalPolicy,
+      });
+      const fn = new nodejs.NodejsFunction(this, name, {
+        entry: join(root, HANDLER_ENTRIES[name]),
+        handler: 'handler',
+        projectRoot: root,
+        depsLockFilePath: join(root, 'package-lock.json'),
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        description: opts.description,
+        timeout: opts.timeout,
+        memorySize: opts.memorySize,
+        environment: opts.environment,
+        reservedConcurrentExecutions: opts.reservedConcurrentExecutions,
+        functionName: opts.functionName,
+        vpc: network.vpc,
+        vpcSubnets: network.appSubnets,
+        securityGroups: [opts.securityGroup === 'migrate' ? network.migrateSg : network.functionsSg],
+        logGroup,
+        bundling: {
+          forceDockerBundling: false,
+          format: nodejs.OutputFormat.ESM,
+          target: BUNDLE_TARGET,
+          mainFields: ['module', 'main'],
+          banner: ESM_REQUIRE_BANNER,
+          sourceMap: true,
+          sourceMapMode: nodejs.SourceMapMode.DEFAULT,
+          sourcesContent: false,
+          minify: true,
+          keepNames: true,
+          // Pinned SDK versions from package-lock.json rather than whatever the runtime ships.
+          bundleAwsSDK: true,
+          externalModules: BUNDLE_EXTERNALS,
+          tsconfig: join(root, 'tsconfig.json'),
+          commandHooks: opts.afterBundling
+            ? {
+                beforeBundling: () => [],
+                beforeInstall: () => [],
+                afterBundling: opts.afterBundling,
+              }
+            : undefined,
+        },
+      });
+      // The AWS-managed basic and VPC execution policies are the minimum a function in a VPC
+      // needs; their EC2 network-interface actions cannot be scoped to a resource.
+      Validations.of(fn).acknowledge(
+        {
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          reason:
+            'AWS-maintained minimal policy: CloudWatch Logs writes for this function; the log group is created ' +
+            'by the stack with a retention.',
+        },
+        {
+          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+          reason:
+            'AWS-maintained minimal policy for a function in a VPC: its ec2 network-interface actions do not ' +
+            'support resource-level permissions.',
+        },
+      );
+      return fn;
+    };
+
+    this.api = make('api', {
+      description: 'durable-task-engine HTTP API: enqueue, read, cancel jobs',
+      // API Gateway HTTP APIs give up after 30 s; a request never needs more than a few statements.
+      timeout: Duration.seconds(29),
+      memorySize: 512,
+      environment: { ...runtimeDb('api'), MAX_PAYLOAD_BYTES: '262144' },
+      securityGroup: 'functions',
+    });
+
+    const consumerName = functionName(stack.stackName, 'consumer');
+    this.consumer = make('consumer', {
+      description: 'durable-task-engine consumer: claims and runs jobs (scheduled, fans out)',
+      timeout: Duration.seconds(settings.consumerTimeoutSeconds),
+      memorySize: settings.consumerMemoryMiB,
+      environment: {
+        ...runtimeDb('consumer'),
+        LEASE_SECONDS: String(settings.leaseSeconds),
+        BATCH_SIZE: String(settings.batchSize),
+        CONSUMER_CONCURRENCY: String(settings.consumerConcurrency),
+        CONSUMER_IDLE_EXIT_MS: '2000',
+        CONSUMER_FANOUT_MAX: String(settings.consumerFanoutMax),
+        CONSUMER_FUNCTION_NAME: consumerName,
+        USE_ADVISORY_LOCKS: '0',
+        QUEUES: 'all',
+      },
+      // The cap on consumers, scheduled and fanned-out together: each holds one connection.
+      reservedConcurrentExecutions: settings.consumerMaxConcurrency,
+      // A fixed name lets the consumer know itself (and be granted invoke on itself) without a
+      // reference cycle between the function and its own role policy.
+      functionName: consumerName,
+      securityGroup: 'functions',
+    });
+    if (settings.consumerFanoutMax > 0) {
+      this.consumer.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'FanOutToItself',
+          actions: ['lambda:InvokeFunction'],
+          resources: [
+            stack.formatArn({
+              service: 'lambda',
+              resource: 'function',
+              resourceName: consumerName,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+    }
+
+    this.reaper = make('reaper', {
+      description: 'durable-task-engine reaper: requeues expired leases, pushes totals, prunes',
+      timeout: Duration.seconds(60),
+      memorySize: 512,
+      environment: {
+        ...runtimeDb('reaper'),
+        LEASE_SECONDS: String(settings.leaseSeconds),
+        RETENTION_DAYS: String(settings.retentionDays),
+      },
+      // Exactly one reaper at a time: the totals it pushes with PUT must come from one writer.
+      reservedConcurrentExecutions: 1,
+      securityGroup: 'functions',
+    });
+
+    this.migrate = make('migrate', {
+      description: 'durable-task-engine migrate: applies migrations/ as the owner (deploy-time trigger)',
+      timeout: Duration.minutes(5),
+      memorySize: 512,
+      environment: {
+        ...common,
+        DB_SECRET_ARN: database.ownerSecretArn,
+        DB_HOST: database.instance.dbInstanceEndpointAddress,
+        MIGRATIONS_DIR: '/var/task/migrations',
+      },
+      securityGroup: 'migrate',
+      // The SQL files travel with the bundle; their checksums are part of the asset hash, so a
+      // new migration is a new function version and re-runs the trigger.
+      afterBundling: (inputDir, outputDir) => [`cp -R "${inputDir}/migrations" "${outputDir}/migrations"`],
+    });
+
+    for (const fn of [this.consumer, this.reaper]) {
+      // A scheduled run that fails or waits is superseded by the next one a minute later;
+      // retrying it would only stack invocations against the concurrency cap.
+      fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
+    }
+
+    database.grantRuntimeConnect(this.api, 'api');
+    database.grantRuntimeConnect(this.consumer, 'consumer');
+    database.grantRuntimeConnect(this.reaper, 'reaper');
+    database.allowRuntime(network.functionsSg, 'PostgreSQL from the api, consumer and reaper functions');
+    database.allowDirect(network.migrateSg, 'PostgreSQL from the migrate function');
+    this.migrate.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadOwnerSecret',
+        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        resources: [database.ownerSecretArn],
+      }),
+    );
+  }
+}
