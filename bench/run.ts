@@ -50,6 +50,13 @@ const QUICK = flag('quick');
 const ROUNDS = option('rounds', QUICK ? 1 : 3);
 const JOBS = option('jobs', 20_000);
 const WORKERS = 4;
+/** --only main,scale,trickle,claim,reaper,bigtable,rss: run a subset (for working on one scenario). */
+const ONLY = (() => {
+  const i = argv.indexOf('--only');
+  return i >= 0 && argv[i + 1] ? new Set(argv[i + 1]!.split(',')) : undefined;
+})();
+const wants = (scenario: string) => (ONLY ? ONLY.has(scenario) : scenario === 'main' || !QUICK);
+const BIG_ROWS = option('big-rows', 5_000_000);
 const BATCH = 50;
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || !Number.isInteger(JOBS) || JOBS < 100 || JOBS > 1_000_000) {
   throw new Error('--rounds must be ≥ 1 and --jobs between 100 and 1,000,000');
@@ -408,7 +415,7 @@ async function reaper(round: number): Promise<void> {
 
 /** (f) Drain with 5,000,000 finished rows in the table, against an empty table, same round. */
 async function bigTable(rounds: number): Promise<void> {
-  const finished = 5_000_000;
+  const finished = BIG_ROWS;
   const big = await freshDatabase('bigtable');
   try {
     await migrateEngine(big.url);
@@ -687,7 +694,7 @@ function printReport(): string {
       `${r.scenario.padEnd(10)} ${r.system.padEnd(35)} ${String(r.workers ?? '').padStart(7)} ${String(r.jobs).padStart(8)} ${fmt(r.rate.median).padStart(14)}  (${fmt(r.rate.min)}–${fmt(r.rate.max)}) n=${r.rate.n}`,
     );
   }
-  out.push('', 'ratios (per round; target on the median)');
+  out.push('', 'targets (ratios per round, judged on the median)');
   for (const t of targets()) {
     const m = summarize(t.ratios).median;
     const ok = t.kind === 'min' ? m >= t.target : m <= t.target;
@@ -741,9 +748,9 @@ async function main(): Promise<void> {
         'pgboss',
         'enqueue-unnest',
       ];
-  await interleaved('main', main, JOBS, WORKERS, ROUNDS);
+  if (wants('main')) await interleaved('main', main, JOBS, WORKERS, ROUNDS);
 
-  if (!QUICK) {
+  if (wants('scale')) {
     log('scale (b): 20,000 and 100,000 jobs at 1, 4 and 8 workers');
     for (const jobs of [20_000, 100_000]) {
       for (const workers of [1, 4, 8]) {
@@ -751,17 +758,27 @@ async function main(): Promise<void> {
         await interleaved(`scale`, ['raw', 'consumer', 'graphile', 'pgboss'], jobs, workers, ROUNDS);
       }
     }
+  }
+  if (wants('trickle')) {
     log('trickle (c): 50 jobs/s for 20 s, one live consumer');
     for (let round = 1; round <= ROUNDS; round++) await trickle(round);
+  }
+  if (wants('claim')) {
     log('claim latency (d): 16 claimers over 100,000 jobs');
     for (let round = 1; round <= ROUNDS; round++) {
       await claimLatency(round, false);
       await claimLatency(round, true);
     }
+  }
+  if (wants('reaper')) {
     log('reaper (e): 100,000 expired leases');
     for (let round = 1; round <= ROUNDS; round++) await reaper(round);
-    log('big table (f): 5,000,000 finished rows vs empty');
+  }
+  if (wants('bigtable')) {
+    log(`big table (f): ${BIG_ROWS.toLocaleString('en-US')} finished rows vs empty`);
     await bigTable(ROUNDS);
+  }
+  if (wants('rss')) {
     log('peak RSS (g): one consumer process, 100,000 jobs');
     for (let round = 1; round <= ROUNDS; round++) await peakRss(round);
   }
