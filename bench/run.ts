@@ -15,7 +15,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -93,6 +93,7 @@ interface Sample {
   workers?: number;
   seconds: number;
   rate: number;
+  load1?: number;
   extra?: Record<string, unknown>;
 }
 const samples: Sample[] = [];
@@ -100,10 +101,11 @@ const notes: string[] = [];
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
 function record(s: Omit<Sample, 'rate'>): Sample {
-  const sample = { ...s, rate: s.jobs / s.seconds };
+  // The 1-minute load average when the sample ended: on a shared machine it says how far to trust it.
+  const sample = { ...s, rate: s.jobs / s.seconds, load1: round(loadavg()[0]!, 1) };
   samples.push(sample);
   log(
-    `  ${s.scenario.padEnd(10)} ${s.system.padEnd(26)} r${s.round} ${String(s.jobs).padStart(7)} jobs ${s.seconds.toFixed(3).padStart(8)} s ${Math.round(sample.rate).toLocaleString('en-US').padStart(8)} jobs/s`,
+    `  ${s.scenario.padEnd(10)} ${s.system.padEnd(26)} r${s.round} ${String(s.jobs).padStart(7)} jobs ${s.seconds.toFixed(3).padStart(8)} s ${Math.round(sample.rate).toLocaleString('en-US').padStart(8)} jobs/s  load ${sample.load1}`,
   );
   return sample;
 }
@@ -685,6 +687,30 @@ function absoluteTargets(): string[] {
   return lines;
 }
 
+/** The same figures as Markdown, for docs/BENCHMARKS.md (written beside the JSON). */
+function markdown(): string {
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  const lines = [
+    '| scenario | system | workers | jobs | median jobs/s | min–max | runs |',
+    '|---|---|--:|--:|--:|--:|--:|',
+  ];
+  for (const r of table()) {
+    lines.push(
+      `| ${r.scenario} | ${r.system} | ${r.workers ?? ''} | ${r.jobs.toLocaleString('en-US')} | ${fmt(r.rate.median)} | ${fmt(r.rate.min)}–${fmt(r.rate.max)} | ${r.rate.n} |`,
+    );
+  }
+  lines.push('', '| target | per round | median | target | |', '|---|---|--:|--:|---|');
+  for (const t of targets()) {
+    const m = summarize(t.ratios).median;
+    const ok = t.kind === 'min' ? m >= t.target : m <= t.target;
+    lines.push(
+      `| ${t.what} | ${t.ratios.map((x) => x.toFixed(2)).join(' / ')} | ${m.toFixed(2)} | ${t.kind === 'min' ? '≥' : '≤'} ${t.target} | ${ok ? 'met' : '**missed**'} |`,
+    );
+  }
+  lines.push('', ...absoluteTargets().map((l) => `- ${l}`));
+  return `${lines.join('\n')}\n`;
+}
+
 function printReport(): string {
   const out: string[] = [];
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -808,6 +834,7 @@ async function main(): Promise<void> {
       2,
     )}\n`,
   );
+  writeFileSync(file.replace(/\.json$/, '.md'), markdown());
   log(`\nresults: ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)`);
 }
 
