@@ -110,14 +110,23 @@ function record(s: Omit<Sample, 'rate'>): Sample {
   return sample;
 }
 
-/** A fresh database for one system in one round, always dropped. */
+/** A fresh database for one system in one round, always dropped (also on Ctrl-C / SIGTERM). */
+const open = new Set<FreshDatabase>();
 async function withDatabase<T>(name: string, fn: (db: FreshDatabase) => Promise<T>): Promise<T> {
   const db = await freshDatabase(name);
+  open.add(db);
   try {
     return await fn(db);
   } finally {
+    open.delete(db);
     await db.drop();
   }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: dropping ${[...open].map((d) => d.name).join(', ') || 'nothing'} and stopping`);
+    void Promise.allSettled([...open].map((d) => d.drop())).then(() => process.exit(130));
+  });
 }
 
 async function sql(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
@@ -419,6 +428,7 @@ async function reaper(round: number): Promise<void> {
 async function bigTable(rounds: number): Promise<void> {
   const finished = BIG_ROWS;
   const big = await freshDatabase('bigtable');
+  open.add(big);
   try {
     await migrateEngine(big.url);
     const t0 = performance.now();
@@ -449,6 +459,7 @@ async function bigTable(rounds: number): Promise<void> {
       await systems.consumer!(round, JOBS, WORKERS, 'bigtable');
     }
   } finally {
+    open.delete(big);
     await big.drop();
   }
 }
