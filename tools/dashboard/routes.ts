@@ -1,0 +1,316 @@
+import { ConflictError, NotFoundError } from '../../functions/engine/errors.ts';
+import type { Db, Queryable } from '../../functions/engine/queryable.ts';
+import { insertAudit, listAudit } from '../../functions/engine/sql/audit.ts';
+import { cancelJob } from '../../functions/engine/sql/cancelJob.ts';
+import { readCounterHistory } from '../../functions/engine/sql/counterHistory.ts';
+import { findJobsByIdempotencyKeys } from '../../functions/engine/sql/enqueueJobs.ts';
+import { getJob } from '../../functions/engine/sql/getJob.ts';
+import { countJobsByQueue } from '../../functions/engine/sql/jobStats.ts';
+import { listJobs } from '../../functions/engine/sql/listJobs.ts';
+import { listQueueControls, pauseQueue, resumeQueue } from '../../functions/engine/sql/queues.ts';
+import { type RequeueTarget, requeueJobs } from '../../functions/engine/sql/requeueJobs.ts';
+import { findFailedJobs } from '../../functions/engine/sql/retryFailed.ts';
+import { readRunningAges } from '../../functions/engine/sql/runningAges.ts';
+import { type JobRow, type JobStatus, toJob } from '../../functions/engine/types.ts';
+import { HttpError } from '../../functions/http/errors.ts';
+import { parseWith } from '../../functions/http/validate.ts';
+import { collectLedger, METRIC, renderExposition } from '../../functions/platform/metrics.ts';
+import {
+  bulkRetryBody,
+  cancelBody,
+  parseFailedQuery,
+  parseJobId,
+  parseListQuery,
+  parseQueueName,
+  queueBody,
+  requeueBody,
+  retryBody,
+} from './validate.ts';
+
+export const API_PREFIX = '/api/dashboard';
+
+/** The five series the release checklist requires, in the order the overview lists them. */
+const REQUIRED = [METRIC.submitted, METRIC.running, METRIC.completed, METRIC.failed, METRIC.recovered];
+
+export interface RouteContext {
+  db: Db;
+  actor: string;
+  method: string;
+  url: URL;
+  /** The parsed JSON body of a POST (undefined for GET). */
+  body: unknown;
+}
+
+export interface JsonReply {
+  status: number;
+  body: unknown;
+}
+
+const ok = (body: unknown): JsonReply => ({ status: 200, body });
+
+async function dbNow(db: Queryable): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>('SELECT now() AS now');
+  return rows[0]!.now;
+}
+
+/** A job as the dashboard shows it: every column, plus the lease expiry the page would otherwise compute. */
+function present(row: JobRow) {
+  const job = toJob(row);
+  return {
+    ...job,
+    leaseExpiresAt:
+      job.status === 'running' && job.lockedAt
+        ? new Date(job.lockedAt.getTime() + job.leaseSeconds * 1000)
+        : null,
+  };
+}
+
+/** Keeps the five required families of an exposition (HELP, TYPE and samples), in REQUIRED order. */
+function requiredFamilies(text: string): { text: string; values: Record<string, number> } {
+  const byName = new Map<string, string[]>(REQUIRED.map((n) => [n, []]));
+  const values: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const meta = /^# (?:HELP|TYPE) (\S+)/.exec(line);
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    const name = meta?.[1] ?? (line.startsWith('#') ? undefined : sample?.[1]);
+    if (name === undefined || !byName.has(name)) continue;
+    byName.get(name)!.push(line);
+    if (!meta && sample) values[name] = Number(sample[2]);
+  }
+  const ordered = Object.fromEntries(REQUIRED.filter((n) => n in values).map((n) => [n, values[n]!]));
+  return { text: `${REQUIRED.flatMap((n) => byName.get(n)!).join('\n')}\n`, values: ordered };
+}
+
+async function overview(db: Db) {
+  const [counts, controls, ages, history, ledger, now] = await Promise.all([
+    countJobsByQueue(db),
+    listQueueControls(db),
+    // Multiple 1: running past the lease itself (the reaper's own criterion), not the alert's 5×.
+    readRunningAges(db, 1),
+    readCounterHistory(db, 60),
+    collectLedger(db),
+    dbNow(db),
+  ]);
+  const control = new Map(controls.map((c) => [c.name, c]));
+  const pastLease = new Map(ages.map((a) => [a.queue, a.stuck]));
+  const names = [...new Set([...counts.map((c) => c.queue), ...controls.map((c) => c.name)])].sort();
+  const queues = names.map((name) => {
+    const c = counts.find((x) => x.queue === name);
+    const q = control.get(name);
+    return {
+      queue: name,
+      queued: c?.counts.queued ?? 0,
+      running: c?.counts.running ?? 0,
+      completed: c?.counts.completed ?? 0,
+      failed: c?.counts.failed ?? 0,
+      oldestQueuedAgeSeconds: c?.oldestQueuedAgeSeconds ?? 0,
+      pastLease: pastLease.get(name) ?? 0,
+      paused: q?.paused ?? false,
+      pausedBy: q?.paused ? q.pausedBy : null,
+      pausedAt: q?.paused ? q.pausedAt : null,
+      pauseReason: q?.paused ? q.reason : null,
+    };
+  });
+  return { now, queues, history, metrics: requiredFamilies(await renderExposition(ledger)) };
+}
+
+async function jobOr404(db: Queryable, id: string): Promise<JobRow> {
+  const row = await getJob(db, id);
+  if (!row) throw new NotFoundError(`job ${id} not found`, { details: { id } });
+  return row;
+}
+
+/** A fenced requeue of one job the operator looked at; 409 when it changed since. */
+async function requeueOne(
+  ctx: RouteContext,
+  id: string,
+  want: 'failed' | 'running',
+  raw: unknown,
+): Promise<JsonReply> {
+  const retry = want === 'failed';
+  const body = parseWith(retry ? retryBody : requeueBody, raw ?? {});
+  const row = await jobOr404(ctx.db, id);
+  if (row.status !== want) {
+    const hint = retry
+      ? 'only a failed job can be retried'
+      : row.status === 'failed'
+        ? 'a failed job is retried, not requeued'
+        : 'only a running job can be requeued';
+    throw new ConflictError('wrong_status', `job ${id} is ${row.status}: ${hint}; nothing changed`, {
+      details: { id, status: row.status },
+    });
+  }
+  const target: RequeueTarget = {
+    id,
+    status: want,
+    leaseToken: body.leaseToken ?? String(row.lease_token),
+  };
+  const changed = await requeueJobs(ctx.db, [target], {
+    // The same audit actions taskctl writes: a redrive resets the retry budget, a release does not.
+    action: retry ? 'retry-failed' : 'requeue',
+    actor: ctx.actor,
+    reason: body.reason ?? (retry ? 'retried from the dashboard' : 'requeued from the dashboard'),
+    resetAttempts: retry,
+  });
+  if (changed.length === 0) {
+    throw new ConflictError(
+      'changed_meanwhile',
+      `job ${id} changed since it was shown (completed, reclaimed or locked by a worker); nothing changed`,
+      { details: { id } },
+    );
+  }
+  return ok({ job: present(await jobOr404(ctx.db, id)) });
+}
+
+async function cancel(ctx: RouteContext, id: string): Promise<JsonReply> {
+  const body = parseWith(cancelBody, ctx.body ?? {});
+  const before = await jobOr404(ctx.db, id);
+  if (body.leaseToken !== undefined && body.leaseToken !== String(before.lease_token)) {
+    throw new ConflictError(
+      'changed_meanwhile',
+      `job ${id} was claimed again since it was shown; nothing changed`,
+    );
+  }
+  // One transaction, like taskctl cancel: the change and its audit row commit together.
+  const row = await ctx.db.transaction(async (tx) => {
+    const cancelled = await cancelJob(tx, id, body.reason, ctx.actor);
+    if (!cancelled) return null;
+    const previous = (cancelled.last_error as { previousStatus?: string }).previousStatus ?? 'unknown';
+    await insertAudit(tx, [
+      {
+        jobId: id,
+        queue: null,
+        action: 'cancel',
+        actor: ctx.actor,
+        reason: body.reason,
+        details: { previousStatus: previous, worker: cancelled.locked_by },
+      },
+    ]);
+    return cancelled;
+  });
+  if (!row) {
+    const now = await jobOr404(ctx.db, id);
+    throw new ConflictError('job_terminal', `job ${id} is already ${now.status}; nothing to cancel`, {
+      details: { id, status: now.status },
+    });
+  }
+  return ok({ job: present(row) });
+}
+
+async function setPaused(ctx: RouteContext, name: string, paused: boolean): Promise<JsonReply> {
+  const body = parseWith(queueBody, ctx.body ?? {});
+  await ctx.db.transaction(async (tx) => {
+    if (paused) await pauseQueue(tx, name, ctx.actor, body.reason ?? null);
+    else await resumeQueue(tx, name, ctx.actor);
+    await insertAudit(tx, [
+      {
+        jobId: null,
+        queue: name,
+        action: paused ? 'pause' : 'resume',
+        actor: ctx.actor,
+        reason: body.reason ?? null,
+      },
+    ]);
+  });
+  return ok({ queue: name, paused });
+}
+
+async function bulkRetry(ctx: RouteContext): Promise<JsonReply> {
+  const body = parseWith(bulkRetryBody, ctx.body);
+  const targets: RequeueTarget[] = [
+    ...new Map(
+      body.targets.map((t) => [t.id, { id: t.id, status: 'failed' as const, leaseToken: t.leaseToken }]),
+    ).values(),
+  ];
+  // Fenced on (failed, lease token) as previewed: exactly the jobs the operator confirmed, or fewer.
+  const changed = await requeueJobs(ctx.db, targets, {
+    action: 'retry-failed',
+    actor: ctx.actor,
+    reason: body.reason ?? 'dead-letter redrive from the dashboard',
+    resetAttempts: true,
+  });
+  const done = new Set(changed.map((c) => c.id));
+  return ok({
+    requeued: changed.map((c) => c.id),
+    skipped: targets.filter((t) => !done.has(t.id)).map((t) => t.id),
+  });
+}
+
+async function listOrSearch(ctx: RouteContext): Promise<JsonReply> {
+  const q = parseListQuery(ctx.url);
+  const now = await dbNow(ctx.db);
+  if (q.q !== undefined) {
+    // Search: an exact id or an exact idempotency key (both indexed); never a scan.
+    const text = q.q.trim();
+    const found = new Map<string, JobRow>();
+    if (/^[0-9]{1,19}$/.test(text) && BigInt(text) >= 1n && BigInt(text) <= 9223372036854775807n) {
+      const row = await getJob(ctx.db, String(BigInt(text)));
+      if (row) found.set(String(row.id), row);
+    }
+    for (const row of await findJobsByIdempotencyKeys(ctx.db, [text])) found.set(String(row.id), row);
+    return ok({ now, jobs: [...found.values()].map(present), nextCursor: null });
+  }
+  const rows = await listJobs(ctx.db, {
+    status: q.status as JobStatus | undefined,
+    queue: q.queue,
+    type: q.type,
+    before: q.before,
+    limit: q.limit,
+  });
+  const jobs = rows.map(present);
+  return ok({ now, jobs, nextCursor: jobs.length === q.limit ? jobs[jobs.length - 1]!.id : null });
+}
+
+type Handler = (ctx: RouteContext, param: string) => Promise<JsonReply>;
+
+/** Method, path pattern (one `:param` at most), handler. */
+const TABLE: Array<[string, RegExp, Handler]> = [
+  ['GET', /^\/overview$/, async (ctx) => ok(await overview(ctx.db))],
+  ['GET', /^\/jobs$/, listOrSearch],
+  [
+    'GET',
+    /^\/jobs\/([^/]+)$/,
+    async (ctx, raw) => {
+      const id = parseJobId(raw);
+      const [row, audit, now] = await Promise.all([getJob(ctx.db, id), listAudit(ctx.db, id), dbNow(ctx.db)]);
+      if (!row) throw new NotFoundError(`job ${id} not found`, { details: { id } });
+      return ok({ now, job: present(row), audit });
+    },
+  ],
+  ['POST', /^\/jobs\/([^/]+)\/retry$/, (ctx, raw) => requeueOne(ctx, parseJobId(raw), 'failed', ctx.body)],
+  ['POST', /^\/jobs\/([^/]+)\/requeue$/, (ctx, raw) => requeueOne(ctx, parseJobId(raw), 'running', ctx.body)],
+  ['POST', /^\/jobs\/([^/]+)\/cancel$/, (ctx, raw) => cancel(ctx, parseJobId(raw))],
+  [
+    'GET',
+    /^\/failed$/,
+    async (ctx) => {
+      const f = parseFailedQuery(ctx.url);
+      const jobs = await findFailedJobs(ctx.db, f);
+      return ok({ jobs, limit: f.limit });
+    },
+  ],
+  ['POST', /^\/retry-failed$/, (ctx) => bulkRetry(ctx)],
+  ['POST', /^\/queues\/([^/]+)\/pause$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), true)],
+  ['POST', /^\/queues\/([^/]+)\/resume$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), false)],
+];
+
+/** Which route a path under API_PREFIX names, before the body is read (404/405 need no body). */
+export function resolve(method: string, path: string): { handler: Handler; param: string } {
+  const sub = path.slice(API_PREFIX.length);
+  let pathMatched = false;
+  for (const [m, pattern, handler] of TABLE) {
+    const match = pattern.exec(sub);
+    if (!match) continue;
+    pathMatched = true;
+    if (m !== method) continue;
+    let param = match[1] ?? '';
+    try {
+      param = decodeURIComponent(param);
+    } catch {
+      // Left as is: the parser refuses it with a 400.
+    }
+    return { handler, param };
+  }
+  if (pathMatched) throw new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
+  throw new HttpError(404, 'route_not_found', `no route for ${method} ${path}`);
+}
