@@ -1,9 +1,10 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
 import type { TaskEngineSettings } from '../config.ts';
+import { acknowledgeNag } from '../nag.ts';
 import type { Network } from './network.ts';
 
 /** The database users the functions connect as; migration 0004 creates them on RDS. */
@@ -98,19 +99,27 @@ export class Database extends Construct {
     const cfn = this.instance.node.defaultChild as rds.CfnDBInstance;
     this.ownerSecretArn = cfn.attrMasterUserSecretSecretArn;
 
-    if (!settings.multiAz) {
-      Validations.of(this.instance).acknowledge({
-        id: 'AwsSolutions-RDS3',
-        reason:
-          'Multi-AZ was turned off by the taskEngine:multiAz=false setting (non-production deployments).',
-      });
+    if (!retain) {
+      acknowledgeNag(
+        this.instance,
+        'AwsSolutions-RDS10',
+        'Deletion protection was turned off by the taskEngine:removalPolicy=destroy setting (throwaway deployments); ' +
+          'the default (snapshot) keeps it on.',
+      );
     }
-    Validations.of(this.instance).acknowledge({
-      id: 'AwsSolutions-RDS11',
-      reason:
-        'The default port is kept so tools and the runbook work unchanged; the security group admits only the ' +
+    if (!settings.multiAz) {
+      acknowledgeNag(
+        this.instance,
+        'AwsSolutions-RDS3',
+        'Multi-AZ was turned off by the taskEngine:multiAz=false setting (non-production deployments).',
+      );
+    }
+    acknowledgeNag(
+      this.instance,
+      'AwsSolutions-RDS11',
+      'The default port is kept so tools and the runbook work unchanged; the security group admits only the ' +
         'functions (and the proxy), the instance is in isolated subnets, so a non-default port adds no protection.',
-    });
+    );
 
     if (settings.rdsProxy) {
       // End-to-end IAM: clients present IAM tokens to the proxy and the proxy presents its own

@@ -1,11 +1,12 @@
 import { join } from 'node:path';
-import { ArnFormat, Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { TaskEngineSettings } from '../config.ts';
+import { acknowledgeNag } from '../nag.ts';
 import { REPO_ROOT } from '../paths.ts';
 import { type Database, DB_LOGIN_USERS, DB_NAME, DB_PORT, type RuntimeRole } from './database.ts';
 import type { Network } from './network.ts';
@@ -140,19 +141,17 @@ export class Functions extends Construct {
       });
       // The AWS-managed basic and VPC execution policies are the minimum a function in a VPC
       // needs; their EC2 network-interface actions cannot be scoped to a resource.
-      Validations.of(fn).acknowledge(
-        {
-          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-          reason:
-            'AWS-maintained minimal policy: CloudWatch Logs writes for this function; the log group is created ' +
-            'by the stack with a retention.',
-        },
-        {
-          id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-          reason:
-            'AWS-maintained minimal policy for a function in a VPC: its ec2 network-interface actions do not ' +
-            'support resource-level permissions.',
-        },
+      acknowledgeNag(
+        fn,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        'AWS-maintained minimal policy: CloudWatch Logs writes for this function; the log group is created ' +
+          'by the stack with a retention.',
+      );
+      acknowledgeNag(
+        fn,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        'AWS-maintained minimal policy for a function in a VPC: its ec2 network-interface actions do not ' +
+          'support resource-level permissions.',
       );
       return fn;
     };

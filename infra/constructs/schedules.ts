@@ -1,9 +1,10 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { acknowledgeNag } from '../nag.ts';
 
 export interface SchedulesProps {
   consumer: lambda.IFunction;
@@ -29,12 +30,12 @@ export class Schedules extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself the dead-letter queue of the consumer and reaper schedules; its depth is alarmed ' +
+    acknowledgeNag(
+      this.deadLetterQueue,
+      'AwsSolutions-SQS3',
+      'This queue is itself the dead-letter queue of the consumer and reaper schedules; its depth is alarmed ' +
         'and its messages are only inspected, never consumed.',
-    });
+    );
 
     const target = (fn: lambda.IFunction, source: string) =>
       new LambdaInvoke(fn, {
