@@ -30,7 +30,8 @@ export function taskctl(
           DATABASE_URL: databaseUrl,
           ...env,
         },
-        timeout: 30_000,
+        // Generous: under load from parallel suites a tsx start alone has taken 10 s here.
+        timeout: 90_000,
       },
       (err, stdout, stderr) => {
         let json: unknown;

@@ -22,7 +22,8 @@ const claimAs = (workerId: string, queues: string[] = []) => ({
   queues,
 });
 
-describe.runIf(await postgresAvailable())('taskctl job commands on PostgreSQL', () => {
+// Each test spawns the CLI a few times; under parallel suites on 2 cores a spawn has taken 10 s.
+describe.runIf(await postgresAvailable())('taskctl job commands on PostgreSQL', { timeout: 180_000 }, () => {
   let t: TestSchema;
   const cli = (...args: string[]) => taskctl(t.url, args);
   const audit = async (jobId: string) =>
