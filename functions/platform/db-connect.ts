@@ -19,6 +19,11 @@ export interface ConnectOptions {
   max?: number;
   secretsManager?: SecretsManagerClient;
   signer?: (host: string, port: number, user: string) => Promise<string>;
+  /**
+   * Secret and IAM connections always use verified TLS (RDS enforces rds.force_ssl). `false`
+   * exists for the test suite, whose local server speaks no TLS.
+   */
+  tls?: boolean;
 }
 
 /**
@@ -68,6 +73,7 @@ export function connectFromConfig(
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     max: options.max ?? config.DB_POOL_MAX,
   };
+  const tls = options.tls === false ? undefined : VERIFIED_TLS;
   let pool: PgDb | undefined;
   let secrets: SecretCache | undefined;
 
@@ -85,15 +91,14 @@ export function connectFromConfig(
         options.secretsManager ?? new SecretsManagerClient({}),
       );
       const s = await secrets.get();
-      const cache = secrets;
       pool = createDb({
         ...common,
         host: config.DB_HOST ?? s.host,
         port: config.DB_HOST ? config.DB_PORT : (s.port ?? config.DB_PORT),
         database: config.DB_NAME ?? s.dbname ?? 'postgres',
         user: config.DB_USER ?? s.username,
-        password: async () => (await cache.get()).password,
-        ssl: VERIFIED_TLS,
+        password: s.password,
+        ssl: tls,
       });
     } else if (config.DB_IAM_AUTH) {
       const { DB_HOST: host, DB_USER: user, DB_NAME: database, DB_PORT: port } = config;
@@ -110,7 +115,7 @@ export function connectFromConfig(
         user,
         database: database ?? 'postgres',
         password: () => sign(host, port, user),
-        ssl: VERIFIED_TLS,
+        ssl: tls,
       });
     } else {
       throw new Error(
@@ -120,7 +125,10 @@ export function connectFromConfig(
     return pool;
   };
 
-  /** On a rejected password, re-read the secret once and retry (rotation). */
+  /**
+   * On a rejected login, re-read the secret once, rebuild the pool from it and retry: rotation
+   * may change the password or, with alternating-users rotation, the user.
+   */
   const withAuthRetry = async <T>(fn: (db: PgDb) => Promise<T>): Promise<T> => {
     const db = await build();
     try {
@@ -128,7 +136,11 @@ export function connectFromConfig(
     } catch (err) {
       if (!secrets || !isAuthFailure(err)) throw err;
       secrets.invalidate();
-      return fn(db);
+      if (pool === db) {
+        pool = undefined;
+        await db.end().catch(() => {});
+      }
+      return fn(await build());
     }
   };
 
