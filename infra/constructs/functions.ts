@@ -126,6 +126,7 @@ export class Functions extends Construct {
           sourcesContent: false,
           minify: true,
           keepNames: true,
+          logLevel: nodejs.LogLevel.WARNING,
           // Pinned SDK versions from package-lock.json rather than whatever the runtime ships.
           bundleAwsSDK: true,
           externalModules: BUNDLE_EXTERNALS,

@@ -3,7 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '../../infra/config.ts';
 import { API_ROUTES } from '../../infra/constructs/api.ts';
-import { type Synthesized, synth } from './synth.ts';
+import { type Cfn, type Synthesized, synth } from './synth.ts';
 
 type Resources = Synthesized['json']['Resources'];
 
@@ -12,7 +12,7 @@ const ofType = (resources: Resources, type: string) =>
 
 /** Every ingress rule, inline or standalone, as "targetGroup <- source:port". */
 function ingressRules(resources: Resources): string[] {
-  const source = (rule: any) =>
+  const source = (rule: Cfn) =>
     rule.SourceSecurityGroupId?.['Fn::GetAtt']?.[0] ?? rule.CidrIp ?? rule.CidrIpv6 ?? JSON.stringify(rule);
   const rules: string[] = [];
   for (const [id, r] of ofType(resources, 'AWS::EC2::SecurityGroup'))

@@ -7,6 +7,9 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { TaskEngineSettings } from '../../infra/config.ts';
 import { TaskEngineStack } from '../../infra/task-engine-stack.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: a synthesized template is untyped JSON, read by path in assertions.
+export type Cfn = any;
+
 export interface Synthesized {
   app: App;
   stack: TaskEngineStack;
@@ -15,7 +18,7 @@ export interface Synthesized {
   json: {
     Resources: Record<
       string,
-      { Type: string; Properties?: any; DependsOn?: string[]; DeletionPolicy?: string }
+      { Type: string; Properties?: Cfn; DependsOn?: string[]; DeletionPolicy?: string }
     >;
   };
   outdir: string;

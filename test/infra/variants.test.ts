@@ -9,7 +9,7 @@ import {
   settingsFromContext,
   validateSettings,
 } from '../../infra/config.ts';
-import { type Synthesized, synth } from './synth.ts';
+import { type Cfn, type Synthesized, synth } from './synth.ts';
 
 describe('TaskEngineStack with RDS Proxy, a JWT authorizer, an alarm e-mail and a single AZ', () => {
   let s: Synthesized;
@@ -74,8 +74,8 @@ describe('TaskEngineStack with RDS Proxy, a JWT authorizer, an alarm e-mail and 
     const connects = Object.entries(R())
       .filter(([, r]) => r.Type === 'AWS::IAM::Policy')
       .flatMap(([id, r]) =>
-        r.Properties.PolicyDocument.Statement.filter((st: any) => st.Action === 'rds-db:connect').map(
-          (st: any) => `${id} ${JSON.stringify(st.Resource)}`,
+        r.Properties.PolicyDocument.Statement.filter((st: Cfn) => st.Action === 'rds-db:connect').map(
+          (st: Cfn) => `${id} ${JSON.stringify(st.Resource)}`,
         ),
       );
     const proxyId = idOf(s.stack.database.proxy!);
