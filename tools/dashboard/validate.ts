@@ -14,17 +14,19 @@ export const PAGE_SIZE = { default: 50, max: 200 } as const;
 
 const INT8_MAX = 9223372036854775807n;
 
+// One refine, not regex then refine: zod runs every check, and BigInt('abc') would throw.
+const isInt8Text = (v: string, min: bigint) =>
+  /^[0-9]{1,19}$/.test(v) && BigInt(v) >= min && BigInt(v) <= INT8_MAX;
+
 const bigintText = (what: string) =>
   z
     .string()
-    .regex(/^[0-9]{1,19}$/, `${what} must be a positive integer`)
-    .refine((v) => BigInt(v) >= 1n && BigInt(v) <= INT8_MAX, `${what} must be a positive int8`)
+    .refine((v) => isInt8Text(v, 1n), `${what} must be a positive integer below 2^63`)
     .transform((v) => String(BigInt(v)));
 
 const tokenText = z
   .string()
-  .regex(/^[0-9]{1,19}$/, 'leaseToken must be a non-negative integer')
-  .refine((v) => BigInt(v) <= INT8_MAX, 'leaseToken must be an int8')
+  .refine((v) => isInt8Text(v, 0n), 'leaseToken must be a non-negative integer below 2^63')
   .transform((v) => String(BigInt(v)));
 
 const queueName = z.string().regex(LIMITS.queue, 'queue must be 1-128 of [A-Za-z0-9_.:-]');
@@ -37,11 +39,11 @@ const reason = z
 
 /** A job id from the path: bad shape is 400; a well-formed id that does not exist is 404 later. */
 export function parseJobId(raw: string): string {
-  return parseWith(bigintText('job id'), raw, 'id: ');
+  return parseWith(bigintText('job id'), raw);
 }
 
 export function parseQueueName(raw: string): string {
-  return parseWith(queueName, raw, 'queue: ');
+  return parseWith(queueName, raw);
 }
 
 /** Query strings: every value once, no unknown keys (a typo in a filter must not silently widen it). */

@@ -1,0 +1,385 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { enqueue, enqueueMany } from '../../functions/engine/enqueue.ts';
+import { claimJobs } from '../../functions/engine/sql/claimJobs.ts';
+import { completeJobs } from '../../functions/engine/sql/completeJobs.ts';
+import { failJob } from '../../functions/engine/sql/failJob.ts';
+import { getJob } from '../../functions/engine/sql/getJob.ts';
+import { cookieName, tokenMatches } from '../../tools/dashboard/auth.ts';
+import { createDashboard, type DashboardServer, startDashboardServer } from '../../tools/dashboard/index.ts';
+import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
+
+const TOKEN = 'test-token-0123456789abcdef-0123456789';
+const claim = { workerId: 'w1', limit: 10, leaseSeconds: 30, queues: [] as string[] };
+
+describe.runIf(await postgresAvailable())('dashboard JSON routes', () => {
+  let t: TestSchema;
+  let server: DashboardServer;
+  let base: string;
+
+  /** A request as the page makes it: token in the header, JSON body. */
+  const call = (
+    path: string,
+    init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ) =>
+    fetch(`${base}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        'X-Dashboard-Token': TOKEN,
+        ...(init.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        ...init.headers,
+      },
+      body:
+        init.body === undefined
+          ? undefined
+          : typeof init.body === 'string'
+            ? init.body
+            : JSON.stringify(init.body),
+    });
+
+  async function failedJob(): Promise<string> {
+    const { job } = await enqueue(t.db, { type: 'example.flaky', queue: 'mail', maxAttempts: 1 });
+    const [c] = await claimJobs(t.db, { ...claim, queues: ['mail'] });
+    await failJob(t.db, {
+      id: c!.id,
+      leaseToken: c!.leaseToken,
+      error: { message: 'boom', name: 'Error', stack: 'Error: boom\n    at x', attempt: 1, worker: 'w1' },
+      permanent: true,
+      backoffBaseSeconds: 2,
+      maxBackoffSeconds: 600,
+    });
+    return job.id;
+  }
+
+  const snapshot = async () => ({
+    jobs: (await t.db.query('SELECT id, status, attempts, lease_token, last_error FROM jobs ORDER BY id'))
+      .rows,
+    audit: (await t.db.query('SELECT count(*)::int AS n FROM job_audit')).rows[0],
+    queues: (await t.db.query('SELECT name, paused FROM queues ORDER BY name')).rows,
+  });
+
+  async function expectError(res: Response, status: number, code?: string) {
+    const text = await res.text();
+    expect(res.status, text).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    const body = JSON.parse(text) as { error: { code: string; message: string } };
+    if (code) expect(body.error.code).toBe(code);
+    expect(text).not.toMatch(/\n\s+at |\.ts:\d+/);
+    return body;
+  }
+
+  beforeAll(async () => {
+    t = await createTestSchema('dashapi');
+    server = await startDashboardServer({ db: t.db, token: TOKEN, actor: 'dashboard:test' });
+    base = `http://127.0.0.1:${server.port}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await t.db.query('TRUNCATE jobs, queues, job_counter_deltas, job_audit');
+  });
+
+  it('answers 401 without the token, with a wrong one, and for a change authorised only by cookie or query', async () => {
+    // Prepare
+    const id = await failedJob();
+    const before = await snapshot();
+    const cookie = `${cookieName(TOKEN)}=${TOKEN}`;
+    // Act
+    const replies = await Promise.all([
+      fetch(`${base}/`),
+      fetch(`${base}/ui/app.js`),
+      fetch(`${base}/api/dashboard/overview`),
+      fetch(`${base}/api/dashboard/overview`, { headers: { 'X-Dashboard-Token': `${TOKEN}x` } }),
+      fetch(`${base}/api/dashboard/jobs/${id}/retry`, { method: 'POST' }),
+      fetch(`${base}/api/dashboard/jobs/${id}/retry?token=${TOKEN}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{}',
+      }),
+      fetch(`${base}/api/dashboard/queues/mail/pause`, {
+        method: 'POST',
+        headers: { Cookie: cookie, 'Content-Type': 'application/json' },
+        body: '{}',
+      }),
+    ]);
+    // Assess
+    for (const res of replies) await expectError(res, 401, 'unauthorized');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('serves the page with the token, sets an HttpOnly SameSite=Strict cookie, and reads with that cookie', async () => {
+    const page = await fetch(`${base}/?token=${TOKEN}`);
+    const cookie = page.headers.get('set-cookie') ?? '';
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<meta name="dashboard-token"');
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+    const overview = await fetch(`${base}/api/dashboard/overview`, {
+      headers: { Cookie: cookie.split(';')[0]! },
+    });
+    expect(overview.status).toBe(200);
+  });
+
+  it('answers 404 for an unknown job id on reads and on every action, and changes nothing', async () => {
+    await failedJob();
+    const before = await snapshot();
+    await expectError(await call('/api/dashboard/jobs/987654321'), 404, 'not_found');
+    for (const action of ['retry', 'requeue', 'cancel']) {
+      const res = await call(`/api/dashboard/jobs/987654321/${action}`, {
+        method: 'POST',
+        body: { reason: 'x' },
+      });
+      await expectError(res, 404, 'not_found');
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('answers 400 for malformed ids and filter values', async () => {
+    const bad = [
+      '/api/dashboard/jobs/abc',
+      '/api/dashboard/jobs/0',
+      '/api/dashboard/jobs/99999999999999999999',
+      '/api/dashboard/jobs?status=bogus',
+      '/api/dashboard/jobs?queue=has%20space',
+      '/api/dashboard/jobs?type=%3Cscript%3E',
+      '/api/dashboard/jobs?limit=0',
+      '/api/dashboard/jobs?limit=5000',
+      '/api/dashboard/jobs?limit=ten',
+      '/api/dashboard/jobs?before=-1',
+      '/api/dashboard/jobs?status=failed&status=queued',
+      '/api/dashboard/jobs?colour=red',
+      `/api/dashboard/jobs?q=${'k'.repeat(256)}`,
+      '/api/dashboard/failed?includeCancelled=yes',
+      '/api/dashboard/failed?limit=501',
+    ];
+    for (const path of bad) await expectError(await call(path), 400);
+  });
+
+  it('refuses an oversized reason (400), an oversized body (413), a non-JSON body (415) and bad JSON (400), changing nothing', async () => {
+    // Prepare
+    const failed = await failedJob();
+    const { job: queued } = await enqueue(t.db, { type: 'example.echo', queue: 'mail' });
+    const before = await snapshot();
+    // Act, Assess
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, {
+        method: 'POST',
+        body: { reason: 'r'.repeat(501) },
+      }),
+      400,
+      'validation_error',
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${failed}/retry`, {
+        method: 'POST',
+        body: { reason: 'r'.repeat(100_000) },
+      }),
+      413,
+      'payload_too_large',
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, { method: 'POST', body: { reason: '   ' } }),
+      400,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, { method: 'POST', body: {} }),
+      400,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, {
+        method: 'POST',
+        body: { reason: 'x', extra: true },
+      }),
+      400,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, {
+        method: 'POST',
+        body: 'reason=x',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      }),
+      415,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/cancel`, { method: 'POST', body: '{"reason":' }),
+      400,
+      'invalid_json',
+    );
+    await expectError(
+      await call('/api/dashboard/queues/bad%20name/pause', { method: 'POST', body: {} }),
+      400,
+    );
+    await expectError(
+      await call('/api/dashboard/retry-failed', { method: 'POST', body: { targets: [] } }),
+      400,
+    );
+    await expectError(await call('/api/dashboard/overview', { method: 'POST', body: {} }), 405);
+    await expectError(await call('/api/dashboard/nothing-here'), 404, 'route_not_found');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('answers 409 for an action on a job in the wrong state, or one that changed since it was shown', async () => {
+    const { job: queued } = await enqueue(t.db, { type: 'example.echo' });
+    const failed = await failedJob();
+    const before = await snapshot();
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/retry`, { method: 'POST', body: {} }),
+      409,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${queued.id}/requeue`, { method: 'POST', body: {} }),
+      409,
+    );
+    await expectError(
+      await call(`/api/dashboard/jobs/${failed}/cancel`, { method: 'POST', body: { reason: 'x' } }),
+      409,
+      'job_terminal',
+    );
+    // The operator saw lease token 0; the job has been claimed once since (token 1).
+    await expectError(
+      await call(`/api/dashboard/jobs/${failed}/retry`, { method: 'POST', body: { leaseToken: '0' } }),
+      409,
+      'changed_meanwhile',
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('retries a failed job with a fresh budget and records it as taskctl does', async () => {
+    const id = await failedJob();
+    const res = await call(`/api/dashboard/jobs/${id}/retry`, {
+      method: 'POST',
+      body: { reason: 'SMTP creds rotated', leaseToken: '1' },
+    });
+    expect(res.status).toBe(200);
+    expect(await getJob(t.db, id)).toMatchObject({ status: 'queued', attempts: 0 });
+    const { rows } = await t.db.query('SELECT action, actor, reason FROM job_audit WHERE job_id = $1', [id]);
+    expect(rows).toEqual([{ action: 'retry-failed', actor: 'dashboard:test', reason: 'SMTP creds rotated' }]);
+  });
+
+  it('bulk retry requeues exactly the previewed failed jobs and skips one that changed meanwhile', async () => {
+    // Prepare
+    const a = await failedJob();
+    const b = await failedJob();
+    const preview = (await (await call('/api/dashboard/failed?queue=mail')).json()) as {
+      jobs: Array<{ id: string; leaseToken: string }>;
+    };
+    await t.db.query(`UPDATE jobs SET status = 'queued', updated_at = now() WHERE id = $1`, [b]);
+    // Act
+    const res = await call('/api/dashboard/retry-failed', {
+      method: 'POST',
+      body: { targets: preview.jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })) },
+    });
+    // Assess
+    expect(preview.jobs.map((j) => j.id).sort()).toEqual([a, b].sort());
+    expect(await res.json()).toEqual({ requeued: [a], skipped: [b] });
+    expect(await getJob(t.db, a)).toMatchObject({ status: 'queued', attempts: 0 });
+  });
+
+  it('lists newest first by keyset pages that neither overlap nor skip, and finds by id or idempotency key', async () => {
+    await enqueueMany(
+      t.db,
+      Array.from({ length: 7 }, (_, i) => ({ type: 'example.echo', payload: i, idempotencyKey: `key-${i}` })),
+    );
+    const page1 = (await (await call('/api/dashboard/jobs?limit=3')).json()) as {
+      jobs: Array<{ id: string }>;
+      nextCursor: string;
+    };
+    const page2 = (await (await call(`/api/dashboard/jobs?limit=3&before=${page1.nextCursor}`)).json()) as {
+      jobs: Array<{ id: string }>;
+      nextCursor: string;
+    };
+    const page3 = (await (await call(`/api/dashboard/jobs?limit=3&before=${page2.nextCursor}`)).json()) as {
+      jobs: Array<{ id: string }>;
+      nextCursor: string | null;
+    };
+    const ids = [...page1.jobs, ...page2.jobs, ...page3.jobs].map((j) => Number(j.id));
+    const all = (await t.db.query<{ id: string }>('SELECT id FROM jobs ORDER BY id DESC')).rows.map((r) =>
+      Number(r.id),
+    );
+    expect(ids).toEqual(all);
+    expect(page3.nextCursor).toBeNull();
+    const byKey = (await (await call('/api/dashboard/jobs?q=key-4')).json()) as {
+      jobs: Array<{ idempotencyKey: string }>;
+    };
+    expect(byKey.jobs.map((j) => j.idempotencyKey)).toEqual(['key-4']);
+    const byId = (await (await call(`/api/dashboard/jobs?q=${all[0]}`)).json()) as {
+      jobs: Array<{ id: string }>;
+    };
+    expect(byId.jobs.map((j) => j.id)).toEqual([String(all[0])]);
+  });
+
+  it('overview shows per-queue counts, the last hour per minute, and the five required metrics', async () => {
+    await failedJob();
+    await enqueueMany(t.db, [
+      { type: 'a', queue: 'mail' },
+      { type: 'a', queue: 'mail' },
+      { type: 'a', queue: 'bulk' },
+    ]);
+    const [c] = await claimJobs(t.db, { ...claim, limit: 1, queues: ['mail'] });
+    await completeJobs(t.db, [{ id: c!.id, leaseToken: c!.leaseToken }]);
+    const res = await call('/api/dashboard/overview');
+    const body = (await res.json()) as {
+      queues: Array<Record<string, unknown>>;
+      history: Array<{ completed: number; failed: number }>;
+      metrics: { text: string; values: Record<string, number> };
+    };
+    expect(body.queues.find((q) => q.queue === 'mail')).toMatchObject({
+      queued: 1,
+      running: 0,
+      completed: 1,
+      failed: 1,
+      paused: false,
+    });
+    expect(body.history).toHaveLength(60);
+    // Summed, not the last minute alone: the two changes may straddle a minute boundary.
+    const sum = (k: 'completed' | 'failed') => body.history.reduce((n, m) => n + m[k], 0);
+    expect({ completed: sum('completed'), failed: sum('failed') }).toEqual({ completed: 1, failed: 1 });
+    expect(body.metrics.values).toEqual({
+      phase6_task_submitted_total: 4,
+      phase6_task_running: 0,
+      phase6_task_completed_total: 1,
+      phase6_task_failed_total: 1,
+      phase6_task_recovered_total: 0,
+    });
+    expect(body.metrics.text).toMatch(/^# TYPE phase6_task_failed_total counter$/m);
+  });
+
+  it('leaves every other path to its host server untouched (the local engine mount)', async () => {
+    // Prepare: the dashboard mounted in front of a stand-in for the API handler.
+    const dashboard = createDashboard({ db: t.db, token: TOKEN });
+    const host: Server = createServer(async (req, res) => {
+      if (await dashboard.handle(req, res)) return;
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      res.writeHead(299, { 'Content-Type': 'text/plain' });
+      res.end(`api saw ${req.method} ${req.url} ${body}`);
+    });
+    await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    try {
+      // Act
+      const post = await fetch(`${url}/jobs`, { method: 'POST', body: '{"type":"x"}' });
+      const health = await fetch(`${url}/health`);
+      const root = await fetch(`${url}${dashboard.entryPath}`);
+      // Assess
+      expect(await post.text()).toBe('api saw POST /jobs {"type":"x"}');
+      expect(health.status).toBe(299);
+      expect(root.status).toBe(200);
+    } finally {
+      await new Promise<void>((r) => host.close(() => r()));
+    }
+  });
+
+  it('refuses a DASHBOARD_TOKEN that is too short, and compares tokens whatever their length', () => {
+    expect(() => createDashboard({ db: t.db, token: 'short' })).toThrow(/at least 24 characters/);
+    expect(tokenMatches(TOKEN, TOKEN)).toBe(true);
+    expect(tokenMatches(TOKEN, TOKEN.slice(0, -1))).toBe(false);
+    expect(tokenMatches(TOKEN, '')).toBe(false);
+    expect(tokenMatches(TOKEN, undefined)).toBe(false);
+  });
+});
