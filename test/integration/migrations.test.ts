@@ -212,7 +212,7 @@ describe.runIf(await postgresAvailable())('migration runner on PostgreSQL', () =
   it('npm run migrate on an empty schema applies every file, and a second run says nothing to apply', async () => {
     // Prepare
     const schema = await bareSchema();
-    const env = { ...process.env, DATABASE_URL: schema.url, LOG_LEVEL: 'error' };
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: schema.url, LOG_LEVEL: 'error' };
     delete env.DATABASE_DSN;
     delete env.MIGRATIONS_DIR;
     // Act
