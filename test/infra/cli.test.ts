@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,8 +13,17 @@ describe('npx cdk synth', () => {
     // Prepare: an environment with nothing AWS in it and a HOME without ~/.aws.
     const home = mkdtempSync(join(tmpdir(), 'dte-home-'));
     const outdir = mkdtempSync(join(tmpdir(), 'dte-cdk-cli-'));
+    // A `docker` first on PATH that fails: bundling must never reach for Docker.
+    const shims = mkdtempSync(join(tmpdir(), 'dte-shims-'));
+    writeFileSync(
+      join(shims, 'docker'),
+      '#!/bin/sh\necho "docker must not be used by cdk synth" >&2\nexit 97\n',
+      {
+        mode: 0o755,
+      },
+    );
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '',
+      PATH: `${shims}:${process.env.PATH ?? ''}`,
       HOME: home,
       CI: 'true',
       // CDK's built-in schema check only warns; cdk-nag (registered by infra/app.ts) still gates.
@@ -37,6 +46,7 @@ describe('npx cdk synth', () => {
       expect(existsSync(join(REPO_ROOT, 'cdk.context.json'))).toBe(false);
     } finally {
       rmSync(home, { recursive: true, force: true });
+      rmSync(shims, { recursive: true, force: true });
       rmSync(outdir, { recursive: true, force: true });
     }
   }, 300_000);
