@@ -1,0 +1,239 @@
+/**
+ * A consumer process for the fault suite: runs the real consumer handler in LOOPS concurrent
+ * loops (each loop one Lambda container: its own connection, invocations back to back with a
+ * Lambda-like context) and prints every engine statement's outcome as a history line on
+ * stdout. Run as `node --import tsx test/fault/worker.ts` with the environment below.
+ *
+ *   DATABASE_URL      where to connect (usually the fault proxy)
+ *   WORKER_NAME       name in the history
+ *   LOOPS             concurrent consumer loops in this process (default 1)
+ *   INVOCATION_MS     each invocation's time limit (default 10000)
+ *   CLOCK_SKEW_MS     added to this process's Date (the engine must use database time)
+ *   UNFENCED=1        negative control: completions run without their lease_token predicate
+ *   plus the consumer's own variables (LEASE_SECONDS, BATCH_SIZE, ...).
+ */
+
+import { Writable } from 'node:stream';
+
+const RealDate = Date;
+const realNow = () => RealDate.now();
+const skew = Number(process.env.CLOCK_SKEW_MS ?? 0);
+if (skew !== 0) {
+  // Every `new Date()` and `Date.now()` in this process is off by `skew`; timers are not.
+  class SkewedDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(RealDate.now() + skew);
+      else super(...(args as [string]));
+    }
+    static override now() {
+      return RealDate.now() + skew;
+    }
+  }
+  globalThis.Date = SkewedDate as DateConstructor;
+}
+
+const { z } = await import('zod');
+const { createHandler } = await import('../../functions/consumer.ts');
+const { createDb } = await import('../../functions/platform/db.ts');
+const { createRegistry, defineTask } = await import('../../functions/tasks/index.ts');
+const { fakeContext } = await import('../helpers/lambda.ts');
+type Db = import('../../functions/engine/queryable.ts').Db;
+type Queryable = import('../../functions/engine/queryable.ts').Queryable;
+
+const name = process.env.WORKER_NAME ?? `w${process.pid}`;
+const loops = Number(process.env.LOOPS ?? 1);
+const invocationMs = Number(process.env.INVOCATION_MS ?? 10_000);
+const unfenced = process.env.UNFENCED === '1';
+const slowMs = Number(process.env.SLOW_OP_MS ?? 1000);
+
+const emit = (e: Record<string, unknown>) => {
+  process.stdout.write(`${JSON.stringify({ op: e.op, t: realNow(), w: name, ...e })}\n`);
+};
+
+/** Tasks of the fault suite, beside the examples. */
+const work = defineTask({
+  type: 'fault.work',
+  schema: z.object({
+    seq: z.number().int(),
+    ms: z.number().int().min(0),
+    stallMs: z.number().int().min(0).optional(),
+  }),
+  run(payload, ctx) {
+    if (payload.stallMs && ctx.attempt === 1) {
+      // The first attempt stalls the whole process (a long GC pause, a stuck native call): no
+      // heartbeat runs, and the result comes back after the stall whatever became of the lease.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.stallMs);
+      return Promise.resolve({ seq: payload.seq, token: ctx.leaseToken, worker: name });
+    }
+    return new Promise((resolve, reject) => {
+      if (ctx.signal.aborted) return reject(ctx.signal.reason);
+      const timer = setTimeout(
+        () => resolve({ seq: payload.seq, token: ctx.leaseToken, worker: name }),
+        payload.ms,
+      );
+      ctx.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(ctx.signal.reason);
+        },
+        { once: true },
+      );
+    });
+  },
+});
+/** Kills the process running it, every time: the poison job. */
+const poison = defineTask({
+  type: 'fault.poison',
+  schema: z.object({ seq: z.number().int() }),
+  async run() {
+    process.kill(process.pid, 'SIGKILL');
+    return new Promise(() => {});
+  },
+});
+
+const FENCE = 'AND j.lease_token = x.token';
+type Kind = 'claim' | 'complete' | 'fail' | 'release' | 'renew' | 'other';
+function kindOf(sql: string): Kind {
+  if (sql.includes('lease_token = j.lease_token + 1')) return 'claim';
+  if (sql.includes("SET status = 'completed'")) return 'complete';
+  if (sql.includes('WITH decision AS')) return 'fail';
+  if (sql.includes("SET status = 'queued', attempts = j.attempts - 1")) return 'release';
+  if (sql.includes('SET locked_at = now(), updated_at = now()')) return 'renew';
+  return 'other';
+}
+
+const leasesOf = (param: unknown): Array<[string, string]> =>
+  (JSON.parse(String(param)) as Array<{ id: string; token: string }>).map((x) => [
+    String(x.id),
+    String(x.token),
+  ]);
+
+/** Records every engine statement's outcome; in the negative control, strips the completion's fence. */
+function recording(q: Queryable): Queryable {
+  return {
+    async query<R>(text: string, values?: readonly unknown[]) {
+      const kind = kindOf(text);
+      let sql = text;
+      if (kind === 'complete' && unfenced) {
+        if (!sql.includes(FENCE)) throw new Error('negative control: the completion fence text changed');
+        sql = sql.replace(FENCE, '');
+      }
+      const t0 = realNow();
+      try {
+        const res = await q.query<R>(sql, values);
+        const ms = realNow() - t0;
+        const rows = res.rows as Array<Record<string, unknown>>;
+        if (kind === 'claim') {
+          if (rows.length > 0)
+            emit({ op: 'claim', ms, jobs: rows.map((r) => [String(r.id), String(r.lease_token)]) });
+        } else if (kind === 'complete') {
+          const done = new Set(rows.map((r) => String(r.id)));
+          const leases = leasesOf(values?.[0]);
+          emit({
+            op: 'complete',
+            ms,
+            ok: leases.filter(([id]) => done.has(id)),
+            fenced: leases.filter(([id]) => !done.has(id)),
+          });
+        } else if (kind === 'fail') {
+          const row = rows[0];
+          emit({
+            op: 'fail',
+            ms,
+            lease: [String(values?.[0]), String(values?.[1])],
+            outcome: row ? String(row.status) : 'fenced',
+          });
+        } else if (kind === 'release') {
+          const done = new Set(rows.map((r) => String(r.id)));
+          const leases = leasesOf(values?.[0]);
+          emit({
+            op: 'release',
+            ms,
+            ok: leases.filter(([id]) => done.has(id)),
+            fenced: leases.filter(([id]) => !done.has(id)),
+            unknown: [],
+          });
+        }
+        if (ms >= slowMs) emit({ op: 'slow', ms, kind });
+        return res;
+      } catch (err) {
+        const ms = realNow() - t0;
+        const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        if (kind === 'complete') emit({ op: 'complete-unknown', ms, leases: leasesOf(values?.[0]), error });
+        else if (kind === 'fail')
+          emit({ op: 'fail', ms, lease: [String(values?.[0]), String(values?.[1])], outcome: 'unknown' });
+        else if (kind === 'release')
+          emit({ op: 'release', ms, ok: [], fenced: [], unknown: leasesOf(values?.[0]) });
+        emit({ op: 'db-error', ms, kind, error });
+        throw err;
+      }
+    },
+  };
+}
+
+function recordingDb(db: Db): Db {
+  const q = recording(db);
+  return {
+    query: q.query,
+    transaction: (fn) => db.transaction((tx) => fn(recording(tx))),
+    end: () => db.end(),
+  };
+}
+
+const stop = new AbortController();
+process.on('SIGTERM', () => stop.abort());
+process.on('SIGINT', () => stop.abort());
+
+const registry = createRegistry().register(work).register(poison);
+const quiet = new Writable({
+  write(chunk, _enc, cb) {
+    if (process.env.FAULT_DEBUG === '1') process.stderr.write(chunk);
+    cb();
+  },
+});
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function loop(index: number): Promise<void> {
+  const db = createDb({
+    connectionString: process.env.DATABASE_URL,
+    applicationName: 'dte-fault-consumer',
+    queryTimeoutMs: Number(process.env.DB_QUERY_TIMEOUT_MS ?? 15_000),
+    connectTimeoutMs: Number(process.env.DB_CONNECT_TIMEOUT_MS ?? 5_000),
+    max: 1,
+  });
+  const handler = createHandler({
+    env: { LOG_LEVEL: 'error', ...process.env },
+    db: recordingDb(db),
+    registry,
+    logStream: quiet,
+    stopSignal: stop.signal,
+  });
+  let failures = 0;
+  while (!stop.signal.aborted) {
+    const t0 = realNow();
+    const summary = await handler({}, fakeContext(invocationMs, `fault-${name}-${index}`));
+    emit({
+      op: 'invocation',
+      ms: realNow() - t0,
+      exitReason: summary.exitReason,
+      claimed: summary.claimed,
+      completed: summary.completed,
+      lost: summary.lost,
+    });
+    if (summary.exitReason === 'error') {
+      // The scheduler's retry after a failed invocation, with full jitter (AWS Architecture Blog,
+      // "Exponential Backoff And Jitter"): 40 loops losing the database together do not come
+      // back in step.
+      failures++;
+      await sleep(Math.random() * Math.min(2000, 100 * 2 ** Math.min(failures, 10)));
+    } else {
+      failures = 0;
+      if (summary.claimed === 0) await sleep(50);
+    }
+  }
+  await db.end().catch(() => {});
+}
+
+await Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
+process.exit(0);
