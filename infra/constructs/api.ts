@@ -6,16 +6,14 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ROUTES } from '../../functions/http/routes.ts';
 import type { TaskEngineSettings } from '../config.ts';
 
-/** The routes of DESIGN.md section 3, as API Gateway matches them. */
-export const API_ROUTES: ReadonlyArray<[apigwv2.HttpMethod, string]> = [
-  [apigwv2.HttpMethod.POST, '/jobs'],
-  [apigwv2.HttpMethod.POST, '/jobs/batch'],
-  [apigwv2.HttpMethod.GET, '/jobs/{id}'],
-  [apigwv2.HttpMethod.POST, '/jobs/{id}/cancel'],
-  [apigwv2.HttpMethod.GET, '/health'],
-];
+/** The handler's own route table (DESIGN.md section 3), so the API and the handler cannot drift. */
+export const API_ROUTES: ReadonlyArray<[apigwv2.HttpMethod, string]> = ROUTES.map((key) => {
+  const [method, path] = key.split(' ') as [keyof typeof apigwv2.HttpMethod, string];
+  return [apigwv2.HttpMethod[method], path];
+});
 
 export interface ApiProps {
   handler: lambda.IFunction;
