@@ -93,7 +93,6 @@ export class Database extends Construct {
       autoMinorVersionUpgrade: true,
       cloudwatchLogsExports: ['postgresql', 'upgrade'],
       cloudwatchLogsRetention: settings.logRetentionDays,
-      enablePerformanceInsights: true,
       monitoringInterval: Duration.seconds(60),
     });
     const cfn = this.instance.node.defaultChild as rds.CfnDBInstance;
