@@ -8,9 +8,12 @@ import {
   claimJobs,
   compactCounters,
   completeJobs,
+  type Db,
   enqueue,
   failJob,
   getJob,
+  loadMigrations,
+  migrate,
   pauseQueue,
   pruneFinished,
   type Queryable,
@@ -19,6 +22,7 @@ import {
   renewLeases,
   requeueExpiredLeases,
 } from '../../functions/engine/index.ts';
+import { createDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 import { expireLease } from '../helpers/invariants.ts';
 import { createTestSchema, DATABASE_URL, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
@@ -184,6 +188,51 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     );
     // Assess
     expect(rows).toEqual([{ grantee: 'dte_api', privilege_type: 'INSERT' }]);
+  });
+
+  it('applies every migration as a non-superuser owner with only CREATEROLE, as the RDS master user is', async () => {
+    // Prepare: an owner like RDS's master user (CREATEROLE, not superuser) and an empty schema it owns.
+    const suffix = randomBytes(4).toString('hex');
+    const owner = `dte_owner_${suffix}`;
+    const prefix = `dte_o${suffix}_`;
+    const schema = `roles_owner_${suffix}`;
+    const admin = new pg.Client({ connectionString: DATABASE_URL });
+    await admin.connect();
+    await admin.query(`CREATE ROLE ${owner} NOLOGIN CREATEROLE`);
+    await admin.query(`CREATE SCHEMA ${schema} AUTHORIZATION ${owner}`);
+    const files = loadMigrations(migrationsDir()).map((f) =>
+      f.file === '0004_roles.sql' ? { ...f, sql: f.sql.replace(/\bdte_/g, prefix) } : f,
+    );
+    const pool = createDb({ connectionString: DATABASE_URL, searchPath: schema, max: 1 });
+    const asOwner = <T>(fn: (tx: Queryable) => Promise<T>) =>
+      pool.transaction(async (tx) => {
+        await tx.query(`SET LOCAL ROLE ${owner}`);
+        return fn(tx);
+      });
+    const ownerDb: Db = {
+      query: (text, values) => asOwner((tx) => tx.query(text, values)),
+      transaction: asOwner,
+      end: () => pool.end(),
+    };
+    try {
+      // Act: the real runner, every file, each in its own transaction as the owner.
+      const result = await migrate(ownerDb, files);
+      // Assess
+      const { rows } = await admin.query<{ api: boolean; reaper: boolean; superuser: boolean }>(
+        `SELECT has_table_privilege($1, $3, 'INSERT') AS api,
+                has_table_privilege($2, $3, 'DELETE') AS reaper,
+                (SELECT rolsuper FROM pg_roles WHERE rolname = $4) AS superuser`,
+        [`${prefix}api`, `${prefix}reaper`, `${schema}.jobs`, owner],
+      );
+      expect(rows[0]).toEqual({ api: true, reaper: true, superuser: false });
+      expect(result.applied).toEqual(files.map((f) => f.file));
+    } finally {
+      await pool.end();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      for (const r of ['api', 'consumer', 'reaper']) await admin.query(`DROP ROLE IF EXISTS ${prefix}${r}`);
+      await admin.query(`DROP ROLE IF EXISTS ${owner}`);
+      await admin.end();
+    }
   });
 
   it('creates roles safely when two schemas migrate at the same time', async () => {
