@@ -96,12 +96,13 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
   });
 
   const text = (selector: string) => page.locator(selector).first().textContent({ timeout: WAIT_MS });
+  // Locator waits, not page functions: the dashboard's CSP forbids the eval a string condition needs.
+  const exactly = (value: string) => new RegExp(`^\\s*${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
   const waitForText = (selector: string, expected: string) =>
-    page.waitForFunction(
-      ([s, e]) => document.querySelector(s as string)?.textContent?.trim() === e,
-      [selector, expected],
-      { timeout: WAIT_MS },
-    );
+    page
+      .locator(selector, { hasText: exactly(expected) })
+      .first()
+      .waitFor({ timeout: WAIT_MS });
 
   beforeAll(async () => {
     t = await createTestSchema('dashe2e');
@@ -162,14 +163,12 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
     // Act: filter
     await page.getByLabel('Status').selectOption('failed');
     await page.getByRole('button', { name: 'Apply filters' }).click();
-    await page.waitForFunction(
-      () => {
-        const rows = [...document.querySelectorAll('table.jobs tbody tr[data-job]')];
-        return rows.length > 0 && rows.every((r) => r.getAttribute('data-status') === 'failed');
-      },
-      undefined,
-      { timeout: WAIT_MS },
-    );
+    // The unfiltered rows go first (the view re-renders on navigation), then the filtered ones arrive.
+    await page
+      .locator('table.jobs tr[data-job]:not([data-status="failed"])')
+      .first()
+      .waitFor({ state: 'detached' });
+    await page.locator('table.jobs tr[data-job][data-status="failed"]').first().waitFor();
     const listed = await page
       .locator('table.jobs tbody tr[data-job]')
       .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')));
@@ -254,7 +253,7 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
     const stranger = await browser.newContext();
     const anonymous = await stranger.newPage();
     const root = await anonymous.goto(`${origin()}/`);
-    const rootBody = await anonymous.evaluate(() => document.body.innerText);
+    const rootBody = await root!.text();
     const api = await anonymous.goto(`${origin()}/api/dashboard/jobs/${failed}`);
     await stranger.close();
     // Act: the dashboard's own page (cookie set) posting without the header, as a forged form would.
