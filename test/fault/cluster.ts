@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -38,6 +38,32 @@ export function runAsPostgres(cmd: string, args: string[], opts: { allowFail?: b
   return `${res.stdout}${res.stderr}`;
 }
 
+/** The same, without blocking the event loop (worker output keeps flowing during a restart). */
+export function runAsPostgresAsync(
+  cmd: string,
+  args: string[],
+  opts: { allowFail?: boolean } = {},
+): Promise<string> {
+  const asRoot = process.getuid?.() === 0;
+  const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0 && !opts.allowFail)
+        reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${out}`));
+      else resolve(out);
+    });
+  });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -69,10 +95,10 @@ export interface Cluster {
   /** postgres://postgres@127.0.0.1:port/<database> */
   url(database?: string): string;
   createDatabase(name: string): Promise<string>;
-  stop(mode?: 'fast' | 'immediate'): void;
-  start(): void;
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
   /** `pg_ctl restart -m immediate`: a crash of the server, WAL replayed on start. */
-  restartImmediate(): void;
+  restartImmediate(): Promise<void>;
   destroy(): void;
 }
 
@@ -110,8 +136,9 @@ export async function startCluster(settings: Record<string, string | number> = {
   const log = join(dir, 'server.log');
   const pgCtl = (args: string[], allowFail = false) =>
     runAsPostgres(join(bin, 'pg_ctl'), ['-D', data, '-l', log, ...args], { allowFail });
-  const start = () => pgCtl(['start', '-w', '-t', '60']);
-  start();
+  const pgCtlAsync = (args: string[], allowFail = false) =>
+    runAsPostgresAsync(join(bin, 'pg_ctl'), ['-D', data, '-l', log, ...args], { allowFail });
+  pgCtl(['start', '-w', '-t', '60']);
   const url = (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`;
   let destroyed = false;
   return {
@@ -125,12 +152,14 @@ export async function startCluster(settings: Record<string, string | number> = {
       await c.end();
       return url(name);
     },
-    stop(mode = 'fast') {
-      pgCtl(['stop', '-w', '-m', mode, '-t', '60'], true);
+    async stop(mode = 'fast') {
+      await pgCtlAsync(['stop', '-w', '-m', mode, '-t', '60'], true);
     },
-    start,
-    restartImmediate() {
-      pgCtl(['restart', '-w', '-m', 'immediate', '-t', '60']);
+    async start() {
+      await pgCtlAsync(['start', '-w', '-t', '60']);
+    },
+    async restartImmediate() {
+      await pgCtlAsync(['restart', '-w', '-m', 'immediate', '-t', '60']);
     },
     destroy() {
       if (destroyed) return;

@@ -79,6 +79,20 @@ export interface Worker {
 
 let counter = 0;
 
+/** True when a database error proves the statement never ran: no connection was made. */
+export function neverReachedServer(err: unknown): boolean {
+  for (
+    let e = err as { code?: string; message?: string; cause?: unknown } | undefined;
+    e;
+    e = e.cause as typeof e
+  ) {
+    if (e.code === 'ECONNREFUSED' || e.code === '57P03') return true;
+    if (typeof e.message === 'string' && e.message.includes('timeout exceeded when trying to connect'))
+      return true;
+  }
+  return false;
+}
+
 /**
  * One scenario: a fresh database in the fault cluster, a proxy in front of it, consumer
  * processes, reapers, the history, and the checker at the end.
@@ -251,8 +265,10 @@ export class Scenario {
           failed: s.failed,
         });
     } catch (err) {
-      // The reaper statement's outcome is unknown only if it may have reached the server.
-      this.history.add({ op: 'reap-unknown', t: Date.now(), error: String(err) });
+      // A reaper that never reached the server (refused, or the server starting up) ran
+      // nothing; any other failure may have committed before the reply was lost.
+      if (!neverReachedServer(err))
+        this.history.add({ op: 'reap-unknown', t: Date.now(), error: String(err) });
     }
   }
 

@@ -21,6 +21,8 @@ export interface FaultProxy {
   /** Connection attempts accepted, bucketed by whole second since the proxy started. */
   attemptsPerSecond(): Map<number, number>;
   readonly accepted: number;
+  /** Date.now() when the proxy started: second 0 of attemptsPerSecond(). */
+  readonly startedAt: number;
   readonly open: number;
   close(): Promise<void>;
 }
@@ -102,6 +104,7 @@ export async function startProxy(target: { host?: string; port: number }): Promi
       return n;
     },
     attemptsPerSecond: () => new Map(buckets),
+    startedAt: t0,
     get accepted() {
       return accepted;
     },
