@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { enqueue, enqueueMany } from '../../functions/engine/enqueue.ts';
 import { claimJobs } from '../../functions/engine/sql/claimJobs.ts';
@@ -381,5 +383,46 @@ describe.runIf(await postgresAvailable())('dashboard JSON routes', () => {
     expect(tokenMatches(TOKEN, TOKEN.slice(0, -1))).toBe(false);
     expect(tokenMatches(TOKEN, '')).toBe(false);
     expect(tokenMatches(TOKEN, undefined)).toBe(false);
+  });
+
+  it('taskctl dashboard prints a loopback URL with DASHBOARD_TOKEN, serves it, and stops cleanly on SIGINT', async () => {
+    // Prepare
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '..', '..', 'tools', 'taskctl.mjs'), 'dashboard', '--port', '0'],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          DATABASE_URL: t.url,
+          DASHBOARD_TOKEN: TOKEN,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      // Act
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk) => {
+          out += chunk;
+          const m = /dashboard: (http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.on('exit', () => reject(new Error(`taskctl dashboard exited before printing its URL: ${out}`)));
+      });
+      const page = await fetch(url);
+      const anonymous = await fetch(new URL('/api/dashboard/overview', url));
+      child.kill('SIGINT');
+      // Assess
+      expect(url).toBe(`${new URL(url).origin}/?token=${TOKEN}`);
+      expect(new URL(url).hostname).toBe('127.0.0.1');
+      expect(page.status).toBe(200);
+      expect(anonymous.status).toBe(401);
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerCancel } from './commands/cancel.ts';
 import { registerChecks } from './commands/checks.ts';
+import { registerDashboard } from './commands/dashboard.ts';
 import { registerEnqueue } from './commands/enqueue.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerChecks(program);
   registerEnqueue(program);
+  registerDashboard(program);
   return program;
 }
 
