@@ -1,6 +1,7 @@
+import { rmSync } from 'node:fs';
 import { Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '../../infra/config.ts';
 import { API_ROUTES } from '../../infra/constructs/api.ts';
 import { type Cfn, type Synthesized, synth } from './synth.ts';
@@ -56,6 +57,9 @@ describe('TaskEngineStack (default settings)', () => {
       migrateSg: s.stack.getLogicalId(s.stack.network.migrateSg.node.defaultChild as never),
       pushgatewaySg: s.stack.getLogicalId(s.stack.pushgateway.securityGroup.node.defaultChild as never),
     };
+  });
+  afterAll(() => {
+    if (s) rmSync(s.outdir, { recursive: true, force: true });
   });
 
   it('synthesizes env-agnostic: no account or region is resolved and no lookup is recorded', () => {

@@ -1,8 +1,9 @@
+import { rmSync } from 'node:fs';
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_SETTINGS,
   SettingsError,
@@ -29,6 +30,9 @@ describe('TaskEngineStack with RDS Proxy, a JWT authorizer, an alarm e-mail and 
       removalPolicy: 'destroy',
       pushgatewayScrapeCidrs: ['10.50.0.0/16'],
     });
+  });
+  afterAll(() => {
+    if (s) rmSync(s.outdir, { recursive: true, force: true });
   });
 
   it('fronts the database with an RDS Proxy that requires TLS and IAM end to end', () => {
