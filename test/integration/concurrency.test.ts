@@ -171,6 +171,51 @@ describe.runIf(await postgresAvailable())('concurrent claimers on PostgreSQL', (
     expect(await ourAdvisoryLocks(t.db, ADVISORY_NAMESPACE, appName)).toBe(0);
   });
 
+  // Known gap (see the report of issue 2): with 7 claims in flight, the advisory path's
+  // candidate set (4 x the batch, read from the statement's snapshot) is all try-locked by the
+  // others, so the 8th claim comes back empty while 4,650 jobs wait. `it.fails` keeps the suite
+  // green until claimJobs is fixed; then this fails and should become a plain `it`.
+  it.fails('an advisory-lock claim gets a full batch while 7 other claims are in flight', async () => {
+    // Prepare: 7 claimers each claim a batch inside a transaction they keep open
+    await seed(t.db, JOBS);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const started: Array<Promise<number>> = [];
+    const inFlight = pools.slice(0, CLAIMERS - 1).map((db, w) =>
+      db.transaction(async (tx) => {
+        const p = claimJobs(tx, {
+          workerId: `open-${w}`,
+          limit: BATCH,
+          leaseSeconds: 300,
+          queues: [],
+          advisoryLocks: true,
+        }).then((c) => c.length);
+        started.push(p);
+        await p;
+        await gate;
+      }),
+    );
+    try {
+      while (started.length < CLAIMERS - 1) await new Promise((r) => setTimeout(r, 5));
+      await Promise.all(started);
+      // Act
+      const last = await claimJobs(pools[CLAIMERS - 1]!, {
+        workerId: 'last',
+        limit: BATCH,
+        leaseSeconds: 300,
+        queues: [],
+        advisoryLocks: true,
+      });
+      // Assess
+      expect(last).toHaveLength(BATCH);
+    } finally {
+      release();
+      await Promise.all(inFlight);
+    }
+  });
+
   it('a single advisory-lock claimer gets a full batch every time while at least a batch is available', async () => {
     // Prepare
     await seed(t.db, 10 * BATCH + 7);
