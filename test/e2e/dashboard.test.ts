@@ -106,7 +106,7 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
 
   beforeAll(async () => {
     t = await createTestSchema('dashe2e');
-    server = await startDashboardServer({ db: t.db, actor: 'dashboard:e2e' });
+    server = await startDashboardServer({ db: t.db, actor: 'dashboard:e2e', cacheOverview: false });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [

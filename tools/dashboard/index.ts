@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Db } from '../../functions/engine/queryable.ts';
 import { HttpError, mapError } from '../../functions/http/errors.ts';
 import { authorized, credentialsOf, MIN_TOKEN_LENGTH, newToken, sessionCookie } from './auth.ts';
-import { API_PREFIX, resolve } from './routes.ts';
+import { API_PREFIX, createOverviewCache, resolve } from './routes.ts';
 import { MAX_BODY_BYTES } from './validate.ts';
 
 export interface DashboardLogger {
@@ -25,6 +25,8 @@ export interface DashboardOptions {
   logger?: DashboardLogger | undefined;
   /** Recorded on every change (audit, last_error). Default: dashboard:<OS user>. */
   actor?: string | undefined;
+  /** Share one overview between refreshes (default true); tests turn it off to see each seed at once. */
+  cacheOverview?: boolean | undefined;
 }
 
 export interface Dashboard {
@@ -133,6 +135,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   }
   const actor = (options.actor ?? defaultActor()).slice(0, 200);
   const { db, logger } = options;
+  const overview = createOverviewCache(db, options.cacheOverview === false ? 0 : 2000);
   const assets = Object.fromEntries(
     Object.entries(ASSETS).map(([path, a]) => [
       path,
@@ -147,7 +150,8 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     try {
       const { handler, param } = resolve(method, url.pathname);
       const body = method === 'POST' ? await readJson(req) : undefined;
-      const reply = await handler({ db, actor, method, url, body }, param);
+      const reply = await handler({ db, overview, actor, method, url, body }, param);
+      if (method === 'POST') overview.invalidate();
       send(res, reply.status, 'application/json; charset=utf-8', JSON.stringify(reply.body));
     } catch (err) {
       const mapped = mapError(err);
