@@ -9,11 +9,14 @@ import { getJob } from '../../functions/engine/sql/getJob.ts';
 import { type DashboardServer, startDashboardServer } from '../../tools/dashboard/index.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
+// Debian's chromium (what .ci/run installs); CHROMIUM_PATH for hosts that ship another build (GitHub's runners: /usr/bin/google-chrome).
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const chromiumPresent = existsSync(CHROMIUM);
 if (!chromiumPresent) {
   if (process.env.REQUIRE_POSTGRES === '1') {
-    throw new Error(`REQUIRE_POSTGRES=1 but ${CHROMIUM} is missing: install chromium (.ci/run does)`);
+    throw new Error(
+      `REQUIRE_POSTGRES=1 but ${CHROMIUM} is missing: install chromium (.ci/run does) or set CHROMIUM_PATH`,
+    );
   }
   console.warn(`skipping the dashboard browser suite: ${CHROMIUM} not found`);
 }

@@ -77,7 +77,7 @@ try {
 
   const server = await startDashboardServer({ db, actor: 'dashboard:alice' });
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: [
       '--headless',
       '--no-sandbox',
