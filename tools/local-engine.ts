@@ -18,6 +18,7 @@ import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
 import { migrationsDir } from '../functions/platform/paths.ts';
 import { createHandler as createReaper } from '../functions/reaper.ts';
+import { createDashboard } from './dashboard/index.ts';
 import { createLocalMetrics } from './local-metrics.ts';
 
 /** Largest request body accepted locally (API Gateway's own limit is 10 MB). */
@@ -152,10 +153,12 @@ async function main(): Promise<void> {
     }),
   );
   const reaper = createReaper({ env, db, metrics: metrics.container('reaper', 'local-reaper') });
+  const dashboard = createDashboard({ db, token: process.env.DASHBOARD_TOKEN || undefined });
 
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
+      if (await dashboard.handle(req, res)) return;
       if (req.method === 'GET' && url.pathname === '/metrics') {
         const text = await metrics.render();
         res.writeHead(200, { 'Content-Type': metrics.contentType });
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
     `  API:       http://127.0.0.1:${port}  (POST /jobs, POST /jobs/batch, GET /jobs/{id}, POST /jobs/{id}/cancel, GET /health)`,
   );
   say(`  metrics:   http://127.0.0.1:${port}/metrics`);
+  say(`  dashboard: http://127.0.0.1:${port}${dashboard.entryPath}`);
   say(`  database:  ${database.description}`);
   say(`  migrations: ${applied.applied.length} applied, ${applied.alreadyApplied} already applied`);
   say(

@@ -20,19 +20,76 @@ export interface MigrateResult {
 export const DESTRUCTIVE_MARKER = '-- destructive: reviewed';
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
-/** Strips comments and string/dollar-quoted literals so only statements are checked. */
-function statementText(sql: string): string {
-  return sql
-    .replace(/\$([A-Za-z_]*)\$[\s\S]*?\$\1\$/g, ' ')
-    .replace(/'(?:[^']|'')*'/g, "''")
-    .replace(/--[^\n]*/g, ' ')
-    .replace(/\/\*[\s\S]*?\*\//g, ' ');
+/**
+ * The text of the statements that will run, in one pass from left to right: comments, string
+ * literals (including E'…' with backslash escapes) and quoted identifiers removed, dollar-quoted
+ * bodies removed too unless they belong to a DO block, whose body runs at migration time.
+ * Handling each construct where it starts is what keeps an apostrophe in a comment from hiding
+ * the statement after it.
+ */
+export function statementText(sql: string, keepStrings = false): string {
+  let out = '';
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    const next = sql[i + 1];
+    if (c === '-' && next === '-') {
+      const end = sql.indexOf('\n', i);
+      i = end === -1 ? sql.length : end;
+      out += ' ';
+    } else if (c === '/' && next === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < sql.length && depth > 0) {
+        if (sql[i] === '/' && sql[i + 1] === '*') {
+          depth++;
+          i += 2;
+        } else if (sql[i] === '*' && sql[i + 1] === '/') {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+      out += ' ';
+    } else if (c === "'") {
+      const start = i;
+      const escapes = /[Ee]$/.test(out) && !/[A-Za-z0-9_][Ee]$/.test(out);
+      i++;
+      while (i < sql.length) {
+        if (escapes && sql[i] === '\\') i += 2;
+        else if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
+        else if (sql[i] === "'") break;
+        else i++;
+      }
+      // Inside a DO block, strings are usually SQL run by EXECUTE: keep their text.
+      out += keepStrings ? ` ${sql.slice(start + 1, i)} ` : "''";
+      i++;
+    } else if (c === '"') {
+      const end = sql.indexOf('"', i + 1);
+      i = end === -1 ? sql.length : end + 1;
+      out += '"q"';
+    } else if (c === '$' && !/[A-Za-z0-9_]$/.test(out)) {
+      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i));
+      if (!tag) {
+        out += c;
+        i++;
+        continue;
+      }
+      const close = sql.indexOf(tag[0], i + tag[0].length);
+      const body = sql.slice(i + tag[0].length, close === -1 ? sql.length : close);
+      i = close === -1 ? sql.length : close + tag[0].length;
+      out += /\bDO(\s+LANGUAGE\s+\w+)?\s*$/i.test(out) ? ` ${statementText(body, true)} ` : ' ';
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
 }
 
 const DESTRUCTIVE_PATTERNS: Array<[RegExp, string]> = [
   [/\bDROP\b/i, 'DROP'],
   [/\bTRUNCATE\b/i, 'TRUNCATE'],
-  [/\bALTER\s+(?:TABLE\s+[\s\S]*?)?COLUMN\s+\S+\s+(?:SET\s+DATA\s+)?TYPE\b/i, 'column type change'],
+  [/\bALTER\s+(?:COLUMN\s+)?(?:"q"|[A-Za-z_][\w$]*)\s+(?:SET\s+DATA\s+)?TYPE\b/i, 'column type change'],
   [/\bRENAME\b/i, 'RENAME'],
 ];
 

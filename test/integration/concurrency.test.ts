@@ -171,11 +171,9 @@ describe.runIf(await postgresAvailable())('concurrent claimers on PostgreSQL', (
     expect(await ourAdvisoryLocks(t.db, ADVISORY_NAMESPACE, appName)).toBe(0);
   });
 
-  // Known gap (see the report of issue 2): with 7 claims in flight, the advisory path's
-  // candidate set (4 x the batch, read from the statement's snapshot) is all try-locked by the
-  // others, so the 8th claim comes back empty while 4,650 jobs wait. `it.fails` keeps the suite
-  // green until claimJobs is fixed; then this fails and should become a plain `it`.
-  it.fails('an advisory-lock claim gets a full batch while 7 other claims are in flight', async () => {
+  // With 4x over-fetch and locks taken before the status check, this 8th claim came back empty
+  // while 4,650 jobs waited; 8x over-fetch with a per-candidate lock and status check fixed it.
+  it('an advisory-lock claim gets a full batch while 7 other claims are in flight', async () => {
     // Prepare: 7 claimers each claim a batch inside a transaction they keep open
     await seed(t.db, JOBS);
     let release!: () => void;

@@ -33,7 +33,8 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
     ]);
     const consumer = createHandler({
       db: t.db,
-      env: { ...quiet, BACKOFF_BASE_SECONDS: '0', MAX_BACKOFF_SECONDS: '0' },
+      // The retried flaky job must be claimed again before the idle exit, even on a loaded machine.
+      env: { ...quiet, CONSUMER_IDLE_EXIT_MS: '2000', BACKOFF_BASE_SECONDS: '0', MAX_BACKOFF_SECONDS: '0' },
       logStream: logSink(),
     });
     const summary = await consumer(schedulerEvent, fakeContext(20_000));

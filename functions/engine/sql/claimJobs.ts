@@ -10,7 +10,7 @@ export interface ClaimOptions {
   advisoryLocks?: boolean;
 }
 
-interface ClaimRow {
+export interface ClaimRow {
   id: string;
   queue: string;
   task_type: string;
@@ -23,8 +23,13 @@ interface ClaimRow {
 
 /** Advisory lock namespace (first key of the two-key form), so our keys never meet an app's own. */
 export const ADVISORY_NAMESPACE = 0x7a5e_0001;
-/** The advisory path reads this many candidates per wanted job: with 8 claimers racing for the same head of the queue, 4× kept batches full in the concurrency test. */
-export const ADVISORY_OVERFETCH = 4;
+/**
+ * The advisory path reads this many candidates per wanted job. Eight claimers in flight can hold
+ * 8 batches' worth of the head of the queue: at 4× a quarter of the claims came back short in
+ * the concurrency test (52-66 of ~165); at 8×, with the lock and the status check made per
+ * candidate as rows are pulled, 0-2 of ~110.
+ */
+export const ADVISORY_OVERFETCH = 8;
 
 // `queue = ANY($4)` only when QUEUES names queues, so the all-queues claim walks jobs_claim_idx
 // in order instead of sorting the backlog.
@@ -50,42 +55,46 @@ const RETURNING =
   'RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token, j.lease_seconds';
 
 /**
- * Claims up to `limit` jobs in one statement. Default path: FOR UPDATE SKIP LOCKED, so
- * claimers never wait on each other. Advisory path: transaction-scoped try-locks over a
- * bounded, materialized candidate set (over-fetched so a race for the head still fills the
- * batch), then the rows are taken in id order with SKIP LOCKED: a claim never waits on a row,
- * so it cannot deadlock with a batched complete. Nothing is held after commit.
+ * The claim as CTEs ending in `claimed AS (UPDATE … RETURNING …)`, with its parameters ($1..$4).
+ * Default path: FOR UPDATE SKIP LOCKED, so claimers never wait on each other. Advisory path:
+ * a bounded, materialized candidate set (over-fetched so a race for the head still fills the
+ * batch); each candidate, as it is pulled, gets a transaction-scoped try-lock and then its row
+ * with SKIP LOCKED and a fresh status check, and only rows that pass count towards the limit.
+ * A claim never waits on a row, so it cannot deadlock with a batched complete; nothing is held
+ * after commit.
  */
-export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<ClaimedJob[]> {
+export function claimCtes(o: ClaimOptions): { ctes: string; params: unknown[] } {
   const params: unknown[] = [o.workerId, o.limit, o.leaseSeconds];
   if (o.queues.length > 0) params.push(o.queues);
-  const sql = o.advisoryLocks
-    ? `WITH candidates AS MATERIALIZED (
+  const taken = o.advisoryLocks
+    ? `candidates AS MATERIALIZED (
          SELECT j.id FROM jobs j
          WHERE ${candidateFilter(o.queues)}
          ORDER BY j.priority DESC, j.run_at, j.id
          LIMIT $2 * ${ADVISORY_OVERFETCH}
-       ), locked AS MATERIALIZED (
-         SELECT c.id FROM candidates c
+       ), taken AS (
+         SELECT x.id FROM candidates c
+         CROSS JOIN LATERAL (
+           SELECT j.id FROM jobs j WHERE j.id = c.id AND j.status = 'queued' FOR UPDATE SKIP LOCKED
+         ) x
          WHERE pg_try_advisory_xact_lock(${ADVISORY_NAMESPACE}, (c.id % 2147483647)::int)
          LIMIT $2
-       ), taken AS (
-         SELECT j.id FROM jobs j JOIN locked l ON l.id = j.id
-         WHERE j.status = 'queued'
-         ORDER BY j.id
-         FOR UPDATE OF j SKIP LOCKED
-       )
-       UPDATE jobs j SET ${CLAIM_SET} FROM taken t WHERE j.id = t.id ${RETURNING}`
-    : `WITH taken AS (
+       )`
+    : `taken AS (
          SELECT j.id FROM jobs j
          WHERE ${candidateFilter(o.queues)}
          ORDER BY j.priority DESC, j.run_at, j.id
          LIMIT $2
          FOR UPDATE SKIP LOCKED
-       )
-       UPDATE jobs j SET ${CLAIM_SET} FROM taken t WHERE j.id = t.id ${RETURNING}`;
-  const { rows } = await db.query<ClaimRow>(sql, params);
-  return rows.map((r) => ({
+       )`;
+  return {
+    ctes: `${taken}, claimed AS (UPDATE jobs j SET ${CLAIM_SET} FROM taken t WHERE j.id = t.id ${RETURNING})`,
+    params,
+  };
+}
+
+export function toClaimedJob(r: ClaimRow): ClaimedJob {
+  return {
     id: String(r.id),
     queue: r.queue,
     type: r.task_type,
@@ -94,5 +103,13 @@ export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<Claimed
     maxAttempts: r.max_attempts,
     leaseToken: String(r.lease_token),
     leaseSeconds: r.lease_seconds,
-  }));
+  };
+}
+
+/** Claims up to `limit` jobs in one statement (see claimCtes). */
+export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<ClaimedJob[]> {
+  const { ctes, params } = claimCtes(o);
+  const sql = `WITH ${ctes} SELECT * FROM claimed`;
+  const { rows } = await db.query<ClaimRow>(sql, params);
+  return rows.map(toClaimedJob);
 }
