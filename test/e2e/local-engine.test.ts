@@ -5,7 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createTestSchema, postgresAvailable } from '../helpers/pg.ts';
 import { type Spawned, spawnTs } from '../helpers/processes.ts';
 
-const FAST = { PORT: '0', LOCAL_CONSUMER_INTERVAL_MS: '200', LOCAL_REAPER_INTERVAL_MS: '1000', LOG_LEVEL: 'warn' };
+const FAST = {
+  PORT: '0',
+  LOCAL_CONSUMER_INTERVAL_MS: '200',
+  LOCAL_REAPER_INTERVAL_MS: '1000',
+  LOG_LEVEL: 'warn',
+};
 
 async function startEngine(env: Record<string, string>): Promise<{ engine: Spawned; base: string }> {
   const engine = spawnTs('tools/local-engine.ts', { ...FAST, ...env });
@@ -13,7 +18,12 @@ async function startEngine(env: Record<string, string>): Promise<{ engine: Spawn
   return { engine, base: `http://127.0.0.1:${port}` };
 }
 
-async function waitForStatus(base: string, id: string, status: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+async function waitForStatus(
+  base: string,
+  id: string,
+  status: string,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const job = (await (await fetch(`${base}/jobs/${id}`)).json()) as Record<string, unknown>;
@@ -33,11 +43,20 @@ async function roundTrip(base: string): Promise<string[]> {
   const batch = await fetch(`${base}/jobs/batch`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ jobs: [{ type: 'example.echo', payload: 1 }, { type: 'example.sleep', payload: { ms: 50 } }] }),
+    body: JSON.stringify({
+      jobs: [
+        { type: 'example.echo', payload: 1 },
+        { type: 'example.sleep', payload: { ms: 50 } },
+      ],
+    }),
   });
   expect(batch.status).toBe(201);
-  const ids = [((await single.json()) as { id: string }).id, ...((await batch.json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id)];
-  for (const id of ids) expect(await waitForStatus(base, id, 'completed')).toMatchObject({ status: 'completed', attempts: 1 });
+  const ids = [
+    ((await single.json()) as { id: string }).id,
+    ...((await batch.json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id),
+  ];
+  for (const id of ids)
+    expect(await waitForStatus(base, id, 'completed')).toMatchObject({ status: 'completed', attempts: 1 });
   const first = (await (await fetch(`${base}/jobs/${ids[0]}`)).json()) as { result: unknown };
   expect(first.result).toEqual({ hello: 'world' });
   return ids;
@@ -61,7 +80,13 @@ describe('npm start (local engine) end to end', () => {
       throw new Error(`${(err as Error).message}\nengine output:\n${first.engine.output().slice(-4000)}`);
     });
     const metrics = await (await fetch(`${first.base}/metrics`)).text();
-    for (const name of ['phase6_task_submitted_total 3', 'phase6_task_completed_total 3', 'phase6_task_failed_total 0', 'phase6_task_recovered_total 0', 'phase6_task_running 0']) {
+    for (const name of [
+      'phase6_task_submitted_total 3',
+      'phase6_task_completed_total 3',
+      'phase6_task_failed_total 0',
+      'phase6_task_recovered_total 0',
+      'phase6_task_running 0',
+    ]) {
       expect(metrics).toContain(name);
     }
     expect(await first.engine.stop('SIGINT')).toBe(0);
@@ -69,21 +94,31 @@ describe('npm start (local engine) end to end', () => {
 
     const second = await startEngine(env);
     expect(second.engine.output()).toMatch(/0 applied, \d+ already applied/);
-    for (const id of ids) expect(await waitForStatus(second.base, id, 'completed', 1000)).toMatchObject({ id, status: 'completed' });
+    for (const id of ids)
+      expect(await waitForStatus(second.base, id, 'completed', 1000)).toMatchObject({
+        id,
+        status: 'completed',
+      });
     expect(await second.engine.stop('SIGINT')).toBe(0);
   }, 240_000);
 
-  it.runIf(pgUp)('on real PostgreSQL via DATABASE_URL: the same round trip', async () => {
-    const t = await createTestSchema('e2e');
-    try {
-      const { engine, base } = await startEngine({ DATABASE_URL: t.url });
-      expect(engine.output()).toContain('PostgreSQL at');
-      const ids = await roundTrip(base);
-      const { rows } = await t.db.query<{ n: string }>("SELECT count(*) AS n FROM jobs WHERE status = 'completed'");
-      expect(Number(rows[0]!.n)).toBe(ids.length);
-      expect(await engine.stop('SIGINT')).toBe(0);
-    } finally {
-      await t.drop();
-    }
-  }, 120_000);
+  it.runIf(pgUp)(
+    'on real PostgreSQL via DATABASE_URL: the same round trip',
+    async () => {
+      const t = await createTestSchema('e2e');
+      try {
+        const { engine, base } = await startEngine({ DATABASE_URL: t.url });
+        expect(engine.output()).toContain('PostgreSQL at');
+        const ids = await roundTrip(base);
+        const { rows } = await t.db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM jobs WHERE status = 'completed'",
+        );
+        expect(Number(rows[0]!.n)).toBe(ids.length);
+        expect(await engine.stop('SIGINT')).toBe(0);
+      } finally {
+        await t.drop();
+      }
+    },
+    120_000,
+  );
 });

@@ -11,7 +11,11 @@ export interface Spawned {
 }
 
 /** Runs a TypeScript entry with tsx as a child process, capturing its output. */
-export function spawnTs(entry: string, env: Record<string, string | undefined>, args: string[] = []): Spawned {
+export function spawnTs(
+  entry: string,
+  env: Record<string, string | undefined>,
+  args: string[] = [],
+): Spawned {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -5,6 +5,7 @@ import { countByStatus } from '../helpers/invariants.ts';
 import { apiEvent, fakeContext, logSink } from '../helpers/lambda.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: responses are read field by field in assertions
 type Res = APIGatewayProxyStructuredResultV2 & { json: any };
 
 describe.runIf(await postgresAvailable())('api handler (API Gateway v2 events)', () => {
