@@ -43,7 +43,8 @@ CREATE INDEX jobs_claim_idx ON jobs (priority DESC, run_at, id) WHERE status = '
 CREATE INDEX jobs_running_lease_idx ON jobs (locked_at) WHERE status = 'running';
 -- Pruning finished jobs. The runbook's hand-written cancel sets no finished_at, hence the coalesce.
 CREATE INDEX jobs_finished_idx ON jobs ((coalesce(finished_at, updated_at))) WHERE status IN ('completed', 'failed');
-CREATE UNIQUE INDEX jobs_idempotency_key_idx ON jobs (idempotency_key);
+-- Partial: most jobs carry no key, and a full index would take an entry for every one of them.
+CREATE UNIQUE INDEX jobs_idempotency_key_idx ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- Pause/resume per queue: consumers do not claim from a paused queue.
 CREATE TABLE queues (

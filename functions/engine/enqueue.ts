@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { ConflictError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
-import { type EnqueueRow, enqueueJobs, findJobsByIdempotencyKeys } from './sql/enqueueJobs.ts';
+import {
+  type EnqueueRow,
+  enqueueJobs,
+  findJobsByIdempotencyKeys,
+  type InsertedRow,
+} from './sql/enqueueJobs.ts';
 import { type Job, type JobRow, toJob } from './types.ts';
 
 export interface EnqueueRequest {
@@ -125,47 +130,82 @@ export function normalizeRequest(req: EnqueueRequest, index?: number): EnqueueRo
   return row;
 }
 
+/** The job as stored by this insert: what was sent, plus what the database decided. */
+function insertedJob(row: EnqueueRow, r: InsertedRow): Job {
+  const createdAt = new Date(r.created_at_ms);
+  return {
+    id: String(r.id),
+    queue: row.queue,
+    type: row.type,
+    payload: row.payload,
+    status: 'queued',
+    priority: row.priority,
+    runAt: new Date(r.run_at_ms),
+    attempts: 0,
+    maxAttempts: row.max_attempts,
+    leaseToken: '0',
+    lockedAt: null,
+    lockedBy: null,
+    leaseSeconds: r.lease_seconds,
+    startedAt: null,
+    finishedAt: null,
+    createdAt,
+    updatedAt: createdAt,
+    lastError: null,
+    result: null,
+    idempotencyKey: row.key,
+  };
+}
+
 async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<EnqueueResult[]> {
   const inserted = await enqueueJobs(tx, rows);
   inserted.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
-  const byKey = new Map<string, JobRow & { request_hash?: string | null }>();
-  const unkeyed: JobRow[] = [];
+  const insertedByKey = new Map<string, InsertedRow>();
+  const unkeyed: InsertedRow[] = [];
   for (const r of inserted) {
-    if (r.idempotency_key !== null) byKey.set(r.idempotency_key, r);
+    if (r.idempotency_key !== null) insertedByKey.set(r.idempotency_key, r);
     else unkeyed.push(r);
   }
-  const insertedKeys = new Set(byKey.keys());
   const missing = [
-    ...new Set(rows.filter((r) => r.key !== null && !insertedKeys.has(r.key)).map((r) => r.key!)),
+    ...new Set(rows.filter((r) => r.key !== null && !insertedByKey.has(r.key)).map((r) => r.key!)),
   ];
+  const existing = new Map<string, JobRow & { request_hash: string | null }>();
   if (missing.length > 0) {
-    for (const r of await findJobsByIdempotencyKeys(tx, missing)) byKey.set(r.idempotency_key!, r);
+    for (const r of await findJobsByIdempotencyKeys(tx, missing)) existing.set(r.idempotency_key!, r);
   }
-  // A key inserted earlier in this same batch counts as "created" only for its first occurrence.
-  const claimedKeys = new Set<string>();
+  // A key inserted by this batch counts as "created" only for its first occurrence; a repeat in
+  // the same batch must carry the same request.
+  const firstRowForKey = new Map<string, EnqueueRow>();
   let next = 0;
   return rows.map((row, index) => {
     if (row.key === null) {
       const r = unkeyed[next++];
       if (!r) throw new Error('enqueue: fewer rows returned than sent');
-      return { job: toJob(r), created: true };
+      return { job: insertedJob(row, r), created: true };
     }
-    const existing = byKey.get(row.key);
-    if (!existing)
+    const mine = insertedByKey.get(row.key);
+    const first = firstRowForKey.get(row.key);
+    if (mine && !first) {
+      firstRowForKey.set(row.key, row);
+      return { job: insertedJob(row, mine), created: true };
+    }
+    const old = existing.get(row.key);
+    const storedHash = mine ? first!.hash : old?.request_hash;
+    if (!mine && !old) {
       throw new ConflictError(
         'idempotency_conflict',
         `idempotency key ${JSON.stringify(row.key)} is held by a job being written concurrently`,
       );
-    if (existing.request_hash !== row.hash) {
+    }
+    if (storedHash !== row.hash) {
+      const jobId = mine ? String(mine.id) : String(old!.id);
       throw new ConflictError(
         'idempotency_conflict',
-        `idempotency key ${JSON.stringify(row.key)} was already used for a different request (job ${existing.id})`,
-        { details: { index, jobId: String(existing.id), idempotencyKey: row.key } },
+        `idempotency key ${JSON.stringify(row.key)} was already used for a different request (job ${jobId})`,
+        { details: { index, jobId, idempotencyKey: row.key } },
       );
     }
-    const created = insertedKeys.has(row.key) && !claimedKeys.has(row.key);
-    claimedKeys.add(row.key);
-    return { job: toJob(existing), created };
+    return { job: mine ? insertedJob(first!, mine) : toJob(old!), created: false };
   });
 }
 
