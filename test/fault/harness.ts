@@ -3,15 +3,17 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { createHandler as createApi } from '../../functions/api.ts';
 import { type EnqueueRequest, enqueueMany, loadMigrations, migrate } from '../../functions/engine/index.ts';
 import { createDb, type PgDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 import { createHandler as createReaper, type ReaperHandler } from '../../functions/reaper.ts';
-import { fakeContext, logSink } from '../helpers/lambda.ts';
+import { apiEvent, fakeContext, logSink } from '../helpers/lambda.ts';
 import { type CheckResult, checkInvariants } from './checker.ts';
 import type { Cluster } from './cluster.ts';
 import { History, type HistoryEvent } from './history.ts';
 import { type FaultProxy, startProxy } from './proxy.ts';
+import { faultRegistry } from './tasks.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WORKER = join(here, 'worker.ts');
@@ -208,6 +210,74 @@ export class Scenario {
     });
   }
 
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  /**
+   * Enqueues through the real api handler (its own connection, straight to the database) in
+   * batches of `batch`, as fast as it answers, until `stop()`. 201 is an acknowledgement; 503
+   * means "not stored, retry" (recorded as unknown: a lost commit reply is possible); any
+   * other status is counted in `unexpected`.
+   */
+  apiEnqueueLoop(
+    batch = 20,
+    paceMs = 0,
+  ): {
+    stop(): Promise<void>;
+    statuses: Map<number, number>;
+    okTimes: number[];
+    retryAfterMissing: number;
+  } {
+    const api = createApi({
+      env: {
+        LOG_LEVEL: 'error',
+        DATABASE_URL: this.cluster.url(this.database),
+        DB_QUERY_TIMEOUT_MS: '3000',
+        DB_CONNECT_TIMEOUT_MS: '2000',
+      },
+      registry: faultRegistry(),
+      logStream: logSink(),
+    });
+    const statuses = new Map<number, number>();
+    const okTimes: number[] = [];
+    let retryAfterMissing = 0;
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const seqs = Array.from({ length: batch }, () => this.nextSeq());
+        const body = { jobs: seqs.map((seq) => ({ type: 'fault.work', payload: { seq, ms: 20 } })) };
+        const res = (await api(apiEvent('POST', '/jobs/batch', body), fakeContext(10_000, 'fault-api'))) as {
+          statusCode: number;
+          body: string;
+          headers?: Record<string, string>;
+        };
+        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        if (res.statusCode === 201) {
+          const ids = (JSON.parse(res.body) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id);
+          this.history.add({ op: 'enqueue', t: Date.now(), seqs, ids });
+          okTimes.push(Date.now());
+          if (paceMs > 0) await sleep(paceMs);
+        } else {
+          this.history.add({ op: 'enqueue-unknown', t: Date.now(), seqs, error: `HTTP ${res.statusCode}` });
+          if (res.statusCode === 503 && !res.headers?.['Retry-After']) retryAfterMissing++;
+          await sleep(100);
+        }
+      }
+    })();
+    return {
+      statuses,
+      okTimes,
+      get retryAfterMissing() {
+        return retryAfterMissing;
+      },
+      async stop() {
+        running = false;
+        await loop;
+      },
+    };
+  }
+
   /** A job request of the fault suite, numbered so the checker can tell who enqueued what. */
   job(payload: Record<string, unknown> = {}, extra: Partial<EnqueueRequest> = {}): EnqueueRequest {
     return { type: 'fault.work', payload: { seq: ++this.seq, ms: 20, ...payload }, ...extra };
@@ -287,12 +357,12 @@ export class Scenario {
     };
   }
 
-  async counts(): Promise<Record<string, number>> {
+  async counts(): Promise<{ queued: number; running: number; completed: number; failed: number }> {
     const { rows } = await this.db.query<{ status: string; n: string }>(
       'SELECT status, count(*) AS n FROM jobs GROUP BY status',
     );
-    const out: Record<string, number> = { queued: 0, running: 0, completed: 0, failed: 0 };
-    for (const r of rows) out[r.status] = Number(r.n);
+    const out = { queued: 0, running: 0, completed: 0, failed: 0 };
+    for (const r of rows) out[r.status as keyof typeof out] = Number(r.n);
     return out;
   }
 

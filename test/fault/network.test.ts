@@ -155,7 +155,6 @@ describe('lost connections, dead networks and a database that goes away', () => 
       expect(peakBackends).toBeLessThanOrEqual(2 * loops);
       expect(result.ok, describeViolations(result)).toBe(true);
       expect(result.stats.byStatus.completed).toBe(3000);
-      expect(result.stats.recovered).toBeGreaterThan(0);
     } finally {
       await s.close();
     }

@@ -2,7 +2,8 @@
  * A consumer process for the fault suite: runs the real consumer handler in LOOPS concurrent
  * loops (each loop one Lambda container: its own connection, invocations back to back with a
  * Lambda-like context) and prints every engine statement's outcome as a history line on
- * stdout. Run as `node --import tsx test/fault/worker.ts` with the environment below.
+ * stdout. The harness bundles it once with esbuild and runs it with node (`node --import tsx
+ * test/fault/worker.ts` works too), with the environment below.
  *
  *   DATABASE_URL      where to connect (usually the fault proxy)
  *   WORKER_NAME       name in the history
@@ -32,10 +33,9 @@ if (skew !== 0) {
   globalThis.Date = SkewedDate as DateConstructor;
 }
 
-const { z } = await import('zod');
 const { createHandler } = await import('../../functions/consumer.ts');
 const { createDb } = await import('../../functions/platform/db.ts');
-const { createRegistry, defineTask } = await import('../../functions/tasks/index.ts');
+const { faultRegistry } = await import('./tasks.ts');
 const { fakeContext } = await import('../helpers/lambda.ts');
 type Db = import('../../functions/engine/queryable.ts').Db;
 type Queryable = import('../../functions/engine/queryable.ts').Queryable;
@@ -50,57 +50,24 @@ const emit = (e: Record<string, unknown>) => {
   process.stdout.write(`${JSON.stringify({ op: e.op, t: realNow(), w: name, ...e })}\n`);
 };
 
-/** Tasks of the fault suite, beside the examples. */
-const work = defineTask({
-  type: 'fault.work',
-  schema: z.object({
-    seq: z.number().int(),
-    ms: z.number().int().min(0),
-    stallMs: z.number().int().min(0).optional(),
-  }),
-  run(payload, ctx) {
-    if (payload.stallMs && ctx.attempt === 1) {
-      // The first attempt stalls the whole process (a long GC pause, a stuck native call): no
-      // heartbeat runs, and the result comes back after the stall whatever became of the lease.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, payload.stallMs);
-      return Promise.resolve({ seq: payload.seq, token: ctx.leaseToken, worker: name });
-    }
-    return new Promise((resolve, reject) => {
-      if (ctx.signal.aborted) return reject(ctx.signal.reason);
-      const timer = setTimeout(
-        () => resolve({ seq: payload.seq, token: ctx.leaseToken, worker: name }),
-        payload.ms,
-      );
-      ctx.signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          reject(ctx.signal.reason);
-        },
-        { once: true },
-      );
-    });
-  },
-});
-/** Kills the process running it, every time: the poison job. */
-const poison = defineTask({
-  type: 'fault.poison',
-  schema: z.object({ seq: z.number().int() }),
-  async run() {
-    process.kill(process.pid, 'SIGKILL');
-    return new Promise(() => {});
-  },
-});
-
-const FENCE = 'AND j.lease_token = x.token';
-type Kind = 'claim' | 'complete' | 'fail' | 'release' | 'renew' | 'other';
+/** The completion's fence, whatever the statement's table alias: `AND d.lease_token = x.token`. */
+const FENCE = /AND \w+\.lease_token = x\.token/;
+type Kind = 'claim' | 'complete' | 'complete-claim' | 'fail' | 'release' | 'renew' | 'other';
 function kindOf(sql: string): Kind {
-  if (sql.includes('lease_token = j.lease_token + 1')) return 'claim';
-  if (sql.includes("SET status = 'completed'")) return 'complete';
+  const claims = sql.includes('lease_token = j.lease_token + 1');
+  const completes = sql.includes("SET status = 'completed'");
+  if (claims && completes) return 'complete-claim';
+  if (claims) return 'claim';
+  if (completes) return 'complete';
   if (sql.includes('WITH decision AS')) return 'fail';
   if (sql.includes("SET status = 'queued', attempts = j.attempts - 1")) return 'release';
   if (sql.includes('SET locked_at = now(), updated_at = now()')) return 'renew';
   return 'other';
+}
+
+/** The completions parameter: the last JSON array of {id, token, ...} among the values. */
+function completionsOf(values: readonly unknown[] | undefined): unknown {
+  return [...(values ?? [])].reverse().find((v) => typeof v === 'string' && v.startsWith('['));
 }
 
 const leasesOf = (param: unknown): Array<[string, string]> =>
@@ -115,9 +82,9 @@ function recording(q: Queryable): Queryable {
     async query<R>(text: string, values?: readonly unknown[]) {
       const kind = kindOf(text);
       let sql = text;
-      if (kind === 'complete' && unfenced) {
-        if (!sql.includes(FENCE)) throw new Error('negative control: the completion fence text changed');
-        sql = sql.replace(FENCE, '');
+      if ((kind === 'complete' || kind === 'complete-claim') && unfenced) {
+        if (!FENCE.test(sql)) throw new Error('negative control: the completion fence text changed');
+        sql = sql.replace(new RegExp(FENCE.source, 'g'), '');
       }
       const t0 = realNow();
       try {
@@ -127,9 +94,25 @@ function recording(q: Queryable): Queryable {
         if (kind === 'claim') {
           if (rows.length > 0)
             emit({ op: 'claim', ms, jobs: rows.map((r) => [String(r.id), String(r.lease_token)]) });
+        } else if (kind === 'complete-claim') {
+          // One statement completing the previous batch and claiming the next.
+          const row = rows[0] as {
+            claimed: Array<{ id: string; lease_token: string }>;
+            completed: string[] | null;
+          };
+          const done = new Set((row.completed ?? []).map(String));
+          const leases = leasesOf(completionsOf(values));
+          emit({
+            op: 'complete',
+            ms,
+            ok: leases.filter(([id]) => done.has(id)),
+            fenced: leases.filter(([id]) => !done.has(id)),
+          });
+          if (row.claimed.length > 0)
+            emit({ op: 'claim', ms, jobs: row.claimed.map((r) => [String(r.id), String(r.lease_token)]) });
         } else if (kind === 'complete') {
           const done = new Set(rows.map((r) => String(r.id)));
-          const leases = leasesOf(values?.[0]);
+          const leases = leasesOf(completionsOf(values));
           emit({
             op: 'complete',
             ms,
@@ -144,6 +127,9 @@ function recording(q: Queryable): Queryable {
             lease: [String(values?.[0]), String(values?.[1])],
             outcome: row ? String(row.status) : 'fenced',
           });
+        } else if (kind === 'renew' && process.env.FAULT_TRACE_RENEW === '1') {
+          const leases = leasesOf(values?.[0]);
+          emit({ op: 'renew', ms, asked: leases.length, renewed: rows.length });
         } else if (kind === 'release') {
           const done = new Set(rows.map((r) => String(r.id)));
           const leases = leasesOf(values?.[0]);
@@ -160,7 +146,8 @@ function recording(q: Queryable): Queryable {
       } catch (err) {
         const ms = realNow() - t0;
         const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-        if (kind === 'complete') emit({ op: 'complete-unknown', ms, leases: leasesOf(values?.[0]), error });
+        if (kind === 'complete' || kind === 'complete-claim')
+          emit({ op: 'complete-unknown', ms, leases: leasesOf(completionsOf(values)), error });
         else if (kind === 'fail')
           emit({ op: 'fail', ms, lease: [String(values?.[0]), String(values?.[1])], outcome: 'unknown' });
         else if (kind === 'release')
@@ -185,7 +172,7 @@ const stop = new AbortController();
 process.on('SIGTERM', () => stop.abort());
 process.on('SIGINT', () => stop.abort());
 
-const registry = createRegistry().register(work).register(poison);
+const registry = faultRegistry(name);
 const quiet = new Writable({
   write(chunk, _enc, cb) {
     if (process.env.FAULT_DEBUG === '1') process.stderr.write(chunk);
