@@ -444,13 +444,16 @@ export async function runConsumer(
       });
   };
 
-  // Heartbeat: renew every lease held (waiting or running) every third of the lease.
+  // Heartbeat: renew every lease held every third of the lease: waiting, running, and finished
+  // but not yet flushed (a completion waiting for the next claim must not let its lease lapse,
+  // or the reaper would requeue finished work; the fault suite caught exactly that).
   const heartbeatMs = Math.max(250, (s.leaseSeconds * 1000) / 3);
+  const flushAfterMs = Math.min(1000, heartbeatMs);
   let heartbeatBusy = false;
   const heartbeat = setInterval(async () => {
     if (heartbeatBusy || held.size === 0) return;
     heartbeatBusy = true;
-    const leases = [...held.values()].filter((h) => !h.settled).map((h) => h.job);
+    const leases = [...held.values()].map((h) => h.job);
     try {
       const renewed = await guard('renew', () => renewLeases(db, leases));
       for (const job of leases) {
@@ -498,6 +501,14 @@ export async function runConsumer(
         }
         if (claimed.length > 0) lastWorkAt = now;
         else claimedNothing = true;
+      }
+      // Completions ride with the next claim; flush them on their own when a full batch has
+      // piled up or the oldest has waited a while (slow tasks keep the next claim away).
+      if (
+        toComplete.length >= s.batchSize ||
+        (toComplete.length > 0 && Date.now() - toComplete[0]!.finishedAt > flushAfterMs)
+      ) {
+        await flushCompletions();
       }
       while (waiting.length > 0 && running.size < s.concurrency && timeLeft() > 0) {
         const h = waiting.shift()!;
