@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestSchema, postgresAvailable } from '../helpers/pg.ts';
-import { type Spawned, spawnTs } from '../helpers/processes.ts';
+import { ROOT, type Spawned, spawnTs } from '../helpers/processes.ts';
 
 const FAST = {
   PORT: '0',
@@ -114,6 +115,14 @@ describe('npm start (local engine) end to end', () => {
           "SELECT count(*) AS n FROM jobs WHERE status = 'completed'",
         );
         expect(Number(rows[0]!.n)).toBe(ids.length);
+        // The release gate, machine-checked against the running local engine's /metrics.
+        const preflight = spawnSync(
+          process.execPath,
+          ['tools/taskctl.mjs', 'preflight', '--metrics-url', `${base}/metrics`, '--json'],
+          { cwd: ROOT, env: { ...process.env, DATABASE_URL: t.url }, encoding: 'utf8', timeout: 90_000 },
+        );
+        expect(preflight.status, `${preflight.stdout}\n${preflight.stderr}`).toBe(0);
+        expect(JSON.parse(preflight.stdout)).toMatchObject({ ok: true });
         expect(await engine.stop('SIGINT')).toBe(0);
       } finally {
         await t.drop();
