@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,9 @@ import { faultRegistry } from './tasks.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WORKER = join(here, 'worker.ts');
-const BUNDLE = join(here, '..', '..', 'node_modules', '.cache', 'dte-fault', 'worker.mjs');
+// One bundle per process: two runs (or two test files) never overwrite each other's worker.
+const BUNDLE_DIR = join(here, '..', '..', 'node_modules', '.cache', 'dte-fault', String(process.pid));
+const BUNDLE = join(BUNDLE_DIR, 'worker.mjs');
 
 let bundled: Promise<string> | undefined;
 /**
@@ -37,6 +39,7 @@ export function workerEntry(): Promise<string> {
       packages: 'external',
       logLevel: 'error',
     });
+    process.once('exit', () => rmSync(BUNDLE_DIR, { recursive: true, force: true }));
     return BUNDLE;
   })();
   return bundled;
