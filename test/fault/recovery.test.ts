@@ -61,18 +61,23 @@ describe('restarts, racing reapers and poison jobs', () => {
     try {
       const workers = s.spawnWorkers(3);
       await s.ready();
+      // The three reapers connect before the race, so none starts late.
+      await Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
       await s.enqueueWork(60, { ms: 2500 });
-      // Freeze the consumers once they hold leases; wake them when the leases have expired and
-      // their 2.5 s tasks are due, while three reapers run at once.
+      // Freeze the consumers once they hold leases. When the leases have expired and the 2.5 s
+      // tasks are due, the three reapers start and the consumers wake in the same instant: the
+      // late completions and heartbeats race three requeues of the same expired leases.
       for (let i = 0; i < 100 && (await s.counts()).running < 30; i++) await sleep(50);
       for (const w of workers) w.child.kill('SIGSTOP');
-      await sleep(3000);
+      await sleep(3500);
+      const race = Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
       for (const w of workers) w.child.kill('SIGCONT');
-      for (let round = 0; round < 4; round++) {
+      await race;
+      for (let round = 0; round < 3; round++) {
         await Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
         await sleep(100);
       }
-      s.faults.push('3 consumers frozen 3 s, 3 reapers x4 rounds');
+      s.faults.push('3 consumers frozen 3.5 s, 3 reapers x4 rounds');
       await s.drain(90_000);
       await s.stopWorkers();
       const result = await s.check();

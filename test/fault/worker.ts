@@ -199,7 +199,21 @@ async function loop(index: number): Promise<void> {
   let failures = 0;
   while (!stop.signal.aborted) {
     const t0 = realNow();
-    const summary = await handler({}, fakeContext(invocationMs, `fault-${name}-${index}`));
+    let summary: { exitReason: string; claimed: number; completed: number; lost: number };
+    try {
+      summary = await handler({}, fakeContext(invocationMs, `fault-${name}-${index}`));
+    } catch (err) {
+      // The handler itself failed: on AWS, middy's timeout (the invocation ran into its
+      // deadline) or a crash. Lambda would end the invocation; the loop carries on like the
+      // next scheduled one.
+      const e = err as Error;
+      summary = {
+        exitReason: `threw ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`,
+        claimed: 0,
+        completed: 0,
+        lost: 0,
+      };
+    }
     emit({
       op: 'invocation',
       ms: realNow() - t0,
@@ -208,7 +222,11 @@ async function loop(index: number): Promise<void> {
       completed: summary.completed,
       lost: summary.lost,
     });
-    if (summary.exitReason === 'error') {
+    if (
+      summary.exitReason !== 'idle' &&
+      summary.exitReason !== 'deadline' &&
+      summary.exitReason !== 'stopped'
+    ) {
       // The scheduler's retry after a failed invocation, with full jitter (AWS Architecture Blog,
       // "Exponential Backoff And Jitter"): 40 loops losing the database together do not come
       // back in step.
