@@ -146,7 +146,7 @@ describe('restarts, racing reapers and poison jobs', () => {
       s.faults.push('none (batch 10 > concurrency 5, 3 s tasks, 2 s lease)');
       recordRow(
         s.row(result, {
-          invariants: `${result.ok ? 'I1-I7 hold' : result.failed.join(' ')}; engine bug: ${result.stats.recovered} leases lost without a fault`,
+          invariants: `${result.ok ? 'I1-I7 hold' : result.failed.join(' ')}; leases lost without a fault: ${result.stats.recovered}`,
         }),
       );
 
