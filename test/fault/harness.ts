@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +22,28 @@ const BUNDLE_DIR = join(here, '..', '..', 'node_modules', '.cache', 'dte-fault',
 const BUNDLE = join(BUNDLE_DIR, 'worker.mjs');
 
 let bundled: Promise<string> | undefined;
+
+/** Removes bundles left by processes that are gone (vitest ends its forks without an 'exit' event). */
+function pruneStaleBundles(): void {
+  const root = dirname(BUNDLE_DIR);
+  if (!existsSync(root)) return;
+  for (const entry of readdirSync(root)) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      rmSync(join(root, entry), { recursive: true, force: true });
+    }
+  }
+}
 /**
  * The worker bundled once with esbuild (dependencies stay external): a consumer process then
  * starts in about 0.5 s instead of the 5-20 s that compiling through tsx took on two busy cores.
  */
 export function workerEntry(): Promise<string> {
   bundled ??= (async () => {
+    pruneStaleBundles();
     const esbuild = await import('esbuild');
     await esbuild.build({
       entryPoints: [WORKER],
