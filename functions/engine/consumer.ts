@@ -100,14 +100,20 @@ class LeaseLostSignal extends TaskEngineError {
 
 /** How long aborted tasks get to settle before they count as abandoned. */
 const ABORT_GRACE_MS = 500;
+/** Kept after the final statements for the metrics push and the return (the push takes what is left, less 100 ms). */
+const FINAL_RESERVE_MS = 300;
+
 /**
  * Time kept back from the invocation for the work after the deadline: the abort grace, then
  * flushing completions, releasing unstarted jobs and pushing metrics (1 s push timeout).
  * 3 s covers that with room; short invocations (tests, local) keep a quarter, never less than
- * the grace plus 200 ms for the final round trips.
+ * the grace, the final reserve and 200 ms for the final round trips.
  */
 export function deadlineMargin(initialRemainingMs: number): number {
-  return Math.min(3000, Math.max(ABORT_GRACE_MS + 200, Math.floor(initialRemainingMs * 0.25)));
+  return Math.min(
+    3000,
+    Math.max(ABORT_GRACE_MS + FINAL_RESERVE_MS + 200, Math.floor(initialRemainingMs * 0.25)),
+  );
 }
 const ABANDONED = Symbol('abandoned');
 
@@ -547,31 +553,49 @@ export async function runConsumer(
 
   // Wind down: unstarted jobs go back; running ones finish until the deadline, then are aborted.
   for (const h of waiting.splice(0)) toRelease.push(h);
+  /**
+   * Waits for `work`, but never past the invocation's end less FINAL_RESERVE_MS: on a silent
+   * database a statement may otherwise wait out its connect and query timeouts and the handler
+   * would overrun its deadline. Work given up on is left to the reaper (leases expire).
+   */
+  const beforeEnd = async (what: string, work: () => Promise<unknown>): Promise<void> => {
+    const left = ctx.remainingMs() - FINAL_RESERVE_MS;
+    const settled = work().then(
+      () => true,
+      (err) => {
+        logger.error(`${what} failed; the reaper will requeue these jobs after their lease`, {
+          worker: ctx.workerId,
+          error: coerceError(err),
+        });
+        return true;
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, left));
+    });
+    const done = await Promise.race([settled, expired]);
+    clearTimeout(timer);
+    if (!done)
+      logger.error(
+        `${what} did not finish before the deadline; the reaper will requeue these jobs after their lease`,
+        { worker: ctx.workerId },
+      );
+  };
+
   if (running.size > 0) {
     // Running tasks may finish until the deadline; then they are aborted and settle (or are
     // abandoned) within the grace period.
     const all = Promise.all([...running].map((h) => h.done));
     await Promise.race([all, sleep(Math.max(0, timeLeft()))]);
     for (const h of running) h.abort(new DeadlineError());
-    await all;
+    await beforeEnd('recording the last outcomes', () => all);
   }
   clearInterval(heartbeat);
-  try {
-    await flushCompletions();
-  } catch (err) {
-    logger.error('final completion flush failed; the reaper will requeue these jobs', {
-      worker: ctx.workerId,
-      error: coerceError(err),
-    });
-  }
-  try {
-    await flushReleases(summary.exitReason === 'stopped' ? 'consumer stopped' : 'invocation deadline');
-  } catch (err) {
-    logger.error('release failed; the reaper will requeue these jobs after their lease', {
-      worker: ctx.workerId,
-      error: coerceError(err),
-    });
-  }
+  await beforeEnd('final completion flush', flushCompletions);
+  await beforeEnd('release', () =>
+    flushReleases(summary.exitReason === 'stopped' ? 'consumer stopped' : 'invocation deadline'),
+  );
   summary.durationMs = Date.now() - started;
   return summary;
 }
