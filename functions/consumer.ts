@@ -2,7 +2,7 @@
 
 import type { Writable } from 'node:stream';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
@@ -77,6 +77,8 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
     // Only scheduled invocations fan out, and at most CONSUMER_FANOUT_MAX: a backlog cannot
     // multiply invocations without bound.
     if (!summary.backlog || depth > 0 || config.CONSUMER_FANOUT_MAX === 0 || !functionName) return 0;
+    // Loaded on first fan-out only: the SDK client is most of a cold container's heap otherwise.
+    const { InvokeCommand, LambdaClient } = await import('@aws-sdk/client-lambda');
     const lambda = options.lambda ?? new LambdaClient({});
     const payload = new TextEncoder().encode(JSON.stringify({ fanoutDepth: depth + 1 }));
     const results = await Promise.allSettled(

@@ -6,7 +6,7 @@ import { requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
 
 export interface ReaperSettings {
   retentionDays: number;
-  /** Leases taken per statement: 1,000 keeps each statement well under a second at 100k expired. */
+  /** Leases taken per statement (default 1,000). 5,000 was tried: 100,000 expired leases took 3.3-5.1 s against 3.4-3.9 s, so the statement count is not what bounds the reaper. */
   batchSize?: number;
   pruneBatchSize?: number;
 }

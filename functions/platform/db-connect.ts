@@ -1,5 +1,6 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Signer } from '@aws-sdk/rds-signer';
+// The AWS SDK clients are imported when first needed: a container that connects with
+// DATABASE_URL never loads them (they were ~20 MB of a consumer's resident memory).
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
 import type { Config } from './config.ts';
 import { createDb, isAuthFailure, type PgDb } from './db.ts';
@@ -39,13 +40,17 @@ export class SecretCache {
     this.#client = client;
   }
   get(): Promise<RdsSecret> {
-    this.#value ??= this.#client.send(new GetSecretValueCommand({ SecretId: this.#arn })).then((out) => {
-      if (!out.SecretString) throw new Error(`secret ${this.#arn} has no SecretString`);
-      const parsed = JSON.parse(out.SecretString) as RdsSecret;
-      if (!parsed.host || !parsed.username || !parsed.password)
-        throw new Error(`secret ${this.#arn} lacks host/username/password`);
-      return parsed;
-    });
+    this.#value ??= import('@aws-sdk/client-secrets-manager')
+      .then(({ GetSecretValueCommand }) =>
+        this.#client.send(new GetSecretValueCommand({ SecretId: this.#arn })),
+      )
+      .then((out) => {
+        if (!out.SecretString) throw new Error(`secret ${this.#arn} has no SecretString`);
+        const parsed = JSON.parse(out.SecretString) as RdsSecret;
+        if (!parsed.host || !parsed.username || !parsed.password)
+          throw new Error(`secret ${this.#arn} lacks host/username/password`);
+        return parsed;
+      });
     this.#value.catch(() => {
       this.#value = undefined;
     });
@@ -88,7 +93,8 @@ export function connectFromConfig(
     } else if (config.DB_SECRET_ARN) {
       secrets ??= new SecretCache(
         config.DB_SECRET_ARN,
-        options.secretsManager ?? new SecretsManagerClient({}),
+        options.secretsManager ??
+          new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({}),
       );
       const s = await secrets.get();
       pool = createDb({
@@ -106,7 +112,9 @@ export function connectFromConfig(
       const sign =
         options.signer ??
         ((h: string, p: number, u: string) =>
-          new Signer({ hostname: h, port: p, username: u }).getAuthToken());
+          import('@aws-sdk/rds-signer').then(({ Signer }) =>
+            new Signer({ hostname: h, port: p, username: u }).getAuthToken(),
+          ));
       // A fresh token per new connection: tokens live 15 minutes, connections may live longer.
       pool = createDb({
         ...common,
