@@ -1,4 +1,4 @@
-import { coerceError, NonRetryableError, TaskEngineError } from './errors.ts';
+import { coerceError, LeaseLostError, NonRetryableError, TaskEngineError } from './errors.ts';
 import type { Db } from './queryable.ts';
 import { claimJobs } from './sql/claimJobs.ts';
 import { completeAndClaim } from './sql/completeAndClaim.ts';
@@ -89,12 +89,6 @@ export class TaskTimeoutError extends TaskEngineError {
   constructor(seconds: number) {
     super('task_timeout', `task exceeded its timeout of ${seconds}s`);
     this.name = 'TaskTimeoutError';
-  }
-}
-class LeaseLostSignal extends TaskEngineError {
-  constructor() {
-    super('lease_lost', 'lease lost: the job was reclaimed, released or changed by hand');
-    this.name = 'LeaseLostError';
   }
 }
 
@@ -381,7 +375,7 @@ export async function runConsumer(
         return;
       }
       const reason = h.abortReason;
-      if (reason instanceof DeadlineError || reason instanceof LeaseLostSignal) {
+      if (reason instanceof DeadlineError || reason instanceof LeaseLostError) {
         if (reason instanceof DeadlineError) toRelease.push(h);
         else {
           held.delete(job.id);
@@ -467,7 +461,7 @@ export async function runConsumer(
         const h = held.get(job.id);
         if (!h || h.settled) continue;
         logger.warn('lease lost; aborting task', { worker: ctx.workerId, jobId: job.id, type: job.type });
-        h.abort(new LeaseLostSignal());
+        h.abort(new LeaseLostError([job.id]));
         const idx = waiting.indexOf(h);
         if (idx >= 0) {
           waiting.splice(idx, 1);
