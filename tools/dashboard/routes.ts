@@ -5,7 +5,7 @@ import { cancelJob } from '../../functions/engine/sql/cancelJob.ts';
 import { readCounterHistory } from '../../functions/engine/sql/counterHistory.ts';
 import { findJobsByIdempotencyKeys } from '../../functions/engine/sql/enqueueJobs.ts';
 import { getJob } from '../../functions/engine/sql/getJob.ts';
-import { countJobsByQueue } from '../../functions/engine/sql/jobStats.ts';
+import { countJobsByQueue, queueRows } from '../../functions/engine/sql/jobStats.ts';
 import { listJobs } from '../../functions/engine/sql/listJobs.ts';
 import { listQueueControls, pauseQueue, resumeQueue } from '../../functions/engine/sql/queues.ts';
 import { type RequeueTarget, requeueJobs } from '../../functions/engine/sql/requeueJobs.ts';
@@ -108,26 +108,8 @@ async function buildOverview(db: Db) {
     collectLedger(db),
     dbNow(db),
   ]);
-  const control = new Map(controls.map((c) => [c.name, c]));
   const pastLease = new Map(ages.map((a) => [a.queue, a.stuck]));
-  const names = [...new Set([...counts.map((c) => c.queue), ...controls.map((c) => c.name)])].sort();
-  const queues = names.map((name) => {
-    const c = counts.find((x) => x.queue === name);
-    const q = control.get(name);
-    return {
-      queue: name,
-      queued: c?.counts.queued ?? 0,
-      running: c?.counts.running ?? 0,
-      completed: c?.counts.completed ?? 0,
-      failed: c?.counts.failed ?? 0,
-      oldestQueuedAgeSeconds: c?.oldestQueuedAgeSeconds ?? 0,
-      pastLease: pastLease.get(name) ?? 0,
-      paused: q?.paused ?? false,
-      pausedBy: q?.paused ? q.pausedBy : null,
-      pausedAt: q?.paused ? q.pausedAt : null,
-      pauseReason: q?.paused ? q.reason : null,
-    };
-  });
+  const queues = queueRows(counts, controls).map((q) => ({ ...q, pastLease: pastLease.get(q.queue) ?? 0 }));
   return { now, queues, history, metrics: requiredFamilies(await renderExposition(ledger)) };
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { countJobsByQueue, failureRatio } from '../../../functions/engine/sql/jobStats.ts';
+import { countJobsByQueue, failureRatio, queueRows } from '../../../functions/engine/sql/jobStats.ts';
 import { listQueueControls } from '../../../functions/engine/sql/queues.ts';
 import { findStuckJobs } from '../../../functions/engine/sql/releaseStuck.ts';
 import { database, emit } from '../context.ts';
@@ -23,20 +23,7 @@ export function registerStatus(program: Command): void {
         findStuckJobs(db, { limit: EXPIRED_SHOWN }),
         failureRatio(db, 300),
       ]);
-      const control = new Map(controls.map((c) => [c.name, c]));
-      const names = [...new Set([...counts.map((c) => c.queue), ...controls.map((c) => c.name)])].sort();
-      const queues = names.map((name) => {
-        const c = counts.find((x) => x.queue === name);
-        return {
-          queue: name,
-          queued: c?.counts.queued ?? 0,
-          running: c?.counts.running ?? 0,
-          completed: c?.counts.completed ?? 0,
-          failed: c?.counts.failed ?? 0,
-          oldestQueuedAgeSeconds: c?.oldestQueuedAgeSeconds ?? 0,
-          paused: control.get(name)?.paused ?? false,
-        };
-      });
+      const queues = queueRows(counts, controls);
       const pausedQueues = controls.filter((c) => c.paused);
       const expiredLeases = expired.map((e) => ({
         id: e.id,
