@@ -114,7 +114,7 @@ const ABANDONED = Symbol('abandoned');
 /**
  * One claimed job. Its AbortController is made only when the task reads `ctx.signal`: creating
  * one per job cost ~15 µs (a sixth of the handler's per-job CPU in a 20,000-job profile), and most
- * short tasks never look at it.
+ * short tasks never look at it. Likewise nothing waits for abandonment until an abort happens.
  */
 class Held {
   startedAt?: number;
@@ -122,16 +122,12 @@ class Held {
   settled = false;
   abortReason: unknown;
   #controller: AbortController | undefined;
-  #onAbandon: (() => void) | undefined;
-  readonly abandoned: Promise<typeof ABANDONED>;
+  /** Set by execute: settles the attempt as abandoned. */
+  onAbandon: (() => void) | undefined;
   constructor(
     readonly job: ClaimedJob,
     readonly claimedAt: number,
-  ) {
-    this.abandoned = new Promise((resolve) => {
-      this.#onAbandon = () => resolve(ABANDONED);
-    });
-  }
+  ) {}
   get aborted(): boolean {
     return this.abortReason !== undefined;
   }
@@ -147,7 +143,7 @@ class Held {
     if (this.aborted) return;
     this.abortReason = reason;
     this.#controller?.abort(reason);
-    setTimeout(() => this.#onAbandon?.(), ABORT_GRACE_MS).unref?.();
+    setTimeout(() => this.onAbandon?.(), ABORT_GRACE_MS).unref?.();
   }
 }
 
@@ -302,132 +298,144 @@ export async function runConsumer(
     });
   };
 
+  /** Records a failed attempt: retried with backoff, or failed for good. Fenced. */
+  const recordFailure = async (h: Held, failure: Error, startedAt: number, finishedAt: number) => {
+    const { job } = h;
+    const reason = h.abortReason;
+    if (reason instanceof DeadlineError || reason instanceof LeaseLostError) {
+      if (reason instanceof DeadlineError) toRelease.push(h);
+      else {
+        held.delete(job.id);
+        summary.lost++;
+        observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
+      }
+      return;
+    }
+    const permanent = failure instanceof NonRetryableError;
+    const outcome = await guard('fail', () =>
+      failJob(db, {
+        id: job.id,
+        leaseToken: job.leaseToken,
+        permanent,
+        backoffBaseSeconds: s.backoffBaseSeconds,
+        maxBackoffSeconds: s.maxBackoffSeconds,
+        error: {
+          message: failure.message,
+          name: failure.name,
+          stack: failure.stack,
+          attempt: job.attempt,
+          worker: ctx.workerId,
+        },
+      }),
+    );
+    held.delete(job.id);
+    const meta = {
+      worker: ctx.workerId,
+      jobId: job.id,
+      type: job.type,
+      attempt: job.attempt,
+      maxAttempts: job.maxAttempts,
+      claimedAt: h.claimedAt,
+      startedAt: h.startedAt,
+      failedAt: finishedAt,
+      error: { name: failure.name, message: failure.message, stack: failure.stack },
+    };
+    if (outcome === null) {
+      summary.lost++;
+      observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
+      logger.warn('lease lost before recording a failure', meta);
+    } else if (outcome.status === 'failed') {
+      summary.failed++;
+      observer?.ran?.(job.type, 'failed', finishedAt - startedAt);
+      logger.error('job failed', { ...meta, final: true, permanent });
+    } else {
+      summary.retried++;
+      observer?.ran?.(job.type, 'retried', finishedAt - startedAt);
+      logger.warn('job failed; will retry', { ...meta, retryAt: outcome.runAt });
+    }
+  };
+
+  /**
+   * Runs one job. The attempt is one promise that settles first with the task's result, its
+   * error, or ABANDONED (ABORT_GRACE_MS after an abort the task ignored); a handful of
+   * allocations per job, since this is the hot path of a no-op drain.
+   */
   const execute = (h: Held): Promise<void> => {
     const { job } = h;
     const startedAt = Date.now();
     h.startedAt = startedAt;
-    const task = tasks.get(job.type);
-    return (async () => {
-      let failure: Error | undefined;
-      let result: unknown;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        if (!task) throw new NonRetryableError(`no task registered for type ${JSON.stringify(job.type)}`);
-        const parsed = task.schema.safeParse(job.payload);
-        if (!parsed.success) {
-          const issues = parsed.error.issues
-            .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
-            .join('; ');
-          throw new NonRetryableError(`payload does not match the ${job.type} schema: ${issues}`);
-        }
-        const budget = Math.min(
-          task.timeoutSeconds ? task.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY,
-          timeLeft(),
+    let timer: NodeJS.Timeout | undefined;
+    const attempt = new Promise<unknown>((resolve, reject) => {
+      // After an abort the task gets ABORT_GRACE_MS to settle. One that ignores its signal is
+      // abandoned, not released: it may still be running, so only the lease expiry (and the
+      // reaper) may hand the job to another worker.
+      h.onAbandon = () => resolve(ABANDONED);
+      // A throw in here (unknown type, bad payload, a task that throws synchronously) rejects.
+      const task = tasks.get(job.type);
+      if (!task) throw new NonRetryableError(`no task registered for type ${JSON.stringify(job.type)}`);
+      const parsed = task.schema.safeParse(job.payload);
+      if (!parsed.success) {
+        const issues = parsed.error.issues
+          .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
+          .join('; ');
+        throw new NonRetryableError(`payload does not match the ${job.type} schema: ${issues}`);
+      }
+      if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= timeLeft()) {
+        timer = setTimeout(
+          () => h.abort(new TaskTimeoutError(task.timeoutSeconds!)),
+          task.timeoutSeconds * 1000,
         );
-        if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= timeLeft()) {
-          timer = setTimeout(() => h.abort(new TaskTimeoutError(task.timeoutSeconds!)), budget);
-        }
-        const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(parsed.data, {
-          jobId: job.id,
-          queue: job.queue,
-          attempt: job.attempt,
-          maxAttempts: job.maxAttempts,
-          leaseToken: job.leaseToken,
-          get signal() {
-            return h.signal;
-          },
-          logger,
-        });
-        // After an abort the task gets ABORT_GRACE_MS to settle. One that ignores its signal is
-        // abandoned, not released: it may still be running, so only the lease expiry (and the
-        // reaper) may hand the job to another worker.
-        const abandoned = h.abandoned;
-        const settled = await Promise.race([run.then((value) => ({ value })), abandoned]);
-        if (settled === ABANDONED) {
-          held.delete(job.id);
-          summary.abandoned++;
-          observer?.ran?.(job.type, 'abandoned', Date.now() - startedAt);
-          logger.error('task ignored its abort signal; the reaper will recover the job after its lease', {
-            worker: ctx.workerId,
-            jobId: job.id,
-            type: job.type,
-            reason: coerceError(h.abortReason).message,
-          });
-          return;
-        }
-        result = settled.value;
-      } catch (thrown) {
-        failure = coerceError(thrown);
-      } finally {
-        if (timer) clearTimeout(timer);
       }
-      const finishedAt = Date.now();
-      if (!failure) {
-        toComplete.push({
-          id: job.id,
-          leaseToken: job.leaseToken,
-          result,
-          type: job.type,
-          claimedAt: h.claimedAt,
-          startedAt: startedAt,
-          finishedAt,
-        });
-        return;
-      }
-      const reason = h.abortReason;
-      if (reason instanceof DeadlineError || reason instanceof LeaseLostError) {
-        if (reason instanceof DeadlineError) toRelease.push(h);
-        else {
-          held.delete(job.id);
-          summary.lost++;
-          observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
-        }
-        return;
-      }
-      const permanent = failure instanceof NonRetryableError;
-      const outcome = await guard('fail', () =>
-        failJob(db, {
-          id: job.id,
-          leaseToken: job.leaseToken,
-          permanent,
-          backoffBaseSeconds: s.backoffBaseSeconds,
-          maxBackoffSeconds: s.maxBackoffSeconds,
-          error: {
-            message: failure.message,
-            name: failure.name,
-            stack: failure.stack,
-            attempt: job.attempt,
-            worker: ctx.workerId,
-          },
-        }),
-      );
-      held.delete(job.id);
-      const meta = {
-        worker: ctx.workerId,
+      const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(parsed.data, {
         jobId: job.id,
-        type: job.type,
+        queue: job.queue,
         attempt: job.attempt,
         maxAttempts: job.maxAttempts,
-        claimedAt: h.claimedAt,
-        startedAt: h.startedAt,
-        failedAt: finishedAt,
-        error: { name: failure.name, message: failure.message, stack: failure.stack },
-      };
-      if (outcome === null) {
-        summary.lost++;
-        observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
-        logger.warn('lease lost before recording a failure', meta);
-      } else if (outcome.status === 'failed') {
-        summary.failed++;
-        observer?.ran?.(job.type, 'failed', finishedAt - startedAt);
-        logger.error('job failed', { ...meta, final: true, permanent });
-      } else {
-        summary.retried++;
-        observer?.ran?.(job.type, 'retried', finishedAt - startedAt);
-        logger.warn('job failed; will retry', { ...meta, retryAt: outcome.runAt });
-      }
-    })()
-      .catch((err) => {
+        leaseToken: job.leaseToken,
+        get signal() {
+          return h.signal;
+        },
+        logger,
+      });
+      Promise.resolve(run).then(resolve, reject);
+    });
+    const settle = () => {
+      h.settled = true;
+      running.delete(h);
+      wakeUp();
+    };
+    return attempt
+      .then(
+        (value) => {
+          if (timer) clearTimeout(timer);
+          if (value === ABANDONED) {
+            held.delete(job.id);
+            summary.abandoned++;
+            observer?.ran?.(job.type, 'abandoned', Date.now() - startedAt);
+            logger.error('task ignored its abort signal; the reaper will recover the job after its lease', {
+              worker: ctx.workerId,
+              jobId: job.id,
+              type: job.type,
+              reason: coerceError(h.abortReason).message,
+            });
+            return;
+          }
+          toComplete.push({
+            id: job.id,
+            leaseToken: job.leaseToken,
+            result: value,
+            type: job.type,
+            claimedAt: h.claimedAt,
+            startedAt,
+            finishedAt: Date.now(),
+          });
+        },
+        (thrown) => {
+          if (timer) clearTimeout(timer);
+          return recordFailure(h, coerceError(thrown), startedAt, Date.now());
+        },
+      )
+      .then(settle, (err) => {
         // A database error while recording the outcome: the lease will expire and the reaper
         // requeues the job. Nothing is lost; the attempt is counted.
         held.delete(job.id);
@@ -436,11 +444,7 @@ export async function runConsumer(
           jobId: job.id,
           error: coerceError(err),
         });
-      })
-      .finally(() => {
-        h.settled = true;
-        running.delete(h);
-        wakeUp();
+        settle();
       });
   };
 

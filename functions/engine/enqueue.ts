@@ -157,9 +157,20 @@ function insertedJob(row: EnqueueRow, r: InsertedRow): Job {
   };
 }
 
+/** Ids are decimal strings without leading zeros: shorter is smaller, equal lengths compare as text. */
+function byId(a: { id: string }, b: { id: string }): number {
+  return a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** RETURNING comes back in insertion order in practice; checking is O(n), sorting only when it is not. */
+function inIdOrder(rows: ReadonlyArray<{ id: string }>): boolean {
+  for (let i = 1; i < rows.length; i++) if (byId(rows[i - 1]!, rows[i]!) > 0) return false;
+  return true;
+}
+
 async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<EnqueueResult[]> {
   const inserted = await enqueueJobs(tx, rows);
-  inserted.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+  if (!inIdOrder(inserted)) inserted.sort(byId);
   const insertedByKey = new Map<string, InsertedRow>();
   const unkeyed: InsertedRow[] = [];
   for (const r of inserted) {

@@ -18,6 +18,7 @@ export {
 export type { Db, Queryable, QueryResult } from './queryable.ts';
 export { cancelJob } from './sql/cancelJob.ts';
 export { type ClaimOptions, claimJobs } from './sql/claimJobs.ts';
+export { completeAndClaim } from './sql/completeAndClaim.ts';
 export { type Completion, completeJobs } from './sql/completeJobs.ts';
 export {
   type CounterTotals,

@@ -149,7 +149,7 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
       const results = await enqueueMany(deps.db, reqs);
       const anyCreated = results.some((r) => r.created);
       return json(anyCreated ? 201 : 200, {
-        jobs: results.map((r) => ({ ...present(r.job), created: r.created })),
+        jobs: results.map((r) => present(r.job, r.created)),
       });
     }
     case 'GET /jobs/{id}': {

@@ -96,11 +96,12 @@ function recording(q: Queryable): Queryable {
             emit({ op: 'claim', ms, jobs: rows.map((r) => [String(r.id), String(r.lease_token)]) });
         } else if (kind === 'complete-claim') {
           // One statement completing the previous batch and claiming the next.
+          // Claimed jobs come back shaped as ClaimedJob; completed ids as one comma-separated text.
           const row = rows[0] as {
-            claimed: Array<{ id: string; lease_token: string }>;
-            completed: string[] | null;
+            claimed: Array<{ id: string; leaseToken: string }>;
+            completed: string | null;
           };
-          const done = new Set((row.completed ?? []).map(String));
+          const done = new Set(row.completed ? row.completed.split(',') : []);
           const leases = leasesOf(completionsOf(values));
           emit({
             op: 'complete',
@@ -109,7 +110,7 @@ function recording(q: Queryable): Queryable {
             fenced: leases.filter(([id]) => !done.has(id)),
           });
           if (row.claimed.length > 0)
-            emit({ op: 'claim', ms, jobs: row.claimed.map((r) => [String(r.id), String(r.lease_token)]) });
+            emit({ op: 'claim', ms, jobs: row.claimed.map((r) => [String(r.id), String(r.leaseToken)]) });
         } else if (kind === 'complete') {
           const done = new Set(rows.map((r) => String(r.id)));
           const leases = leasesOf(completionsOf(values));

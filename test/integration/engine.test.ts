@@ -3,6 +3,7 @@ import {
   ConflictError,
   cancelJob,
   claimJobs,
+  completeAndClaim,
   completeJobs,
   enqueue,
   enqueueMany,
@@ -76,6 +77,39 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
     ]);
     const claimed = await claimJobs(t.db, claimOpts);
     expect(claimed.map((c) => c.payload)).toEqual([2, 1, 4]);
+  });
+
+  it('completes the previous batch and claims the next in one statement, handing the batch out in claim order', async () => {
+    // Prepare: one job claimed and finished; behind it jobs whose ids run against their priority
+    const [first] = await enqueueMany(t.db, [{ type: 't', payload: 0, priority: 9 }]);
+    const [held] = await claimJobs(t.db, claimOpts);
+    await enqueueMany(t.db, [
+      { type: 't', payload: 1 },
+      { type: 't', payload: 2, priority: 5 },
+      { type: 't', payload: 3, priority: 7 },
+      { type: 't', payload: 4, delaySeconds: 3600, priority: 100 },
+    ]);
+    // Act: a stale lease rides along and must change nothing
+    const out = await completeAndClaim(
+      t.db,
+      [
+        { id: held!.id, leaseToken: held!.leaseToken, result: { ok: true } },
+        { id: held!.id, leaseToken: '999' },
+      ],
+      claimOpts,
+    );
+    // Assess
+    expect([...out.completed]).toEqual([first!.job.id]);
+    expect(out.claimed.map((c) => c.payload)).toEqual([3, 2, 1]);
+    expect(out.claimed[0]).toMatchObject({
+      type: 't',
+      attempt: 1,
+      maxAttempts: 5,
+      leaseToken: '1',
+      leaseSeconds: 30,
+    });
+    expect(await getJob(t.db, first!.job.id)).toMatchObject({ status: 'completed', result: { ok: true } });
+    await expectCountersMatchTable(t.db);
   });
 
   it('a stale worker cannot complete, fail or renew a job reclaimed after its lease expired', async () => {

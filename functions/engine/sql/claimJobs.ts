@@ -52,7 +52,10 @@ const CLAIM_SET = `
   updated_at = now()`;
 
 const RETURNING =
-  'RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token, j.lease_seconds';
+  'RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token, j.lease_seconds, j.priority, j.run_at';
+
+/** UPDATE … RETURNING comes back in primary-key order: the batch is handed out in claim order. */
+export const CLAIM_ORDER = 'priority DESC, run_at, id';
 
 /**
  * The claim as CTEs ending in `claimed AS (UPDATE … RETURNING …)`, with its parameters ($1..$4).
@@ -88,7 +91,7 @@ export function claimCtes(o: ClaimOptions): { ctes: string; params: unknown[] } 
          FOR UPDATE SKIP LOCKED
        )`;
   return {
-    ctes: `${taken}, claimed AS (UPDATE jobs j SET ${CLAIM_SET} FROM taken t WHERE j.id = t.id ${RETURNING})`,
+    ctes: `${taken}, claimed AS (UPDATE jobs j SET ${CLAIM_SET} WHERE j.id = ANY (ARRAY(SELECT id FROM taken)) ${RETURNING})`,
     params,
   };
 }
@@ -109,7 +112,7 @@ export function toClaimedJob(r: ClaimRow): ClaimedJob {
 /** Claims up to `limit` jobs in one statement (see claimCtes). */
 export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<ClaimedJob[]> {
   const { ctes, params } = claimCtes(o);
-  const sql = `WITH ${ctes} SELECT * FROM claimed`;
+  const sql = `WITH ${ctes} SELECT * FROM claimed ORDER BY ${CLAIM_ORDER}`;
   const { rows } = await db.query<ClaimRow>(sql, params);
   return rows.map(toClaimedJob);
 }

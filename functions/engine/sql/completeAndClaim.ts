@@ -1,6 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { ClaimedJob } from '../types.ts';
-import { type ClaimOptions, type ClaimRow, claimCtes, toClaimedJob } from './claimJobs.ts';
+import { type ClaimOptions, claimCtes } from './claimJobs.ts';
 import { type Completion, completeSql, completionsParam } from './completeJobs.ts';
 
 /**
@@ -16,16 +16,20 @@ export async function completeAndClaim(
 ): Promise<{ completed: Set<string>; claimed: ClaimedJob[] }> {
   const { ctes, params } = claimCtes(claim);
   params.push(completionsParam(completions));
-  const { rows } = await db.query<{ claimed: ClaimRow[]; completed: string[] | null }>(
+  // The claimed rows come back as one jsonb array already shaped as ClaimedJob: parsing it is
+  // the only per-job work on the client, in claim order (UPDATE … RETURNING gives primary-key
+  // order). Completed ids come back as one comma-separated text.
+  const { rows } = await db.query<{ claimed: ClaimedJob[]; completed: string | null }>(
     `WITH ${ctes}, completed AS (${completeSql(params.length)})
      SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'id', c.id::text, 'queue', c.queue, 'task_type', c.task_type, 'payload', c.payload,
-               'attempts', c.attempts, 'max_attempts', c.max_attempts,
-               'lease_token', c.lease_token::text, 'lease_seconds', c.lease_seconds)), '[]'::jsonb)
+               'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
+               'attempt', c.attempts, 'maxAttempts', c.max_attempts,
+               'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
+               ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
              FROM claimed c) AS claimed,
-            (SELECT array_agg(id) FROM completed) AS completed`,
+            (SELECT string_agg(id::text, ',') FROM completed) AS completed`,
     params,
   );
   const row = rows[0]!;
-  return { completed: new Set((row.completed ?? []).map(String)), claimed: row.claimed.map(toClaimedJob) };
+  return { completed: new Set(row.completed ? row.completed.split(',') : []), claimed: row.claimed };
 }

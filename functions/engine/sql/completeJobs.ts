@@ -1,5 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { Lease } from '../types.ts';
+import { fencedBatch } from './fence.ts';
 
 export interface Completion extends Lease {
   result?: unknown;
@@ -10,15 +11,25 @@ export function completeSql(param: number): string {
   return `UPDATE jobs d
      SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
      FROM jsonb_to_recordset($${param}::jsonb) AS x(id bigint, token bigint, result jsonb)
-     WHERE d.id = x.id AND d.status = 'running' AND d.lease_token = x.token
+     WHERE ${fencedBatch('d', param)}
      RETURNING d.id`;
 }
 
+/**
+ * The jsonb array of {id, token, result}, written directly: ids and tokens are bigint decimal
+ * strings (digits only), so they go in as JSON numbers without an object per completion.
+ */
 export function completionsParam(completions: readonly Completion[]): string {
-  return JSON.stringify(
-    completions.map((c) => ({ id: c.id, token: c.leaseToken, result: c.result ?? null })),
-  );
+  let out = '[';
+  for (let i = 0; i < completions.length; i++) {
+    const c = completions[i]!;
+    if (!DIGITS.test(c.id) || !DIGITS.test(c.leaseToken))
+      throw new TypeError(`bad lease ${c.id}/${c.leaseToken}`);
+    out += `${i > 0 ? ',' : ''}{"id":${c.id},"token":${c.leaseToken},"result":${JSON.stringify(c.result ?? null) ?? 'null'}}`;
+  }
+  return `${out}]`;
 }
+const DIGITS = /^\d{1,19}$/;
 
 /**
  * Completes a batch in one statement, fenced per job by (status = 'running', lease_token).

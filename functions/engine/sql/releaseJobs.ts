@@ -1,5 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { Lease } from '../types.ts';
+import { fencedBatch } from './fence.ts';
 
 /**
  * Returns jobs to `queued` without consuming an attempt: the claim's +1 is taken back. Used
@@ -16,7 +17,7 @@ export async function releaseJobs(
             updated_at = now(),
             last_error = jsonb_build_object('name', 'Released', 'message', $2::text, 'worker', j.locked_by, 'at', now())
      FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, token bigint)
-     WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = x.token
+     WHERE ${fencedBatch('j', 1)}
      RETURNING j.id`,
     [JSON.stringify(leases.map((l) => ({ id: l.id, token: l.leaseToken }))), reason],
   );

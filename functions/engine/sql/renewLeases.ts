@@ -1,5 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { Lease } from '../types.ts';
+import { fencedBatch } from './fence.ts';
 
 /** Heartbeat: renews locked_at for the leases still held. Returns the ids renewed; the rest were lost. */
 export async function renewLeases(db: Queryable, leases: readonly Lease[]): Promise<Set<string>> {
@@ -7,7 +8,7 @@ export async function renewLeases(db: Queryable, leases: readonly Lease[]): Prom
   const { rows } = await db.query<{ id: string }>(
     `UPDATE jobs j SET locked_at = now(), updated_at = now()
      FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, token bigint)
-     WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = x.token
+     WHERE ${fencedBatch('j', 1)}
      RETURNING j.id`,
     [JSON.stringify(leases.map((l) => ({ id: l.id, token: l.leaseToken })))],
   );

@@ -35,7 +35,7 @@ export async function requeueExpiredLeases(db: Queryable, limit: number): Promis
          locked_at = NULL,
          locked_by = NULL,
          updated_at = now()
-       FROM expired e WHERE j.id = e.id
+       WHERE j.id = ANY (ARRAY(SELECT id FROM expired))
        RETURNING j.status
      ), counted AS (
        INSERT INTO job_counter_deltas (recovered)
