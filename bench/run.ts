@@ -58,6 +58,12 @@ const ONLY = (() => {
 const wants = (scenario: string) => (ONLY ? ONLY.has(scenario) : scenario === 'main' || !QUICK);
 const BIG_ROWS = option('big-rows', 5_000_000);
 const BATCH = 50;
+/**
+ * The throughput tuning documented for users (README, "Tuning for throughput"): claim 500 per
+ * statement and run up to 50 tasks at once. Judged against the raw loop at the same claim size.
+ */
+const TUNED = { BATCH_SIZE: '500', CONSUMER_CONCURRENCY: '50' } as const;
+const TUNED_BATCH = Number(TUNED.BATCH_SIZE);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || !Number.isInteger(JOBS) || JOBS < 100 || JOBS > 1_000_000) {
   throw new Error('--rounds must be ≥ 1 and --jobs between 100 and 1,000,000');
 }
@@ -164,20 +170,9 @@ let handlers: Handlers;
 type SystemRun = (round: number, jobs: number, workers: number, scenario: string) => Promise<void>;
 
 const systems: Record<string, SystemRun> = {
-  raw: async (round, jobs, workers, scenario) =>
-    withDatabase(`raw_${round}`, async (db) => {
-      await rawSetup(db.url, jobs);
-      const t0 = performance.now();
-      const done = await rawDrain(db.url, workers, BATCH);
-      record({
-        scenario,
-        system: 'raw SKIP LOCKED',
-        round,
-        jobs: done,
-        workers,
-        seconds: (performance.now() - t0) / 1000,
-      });
-    }),
+  raw: async (round, jobs, workers, scenario) => rawSystem(round, jobs, workers, scenario, BATCH),
+  'raw-tuned': async (round, jobs, workers, scenario) =>
+    rawSystem(round, jobs, workers, scenario, TUNED_BATCH),
 
   'engine-fn': async (round, jobs, workers, scenario) => engineFn(round, jobs, workers, scenario, {}),
   'engine-fn-nocount': async (round, jobs, workers, scenario) =>
@@ -205,6 +200,28 @@ const systems: Record<string, SystemRun> = {
         extra: {
           invocations: r.invocations,
           logBytes: r.logBytes,
+          ...r.summaries,
+          claimP99Ms: percentile(r.claimMs, 99),
+        },
+      });
+    }),
+
+  'consumer-tuned': async (round, jobs, workers, scenario) =>
+    withDatabase(`consumertuned_${round}`, async (db) => {
+      await migrateEngine(db.url);
+      await handlers.apiBatchEnqueue(db.url, jobs);
+      await analyze(db.url);
+      const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED });
+      record({
+        scenario,
+        system: 'engine consumer handler, tuned',
+        round,
+        jobs: r.done,
+        workers,
+        seconds: r.seconds,
+        extra: {
+          ...TUNED,
+          invocations: r.invocations,
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
         },
@@ -240,6 +257,23 @@ const systems: Record<string, SystemRun> = {
       record({ scenario: 'enqueue', system: 'raw INSERT … unnest', round, jobs, seconds });
     }),
 };
+
+/** The raw SKIP LOCKED loop at a claim size (the shipped BATCH_SIZE, or the tuned one). */
+async function rawSystem(round: number, jobs: number, workers: number, scenario: string, batch: number) {
+  return withDatabase(`raw${batch}_${round}`, async (db) => {
+    await rawSetup(db.url, jobs);
+    const t0 = performance.now();
+    const done = await rawDrain(db.url, workers, batch);
+    record({
+      scenario,
+      system: batch === BATCH ? 'raw SKIP LOCKED' : `raw SKIP LOCKED, claim ${batch}`,
+      round,
+      jobs: done,
+      workers,
+      seconds: (performance.now() - t0) / 1000,
+    });
+  });
+}
 
 async function engineFn(
   round: number,
@@ -558,11 +592,13 @@ function table(): Row[] {
 
 /** Per-round ratio of two systems' rates in one scenario: the numbers the targets are about. */
 function ratios(scenario: string, num: string, den: string, workers?: number): number[] {
+  // Exact name, or the name followed by a version (peers): 'raw SKIP LOCKED' must not pick
+  // 'raw SKIP LOCKED, claim 500', nor 'engine functions' its variants.
   const pick = (system: string, round: number) =>
     samples.find(
       (s) =>
         s.scenario === scenario &&
-        s.system.startsWith(system) &&
+        (s.system === system || s.system.startsWith(`${system} `)) &&
         s.round === round &&
         (workers === undefined || s.workers === workers),
     );
@@ -604,6 +640,24 @@ function targets(): Target[] {
       kind: 'min',
     },
     {
+      what: `tuned consumer (claim ${TUNED_BATCH}) ÷ graphile-worker (4 workers)`,
+      ratios: ratios('main', 'engine consumer handler, tuned', 'graphile-worker'),
+      target: 1.5,
+      kind: 'min',
+    },
+    {
+      what: `tuned consumer (claim ${TUNED_BATCH}) ÷ pg-boss (4 workers)`,
+      ratios: ratios('main', 'engine consumer handler, tuned', 'pg-boss'),
+      target: 3,
+      kind: 'min',
+    },
+    {
+      what: `tuned consumer ÷ raw loop at the same claim size (${TUNED_BATCH})`,
+      ratios: ratios('main', 'engine consumer handler, tuned', `raw SKIP LOCKED, claim ${TUNED_BATCH}`),
+      target: 0.8,
+      kind: 'min',
+    },
+    {
       what: 'engine-functions drain ÷ raw loop (issue 2)',
       ratios: ratios('main', 'engine functions', 'raw SKIP LOCKED'),
       target: 0.75,
@@ -623,7 +677,7 @@ function targets(): Target[] {
     },
     {
       what: 'enqueueMany ÷ raw INSERT … unnest',
-      ratios: ratios('enqueue', 'enqueueMany', 'raw INSERT'),
+      ratios: ratios('enqueue', 'enqueueMany', 'raw INSERT …'),
       target: 0.75,
       kind: 'min',
     },
@@ -779,18 +833,30 @@ async function main(): Promise<void> {
     `machine: ${machine.nproc} × ${machine.cpu}, ${machine.ramGb} GB RAM, Node ${machine.node}, PostgreSQL ${machine.postgres}`,
   );
   log(
-    `main: ${JOBS.toLocaleString('en-US')} no-op jobs, ${WORKERS} workers, batch ${BATCH}, ${ROUNDS} interleaved round(s)`,
+    `main: ${JOBS.toLocaleString('en-US')} no-op jobs, ${WORKERS} workers, batch ${BATCH} (tuned: ${TUNED_BATCH}), ${ROUNDS} interleaved round(s)`,
   );
 
   const main = QUICK
-    ? ['raw', 'engine-fn', 'engine-fn-nocount', 'consumer', 'graphile', 'pgboss', 'enqueue-unnest']
+    ? [
+        'raw',
+        'raw-tuned',
+        'engine-fn',
+        'engine-fn-nocount',
+        'consumer',
+        'consumer-tuned',
+        'graphile',
+        'pgboss',
+        'enqueue-unnest',
+      ]
     : [
         'raw',
+        'raw-tuned',
         'engine-fn',
         'engine-fn-nocount',
         'engine-fn-advisory',
         'engine-fn-cold',
         'consumer',
+        'consumer-tuned',
         'consumer-nocount',
         'graphile',
         'pgboss',
@@ -844,7 +910,7 @@ async function main(): Promise<void> {
         durationSeconds: (Date.now() - started.getTime()) / 1000,
         command,
         machine,
-        settings: { jobs: JOBS, workers: WORKERS, batch: BATCH, rounds: ROUNDS, quick: QUICK },
+        settings: { jobs: JOBS, workers: WORKERS, batch: BATCH, tuned: TUNED, rounds: ROUNDS, quick: QUICK },
         peers: { dependencies: benchPkg.dependencies, configs: peerConfigs },
         rows: table(),
         ratios: targets(),
