@@ -30,7 +30,7 @@ describe('the completions parameter, written as JSON text directly', () => {
 });
 
 describe('the fence of batch statements', () => {
-  it('matches id, status and token, in the text the fault suite\'s negative control strips (AND <alias>.lease_token = x.token)', () => {
+  it("matches id, status and token, in the text the fault suite's negative control strips (AND <alias>.lease_token = x.token)", () => {
     const sql = fencedBatch('d', 3);
     expect(sql).toContain('jsonb_array_elements($3::jsonb)');
     expect(sql).toContain("(d.status = 'running') IS TRUE");
