@@ -619,44 +619,33 @@ interface Target {
   kind: 'min' | 'max';
 }
 
+/** The consumer handler against the peers and the raw loop: shipped defaults, then the tuning. */
+function consumerTargets(): Target[] {
+  const consumers = [
+    { label: 'consumer drain', system: 'engine consumer handler', raw: 'raw SKIP LOCKED' },
+    {
+      label: `tuned consumer (claim ${TUNED_BATCH})`,
+      system: 'engine consumer handler, tuned',
+      raw: `raw SKIP LOCKED, claim ${TUNED_BATCH}`,
+    },
+  ];
+  return consumers.flatMap((c) =>
+    [
+      { what: `${c.label} ÷ graphile-worker (4 workers)`, den: 'graphile-worker', target: 1.5 },
+      { what: `${c.label} ÷ pg-boss (4 workers)`, den: 'pg-boss', target: 3 },
+      { what: `${c.label} ÷ ${c.raw} (same claim size)`, den: c.raw, target: 0.8 },
+    ].map((x) => ({
+      what: x.what,
+      ratios: ratios('main', c.system, x.den),
+      target: x.target,
+      kind: 'min' as const,
+    })),
+  );
+}
+
 function targets(): Target[] {
   const t: Target[] = [
-    {
-      what: 'consumer drain ÷ graphile-worker (4 workers)',
-      ratios: ratios('main', 'engine consumer handler', 'graphile-worker'),
-      target: 1.5,
-      kind: 'min',
-    },
-    {
-      what: 'consumer drain ÷ pg-boss (4 workers)',
-      ratios: ratios('main', 'engine consumer handler', 'pg-boss'),
-      target: 3,
-      kind: 'min',
-    },
-    {
-      what: 'consumer drain ÷ raw SKIP LOCKED loop',
-      ratios: ratios('main', 'engine consumer handler', 'raw SKIP LOCKED'),
-      target: 0.8,
-      kind: 'min',
-    },
-    {
-      what: `tuned consumer (claim ${TUNED_BATCH}) ÷ graphile-worker (4 workers)`,
-      ratios: ratios('main', 'engine consumer handler, tuned', 'graphile-worker'),
-      target: 1.5,
-      kind: 'min',
-    },
-    {
-      what: `tuned consumer (claim ${TUNED_BATCH}) ÷ pg-boss (4 workers)`,
-      ratios: ratios('main', 'engine consumer handler, tuned', 'pg-boss'),
-      target: 3,
-      kind: 'min',
-    },
-    {
-      what: `tuned consumer ÷ raw loop at the same claim size (${TUNED_BATCH})`,
-      ratios: ratios('main', 'engine consumer handler, tuned', `raw SKIP LOCKED, claim ${TUNED_BATCH}`),
-      target: 0.8,
-      kind: 'min',
-    },
+    ...consumerTargets(),
     {
       what: 'engine-functions drain ÷ raw loop (issue 2)',
       ratios: ratios('main', 'engine functions', 'raw SKIP LOCKED'),

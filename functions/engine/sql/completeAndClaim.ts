@@ -1,6 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { ClaimedJob } from '../types.ts';
-import { type ClaimOptions, claimCtes } from './claimJobs.ts';
+import { CLAIM_ORDER, type ClaimOptions, claimCtes } from './claimJobs.ts';
 import { type Completion, completeSql, completionsParam } from './completeJobs.ts';
 
 /**
@@ -25,7 +25,7 @@ export async function completeAndClaim(
                'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
                'attempt', c.attempts, 'maxAttempts', c.max_attempts,
                'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-               ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
+               ORDER BY ${CLAIM_ORDER}), '[]'::jsonb)
              FROM claimed c) AS claimed,
             (SELECT string_agg(id::text, ',') FROM completed) AS completed`,
     params,

@@ -47,14 +47,15 @@ function compact(r: EnqueueRow, defaultMaxAttempts: number): Partial<EnqueueRow>
 }
 
 /**
- * One INSERT for the whole batch: the rows travel as one jsonb document. Rows whose
+ * One INSERT for the whole batch: the rows travel as one json document (see compact). Rows whose
  * idempotency key exists already are skipped (ON CONFLICT DO NOTHING) and resolved by the
  * caller. Keyed rows are inserted in key order: a batch waits on a key another uncommitted
  * batch holds, so batches taking the same keys in different orders deadlocked (40P01 in 3 of
  * 5 runs of idempotency.test.ts: 50 concurrent batches of 40 rotated keys; 0 of 10 sorted).
  * Unkeyed rows keep the input order, so they sort back by id; keyed rows are matched by key.
  * A batch without keys skips ON CONFLICT (a speculative insert per row) and the ordering.
- * RETURNING carries only what the database decides (id, times), not every column.
+ * Only what the database decides (id, times) comes back: a row per job when keyed, else one
+ * aggregated row.
  */
 export async function enqueueJobs(
   db: Queryable,
