@@ -106,6 +106,19 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await denied('dte_api', `INSERT INTO queues (name, paused) VALUES ('q', true)`);
   });
 
+  it('lets only the consumer role run the claim and completion functions of migration 0006', async () => {
+    for (const role of ['dte_api', 'dte_reaper']) {
+      await denied(role, `SELECT * FROM jobs_claim('w', 1, 30, NULL, false, '[]')`);
+      await denied(role, `SELECT jobs_complete('[]')`);
+    }
+    const answer = await asRole('dte_consumer', (tx) =>
+      tx.query<{ o_claimed: unknown[] }>(
+        `SELECT * FROM jobs_claim('w', 1, 30, ARRAY['no-such-queue'], false, '[]')`,
+      ),
+    );
+    expect(answer.rows[0]!.o_claimed).toEqual([]);
+  });
+
   it('lets the consumer role claim, renew, release, complete and fail jobs', async () => {
     // Prepare
     for (let i = 0; i < 3; i++) await enqueue(t.db, { type: 'example.echo', payload: { i } });

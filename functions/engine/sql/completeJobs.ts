@@ -1,18 +1,8 @@
 import type { Queryable } from '../queryable.ts';
 import type { Lease } from '../types.ts';
-import { fencedBatch } from './fence.ts';
 
 export interface Completion extends Lease {
   result?: unknown;
-}
-
-/** The fenced batch completion; `$param` is a jsonb array of {id, token, result}. */
-export function completeSql(param: number): string {
-  return `UPDATE jobs d
-     SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
-     FROM jsonb_to_recordset($${param}::jsonb) AS x(id bigint, token bigint, result jsonb)
-     WHERE ${fencedBatch('d', param)}
-     RETURNING d.id`;
 }
 
 /**
@@ -32,11 +22,15 @@ export function completionsParam(completions: readonly Completion[]): string {
 const DIGITS = /^\d{1,19}$/;
 
 /**
- * Completes a batch in one statement, fenced per job by (status = 'running', lease_token).
+ * Completes a batch in one statement, fenced per job by (status = 'running', lease_token):
+ * `jobs_complete` of migration 0006 (a PL/pgSQL function, so its plan is cached).
  * Returns the ids that completed; any other id lost its lease and changed nothing.
  */
 export async function completeJobs(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
   if (completions.length === 0) return new Set();
-  const { rows } = await db.query<{ id: string }>(completeSql(1), [completionsParam(completions)]);
-  return new Set(rows.map((r) => String(r.id)));
+  const { rows } = await db.query<{ ids: string | null }>('SELECT jobs_complete($1) AS ids', [
+    completionsParam(completions),
+  ]);
+  const ids = rows[0]!.ids;
+  return new Set(ids ? ids.split(',') : []);
 }
