@@ -46,16 +46,22 @@ $$;
 -- Completes `p_completions` (as jobs_complete), then claims up to `p_limit` jobs of `p_queues`
 -- (NULL: every queue) for `p_worker` under a lease of `p_lease_seconds`. Returns the claimed
 -- jobs as one jsonb array already shaped as the engine's ClaimedJob, in claim order
--- (priority DESC, run_at, id), and the completed ids.
+-- (priority DESC, run_at, id), and the completed ids. Paused queues are never claimed from. A
+-- job requeued by hand with its attempts used up gets one more (the CHECK would refuse the
+-- claim). A claim never waits on a row, so it cannot deadlock with a batched complete, and
+-- nothing outlives the commit.
 --
--- Default path: FOR UPDATE SKIP LOCKED, so claimers never wait on each other. Advisory path
--- (`p_advisory`): a materialized candidate set of 8 per wanted job (eight claimers in flight can
--- hold 8 batches' worth of the head of the queue); each candidate, as it is pulled, gets a
--- transaction-scoped try-lock in namespace 0x7a5e0001 (2052980737, ADVISORY_NAMESPACE in claimJobs.ts), then its row with SKIP
--- LOCKED and a fresh status check, and only rows that pass count towards the limit. A claim
--- never waits on a row, so it cannot deadlock with a batched complete; nothing outlives the
--- commit. Paused queues are never claimed from. A job requeued by hand with its attempts used
--- up gets one more (the CHECK would refuse the claim).
+-- Default path: FOR UPDATE SKIP LOCKED over jobs_claim_idx (or jobs_claim_queue_idx) in
+-- claim order.
+--
+-- Advisory path (`p_advisory`, USE_ADVISORY_LOCKS=1): a window of candidates read in claim
+-- order without locking anything (MATERIALIZED), 8 per wanted job (eight claimers in flight can
+-- hold 8 batches' worth of the head); each candidate, as it is pulled, gets a
+-- transaction-scoped try-lock in namespace 0x7a5e0001 (2052980737: ADVISORY_NAMESPACE in
+-- claimJobs.ts), then its row with SKIP LOCKED and a fresh check that it is still queued and
+-- due, and only rows that pass count towards the limit. When every candidate of a full window
+-- was held by other claims, it looks once more over a window twice as deep before answering
+-- "none", so a busy head does not read as an empty queue.
 --
 -- Four static statements (queues named or not, advisory or not): each gets the plan that fits
 -- it, where one statement with `p_queues IS NULL OR …` would get one plan for all.
@@ -71,6 +77,9 @@ CREATE FUNCTION jobs_claim(
 )
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict error
+DECLARE
+  v_window integer := p_limit * 8;
+  v_seen bigint;
 BEGIN
   IF jsonb_array_length(p_completions) > 0 THEN
     o_completed := jobs_complete(p_completions);
@@ -100,7 +109,6 @@ BEGIN
              'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
              ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
       INTO o_claimed FROM claimed c;
-
   ELSIF NOT p_advisory THEN
     WITH taken AS (
       SELECT j.id FROM jobs j
@@ -125,68 +133,78 @@ BEGIN
              'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
              ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
       INTO o_claimed FROM claimed c;
-
-  ELSIF p_queues IS NULL THEN
-    WITH candidates AS MATERIALIZED (
-      SELECT j.id FROM jobs j
-       WHERE j.status = 'queued' AND j.run_at <= now()
-         AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
-       ORDER BY j.priority DESC, j.run_at, j.id
-       LIMIT p_limit * 8
-    ), taken AS (
-      SELECT x.id FROM candidates cand
-       CROSS JOIN LATERAL (
-         SELECT j.id FROM jobs j WHERE j.id = cand.id AND j.status = 'queued' FOR UPDATE SKIP LOCKED
-       ) x
-       WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
-       LIMIT p_limit
-    ), claimed AS (
-      UPDATE jobs j
-         SET status = 'running', attempts = j.attempts + 1,
-             max_attempts = greatest(j.max_attempts, j.attempts + 1),
-             lease_token = j.lease_token + 1, locked_at = now(), locked_by = p_worker,
-             lease_seconds = p_lease_seconds, started_at = now(), updated_at = now()
-       WHERE j.id = ANY (ARRAY(SELECT taken.id FROM taken))
-      RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
-                j.lease_seconds, j.priority, j.run_at
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-             'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
-             'attempt', c.attempts, 'maxAttempts', c.max_attempts,
-             'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-             ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
-      INTO o_claimed FROM claimed c;
-
   ELSE
-    WITH candidates AS MATERIALIZED (
-      SELECT j.id FROM jobs j
-       WHERE j.status = 'queued' AND j.run_at <= now() AND j.queue = ANY (p_queues)
-         AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
-       ORDER BY j.priority DESC, j.run_at, j.id
-       LIMIT p_limit * 8
-    ), taken AS (
-      SELECT x.id FROM candidates cand
-       CROSS JOIN LATERAL (
-         SELECT j.id FROM jobs j WHERE j.id = cand.id AND j.status = 'queued' FOR UPDATE SKIP LOCKED
-       ) x
-       WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
-       LIMIT p_limit
-    ), claimed AS (
-      UPDATE jobs j
-         SET status = 'running', attempts = j.attempts + 1,
-             max_attempts = greatest(j.max_attempts, j.attempts + 1),
-             lease_token = j.lease_token + 1, locked_at = now(), locked_by = p_worker,
-             lease_seconds = p_lease_seconds, started_at = now(), updated_at = now()
-       WHERE j.id = ANY (ARRAY(SELECT taken.id FROM taken))
-      RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
-                j.lease_seconds, j.priority, j.run_at
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-             'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
-             'attempt', c.attempts, 'maxAttempts', c.max_attempts,
-             'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-             ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
-      INTO o_claimed FROM claimed c;
+    LOOP
+      IF p_queues IS NULL THEN
+        WITH candidates AS MATERIALIZED (
+          SELECT j.id FROM jobs j
+           WHERE j.status = 'queued' AND j.run_at <= now()
+             AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
+           ORDER BY j.priority DESC, j.run_at, j.id
+           LIMIT v_window
+        ), taken AS (
+          SELECT x.id FROM candidates cand
+           CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+              WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                FOR UPDATE SKIP LOCKED
+           ) x
+           WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+           LIMIT p_limit
+        ), claimed AS (
+          UPDATE jobs j
+             SET status = 'running', attempts = j.attempts + 1,
+                 max_attempts = greatest(j.max_attempts, j.attempts + 1),
+                 lease_token = j.lease_token + 1, locked_at = now(), locked_by = p_worker,
+                 lease_seconds = p_lease_seconds, started_at = now(), updated_at = now()
+           WHERE j.id = ANY (ARRAY(SELECT taken.id FROM taken))
+          RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
+                    j.lease_seconds, j.priority, j.run_at
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
+                 'attempt', c.attempts, 'maxAttempts', c.max_attempts,
+                 'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
+                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb),
+               (SELECT count(*) FROM candidates)
+          INTO o_claimed, v_seen FROM claimed c;
+      ELSE
+        WITH candidates AS MATERIALIZED (
+          SELECT j.id FROM jobs j
+           WHERE j.status = 'queued' AND j.run_at <= now() AND j.queue = ANY (p_queues)
+             AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
+           ORDER BY j.priority DESC, j.run_at, j.id
+           LIMIT v_window
+        ), taken AS (
+          SELECT x.id FROM candidates cand
+           CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+              WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                FOR UPDATE SKIP LOCKED
+           ) x
+           WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+           LIMIT p_limit
+        ), claimed AS (
+          UPDATE jobs j
+             SET status = 'running', attempts = j.attempts + 1,
+                 max_attempts = greatest(j.max_attempts, j.attempts + 1),
+                 lease_token = j.lease_token + 1, locked_at = now(), locked_by = p_worker,
+                 lease_seconds = p_lease_seconds, started_at = now(), updated_at = now()
+           WHERE j.id = ANY (ARRAY(SELECT taken.id FROM taken))
+          RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
+                    j.lease_seconds, j.priority, j.run_at
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
+                 'attempt', c.attempts, 'maxAttempts', c.max_attempts,
+                 'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
+                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb),
+               (SELECT count(*) FROM candidates)
+          INTO o_claimed, v_seen FROM claimed c;
+      END IF;
+      EXIT WHEN jsonb_array_length(o_claimed) > 0 OR v_seen < v_window OR v_window > p_limit * 8;
+      v_window := p_limit * 16;
+    END LOOP;
   END IF;
 END
 $$;

@@ -138,6 +138,47 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
     await expectCountersMatchTable(t.db);
   });
 
+  for (const advisoryLocks of [false, true]) {
+    it(`claims past a head of jobs all held by another transaction (${advisoryLocks ? 'advisory' : 'default'} path)`, async () => {
+      // Prepare: 200 jobs; another connection holds the head locked, as claims in flight would:
+      // on the advisory path, the whole first window of candidates (8 per wanted job)
+      const ids = (
+        await enqueueMany(
+          t.db,
+          Array.from({ length: 200 }, (_, i) => ({ type: 'example.echo', payload: { i } })),
+        )
+      ).map((r) => r.job.id);
+      const window = advisoryLocks ? 40 : 60;
+      const holder = t.connect({ max: 1 });
+      let release: () => void = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let locked: () => void = () => {};
+      const isLocked = new Promise<void>((r) => {
+        locked = r;
+      });
+      const holding = holder.transaction(async (tx) => {
+        await tx.query('SELECT id FROM jobs WHERE id = ANY ($1::bigint[]) FOR UPDATE', [
+          ids.slice(0, window),
+        ]);
+        locked();
+        await held;
+      });
+      try {
+        await isLocked;
+        // Act
+        const claimed = await claimJobs(t.db, { ...claimOpts, limit: 5, advisoryLocks });
+        // Assess: it looked deeper and took the first free jobs, in order
+        expect(claimed.map((j) => j.id)).toEqual(ids.slice(window, window + 5));
+      } finally {
+        release();
+        await holding;
+        await holder.end();
+      }
+    });
+  }
+
   it('a stale worker cannot complete, fail or renew a job reclaimed after its lease expired', async () => {
     const { job } = await enqueue(t.db, { type: 't' });
     const [stale] = await claimJobs(t.db, { ...claimOpts, workerId: 'stale' });
