@@ -1,4 +1,5 @@
--- The claim and the batch completion as PL/pgSQL functions, so their plans are cached.
+-- The claim, the batch completion and the unkeyed enqueue as PL/pgSQL functions, so their plans
+-- are cached.
 --
 -- Sent as text, every claim was parsed and planned again: in the server log of a 50-job claim,
 -- 0.20 ms parse and 0.35 ms plan beside 0.90 ms execute. PL/pgSQL keeps each statement's plan
@@ -17,7 +18,8 @@
 -- CREATE OR REPLACE (same signature), or a new function beside this one.
 --
 -- SECURITY INVOKER (the default): a caller can only do what its own table privileges allow.
--- Only the consumer role runs them (taskctl and tests run as the owner).
+-- Only the consumer role runs the claim and completion, only the api role the enqueue (taskctl,
+-- the local engine and the tests run as the owner).
 
 -- Completes a batch, fenced per job: `p_completions` is a jsonb array of {id, token, result};
 -- a row changes only while it is `running` under that token. Returns the ids that completed,
@@ -209,7 +211,49 @@ BEGIN
 END
 $$;
 
+-- Enqueues a batch without idempotency keys (enqueueJobs in functions/engine/sql/ sends
+-- keyed batches as their own statement: ON CONFLICT and the key order are theirs). `p_rows` is a
+-- json array of {type, payload?, queue?, priority?, run_at?, delay?, max_attempts?}; a field
+-- left out takes its default, `p_max_attempts` for max_attempts. Returns the new ids in input
+-- order as one comma-separated text, with what the database decided for all of them (lease
+-- seconds, created_at in epoch ms) and, when `p_timed`, each job's run_at in epoch ms.
+-- Measured on 40 batches of 500: 62,000 jobs/s against 48,000 for the same statement sent as
+-- text (median of 6 alternating rounds).
+CREATE FUNCTION jobs_enqueue(
+  p_rows json,
+  p_max_attempts integer,
+  p_timed boolean,
+  OUT o_ids text,
+  OUT o_lease_seconds integer,
+  OUT o_created_at_ms float8,
+  OUT o_run_at_ms text
+)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict error
+BEGIN
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
+           coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+           coalesce(x.max_attempts, p_max_attempts)
+      FROM json_to_recordset(p_rows)
+        AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
+             max_attempts int)
+    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  )
+  SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
+         (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
+         CASE WHEN p_timed
+              THEN string_agg(((extract(epoch FROM ins.run_at) * 1000)::float8)::text, ',' ORDER BY ins.id)
+         END
+    INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
+    FROM ins;
+END
+$$;
+
 REVOKE EXECUTE ON FUNCTION jobs_complete(jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION jobs_claim(text, integer, integer, text[], boolean, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_complete(jsonb) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_claim(text, integer, integer, text[], boolean, jsonb) TO dte_consumer;
+REVOKE EXECUTE ON FUNCTION jobs_enqueue(json, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_enqueue(json, integer, boolean) TO dte_api;

@@ -106,11 +106,13 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await denied('dte_api', `INSERT INTO queues (name, paused) VALUES ('q', true)`);
   });
 
-  it('lets only the consumer role run the claim and completion functions of migration 0006', async () => {
+  it('lets only the consumer role claim and complete, and only the api role enqueue, through the functions of migration 0006', async () => {
     for (const role of ['dte_api', 'dte_reaper']) {
       await denied(role, `SELECT * FROM jobs_claim('w', 1, 30, NULL, false, '[]')`);
       await denied(role, `SELECT jobs_complete('[]')`);
     }
+    for (const role of ['dte_consumer', 'dte_reaper'])
+      await denied(role, `SELECT * FROM jobs_enqueue('[{"type": "example.echo"}]', 5, false)`);
     const answer = await asRole('dte_consumer', (tx) =>
       tx.query<{ o_claimed: unknown[] }>(
         `SELECT * FROM jobs_claim('w', 1, 30, ARRAY['no-such-queue'], false, '[]')`,

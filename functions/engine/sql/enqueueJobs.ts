@@ -47,7 +47,8 @@ function compact(r: EnqueueRow, defaultMaxAttempts: number): Partial<EnqueueRow>
 }
 
 /**
- * One INSERT for the whole batch: the rows travel as one json document (see compact). Rows whose
+ * One INSERT for the whole batch: the rows travel as one json document (see compact). A batch
+ * without keys goes through jobs_enqueue (migration 0006). In a keyed batch, rows whose
  * idempotency key exists already are skipped (ON CONFLICT DO NOTHING) and resolved by the
  * caller. Keyed rows are inserted in key order: a batch waits on a key another uncommitted
  * batch holds, so batches taking the same keys in different orders deadlocked (40P01 in 3 of
@@ -62,23 +63,18 @@ export async function enqueueJobs(
   rows: EnqueueRow[],
   defaultMaxAttempts: number,
 ): Promise<InsertedRow[]> {
-  const keyed = rows.some((r) => r.key !== null);
-  // json, not jsonb: the document is read once, row by row; jsonb would first convert all of it.
-  const source = keyed
-    ? `ROWS FROM (json_to_recordset($1::json) AS ${RECORD}) WITH ORDINALITY
-         AS x(queue, type, payload, priority, run_at, delay, max_attempts, key, hash, ord)`
-    : `json_to_recordset($1::json) AS x${RECORD}`;
-  const insert = `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
-     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
-            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
-            coalesce(x.max_attempts, $2::int), x.key, x.hash
-     FROM ${source}
-     ${keyed ? 'ORDER BY x.key, x.ord' : ''}
-     ${keyed ? 'ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING' : ''}`;
   const params = [JSON.stringify(rows.map((r) => compact(r, defaultMaxAttempts))), defaultMaxAttempts];
-  if (keyed) {
+  if (rows.some((r) => r.key !== null)) {
+    // json, not jsonb: the document is read once, row by row; jsonb would first convert all of it.
     const { rows: inserted } = await db.query<InsertedRow>(
-      `${insert}
+      `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
+       SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
+              coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+              coalesce(x.max_attempts, $2::int), x.key, x.hash
+       FROM ROWS FROM (json_to_recordset($1::json) AS ${RECORD}) WITH ORDINALITY
+              AS x(queue, type, payload, priority, run_at, delay, max_attempts, key, hash, ord)
+       ORDER BY x.key, x.ord
+       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING id, idempotency_key, lease_seconds,
                  (extract(epoch FROM run_at) * 1000)::float8 AS run_at_ms,
                  (extract(epoch FROM created_at) * 1000)::float8 AS created_at_ms`,
@@ -87,31 +83,30 @@ export async function enqueueJobs(
     return inserted;
   }
   // Without keys every row is new, and what the database decides is the same for all of them
-  // but the id: one row comes back, with the ids in one text, instead of a row per job. run_at
-  // differs from created_at (one statement's now()) only for rows sent with runAt or a delay.
+  // but the id: jobs_enqueue (migration 0006, a PL/pgSQL function so its plan is cached) answers
+  // one row with the ids in one text. run_at differs from created_at (one statement's now())
+  // only for rows sent with runAt or a delay.
   const timed = rows.some((r) => r.run_at !== null || r.delay !== 0);
   const { rows: agg } = await db.query<{
-    ids: string | null;
-    lease_seconds: number;
-    created_at_ms: number;
-    run_at_ms: string | null;
-  }>(
-    `WITH ins AS (${insert} RETURNING id, lease_seconds, run_at, created_at)
-     SELECT string_agg(id::text, ',' ORDER BY id) AS ids, min(lease_seconds) AS lease_seconds,
-            (extract(epoch FROM min(created_at)) * 1000)::float8 AS created_at_ms,
-            ${timed ? "string_agg(((extract(epoch FROM run_at) * 1000)::float8)::text, ',' ORDER BY id)" : 'NULL'} AS run_at_ms
-     FROM ins`,
-    params,
-  );
-  const { ids, lease_seconds, created_at_ms, run_at_ms } = agg[0]!;
+    o_ids: string | null;
+    o_lease_seconds: number;
+    o_created_at_ms: number;
+    o_run_at_ms: string | null;
+  }>('SELECT * FROM jobs_enqueue($1, $2, $3)', [...params, timed]);
+  const {
+    o_ids: ids,
+    o_lease_seconds: leaseSeconds,
+    o_created_at_ms: createdAtMs,
+    o_run_at_ms: runAtMs,
+  } = agg[0]!;
   if (!ids) return [];
-  const runAts = run_at_ms ? run_at_ms.split(',') : undefined;
+  const runAts = runAtMs ? runAtMs.split(',') : undefined;
   return ids.split(',').map((id, i) => ({
     id,
     idempotency_key: null,
-    lease_seconds,
-    run_at_ms: runAts ? Number(runAts[i]) : created_at_ms,
-    created_at_ms,
+    lease_seconds: leaseSeconds,
+    run_at_ms: runAts ? Number(runAts[i]) : createdAtMs,
+    created_at_ms: createdAtMs,
   }));
 }
 
