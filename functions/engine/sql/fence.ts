@@ -1,7 +1,8 @@
 /**
  * The fence for a batch of leases sent as one jsonb array of `{id, token, …}` in `$param` and
  * read as the recordset `x`: a row changes only while it is still `running` under the token
- * its worker claimed it with.
+ * its worker claimed it with. Used by renew and release; the batch completion (jobs_complete,
+ * migration 0006) writes the same fence in SQL.
  *
  * Two details keep the plan on the primary key, one index probe per lease:
  * - the ids are also given as an array (`id = ANY (…)`). Joined to the recordset alone, the
