@@ -444,6 +444,36 @@ async function claimLatency(round: number, advisoryLocks: boolean): Promise<void
   });
 }
 
+/**
+ * (d), the reference: the raw SKIP LOCKED loop's claim statement with 16 claimers on the same
+ * server, so the engine's claim p99 can be read against what the machine gives a minimal claim.
+ */
+async function rawClaimLatency(round: number): Promise<void> {
+  const jobs = 100_000;
+  await withDatabase(`claim_raw_${round}`, async (db) => {
+    await rawSetup(db.url, jobs);
+    const claims: number[] = [];
+    const t0 = performance.now();
+    const done = await rawDrain(db.url, 16, BATCH, (ms) => claims.push(ms));
+    record({
+      scenario: 'claim16',
+      system: 'raw SKIP LOCKED',
+      round,
+      jobs: done,
+      workers: 16,
+      seconds: (performance.now() - t0) / 1000,
+      extra: {
+        claimP50Ms: percentile(claims, 50),
+        claimP99Ms: percentile(claims, 99),
+        claims: claims.length,
+      },
+    });
+    log(
+      `             claim p50 ${percentile(claims, 50).toFixed(2)} ms p99 ${percentile(claims, 99).toFixed(2)} ms`,
+    );
+  });
+}
+
 /** (e) The reaper handler recovering 100,000 expired leases. */
 async function reaper(round: number): Promise<void> {
   const jobs = 100_000;
@@ -740,6 +770,15 @@ function absoluteTargets(): string[] {
     'ms',
     2,
   );
+  const rawClaimP99 = samples
+    .filter((s) => s.scenario === 'claim16' && s.system === 'raw SKIP LOCKED')
+    .map((s) => Number(s.extra!.claimP99Ms));
+  if (rawClaimP99.length) {
+    const r = summarize(rawClaimP99);
+    lines.push(
+      `ref   claim p99, 16 claimers, raw SKIP LOCKED loop (claim ${BATCH}, same server): median ${round(r.median, 2)} ms (${round(r.min, 2)}–${round(r.max, 2)})`,
+    );
+  }
   check(
     'reaper, 100,000 expired leases',
     samples.filter((s) => s.scenario === 'reaper').map((s) => s.seconds),
@@ -871,6 +910,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       await claimLatency(round, false);
       await claimLatency(round, true);
+      await rawClaimLatency(round);
     }
   }
   if (wants('reaper')) {

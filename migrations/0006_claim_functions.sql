@@ -61,9 +61,10 @@ $$;
 -- hold 8 batches' worth of the head); each candidate, as it is pulled, gets a
 -- transaction-scoped try-lock in namespace 0x7a5e0001 (2052980737: ADVISORY_NAMESPACE in
 -- claimJobs.ts), then its row with SKIP LOCKED and a fresh check that it is still queued and
--- due, and only rows that pass count towards the limit. When every candidate of a full window
--- was held by other claims, it looks once more over a window twice as deep before answering
--- "none", so a busy head does not read as an empty queue.
+-- due, and only rows that pass count towards the limit. When it took nothing, it looks once more
+-- over a window twice as deep before answering "none", so a head held by other claims does not
+-- read as an empty queue (on an empty queue the second look is one more empty index probe;
+-- counting the window instead read all of it on every claim, and cost the path a fifth).
 --
 -- Four static statements (queues named or not, advisory or not): each gets the plan that fits
 -- it, where one statement with `p_queues IS NULL OR …` would get one plan for all.
@@ -81,7 +82,6 @@ LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict error
 DECLARE
   v_window integer := p_limit * 8;
-  v_seen bigint;
 BEGIN
   IF jsonb_array_length(p_completions) > 0 THEN
     o_completed := jobs_complete(p_completions);
@@ -167,9 +167,8 @@ BEGIN
                  'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
                  'attempt', c.attempts, 'maxAttempts', c.max_attempts,
                  'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb),
-               (SELECT count(*) FROM candidates)
-          INTO o_claimed, v_seen FROM claimed c;
+                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
+          INTO o_claimed FROM claimed c;
       ELSE
         WITH candidates AS MATERIALIZED (
           SELECT j.id FROM jobs j
@@ -200,11 +199,10 @@ BEGIN
                  'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
                  'attempt', c.attempts, 'maxAttempts', c.max_attempts,
                  'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb),
-               (SELECT count(*) FROM candidates)
-          INTO o_claimed, v_seen FROM claimed c;
+                 ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
+          INTO o_claimed FROM claimed c;
       END IF;
-      EXIT WHEN jsonb_array_length(o_claimed) > 0 OR v_seen < v_window OR v_window > p_limit * 8;
+      EXIT WHEN jsonb_array_length(o_claimed) > 0 OR v_window > p_limit * 8;
       v_window := p_limit * 16;
     END LOOP;
   END IF;

@@ -38,7 +38,10 @@ export interface EngineDrainOptions {
 
 /**
  * The engine through its own functions: `loops` claim→complete loops, fencing and counters on,
- * one pool of `loops` connections (each loop has one query in flight at a time).
+ * one pool of `loops` connections (each loop has one query in flight at a time). A loop ends
+ * when a claim comes back empty and no job is queued (not at the first empty claim: with many
+ * claimers that came while the others held the head, and loops quitting early made the
+ * 16-claimer latencies look better than they are).
  */
 export async function engineDrain(
   url: string,
@@ -62,7 +65,14 @@ export async function engineDrain(
             advisoryLocks: o.advisoryLocks ?? false,
           });
           o.onClaim?.(performance.now() - t0, jobs.length);
-          if (jobs.length === 0) return;
+          if (jobs.length === 0) {
+            // Empty while others hold the head is not the end: a loop stops only on an empty queue.
+            const { rows } = await db.query<{ left: boolean }>(
+              "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') AS left",
+            );
+            if (!rows[0]!.left) return;
+            continue;
+          }
           const completed = await completeJobs(
             db,
             jobs.map((j) => ({ id: j.id, leaseToken: j.leaseToken })),

@@ -39,8 +39,17 @@ const CLAIM = `
   RETURNING id`;
 const COMPLETE = `UPDATE raw_jobs SET status = 'completed', finished_at = now() WHERE id = ANY($1::bigint[])`;
 
-/** `loops` claim→complete loops at `batch`, each on its own connection; resolves with jobs done. */
-export async function rawDrain(url: string, loops: number, batch: number): Promise<number> {
+/**
+ * `loops` claim→complete loops at `batch`, each on its own connection; resolves with jobs done.
+ * A loop ends when a claim comes back empty and no job is queued.
+ * `onClaim` gets each non-empty claim statement's latency in ms (scenario d's reference).
+ */
+export async function rawDrain(
+  url: string,
+  loops: number,
+  batch: number,
+  onClaim?: (ms: number) => void,
+): Promise<number> {
   const clients = await Promise.all(
     Array.from({ length: loops }, async () => {
       const c = new pg.Client({ connectionString: url });
@@ -53,8 +62,16 @@ export async function rawDrain(url: string, loops: number, batch: number): Promi
     await Promise.all(
       clients.map(async (c) => {
         for (;;) {
+          const t0 = performance.now();
           const { rows } = await c.query<{ id: string }>(CLAIM, [batch]);
-          if (rows.length === 0) return;
+          if (rows.length === 0) {
+            const left = await c.query<{ left: boolean }>(
+              "SELECT EXISTS (SELECT 1 FROM raw_jobs WHERE status = 'queued') AS left",
+            );
+            if (!left.rows[0]!.left) return;
+            continue;
+          }
+          onClaim?.(performance.now() - t0);
           await c.query(COMPLETE, [rows.map((r) => r.id)]);
           done += rows.length;
         }
