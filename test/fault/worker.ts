@@ -50,15 +50,16 @@ const emit = (e: Record<string, unknown>) => {
   process.stdout.write(`${JSON.stringify({ op: e.op, t: realNow(), w: name, ...e })}\n`);
 };
 
-/** The completion's fence, whatever the statement's table alias: `AND d.lease_token = x.token`. */
+/** The completion's fence in jobs_complete's body: `AND d.lease_token = x.token`. */
 const FENCE = /AND \w+\.lease_token = x\.token/;
 type Kind = 'claim' | 'complete' | 'complete-claim' | 'fail' | 'release' | 'renew' | 'other';
+/**
+ * Claims and completions are calls of migration 0006's functions: `jobs_claim` (completes its
+ * last parameter's leases, then claims) and `jobs_complete`. The rest are statements sent as text.
+ */
 function kindOf(sql: string): Kind {
-  const claims = sql.includes('lease_token = j.lease_token + 1');
-  const completes = sql.includes("SET status = 'completed'");
-  if (claims && completes) return 'complete-claim';
-  if (claims) return 'claim';
-  if (completes) return 'complete';
+  if (sql.includes('FROM jobs_claim(')) return 'complete-claim';
+  if (sql.includes('jobs_complete(')) return 'complete';
   if (sql.includes('WITH decision AS')) return 'fail';
   if (sql.includes("SET status = 'queued', attempts = j.attempts - 1")) return 'release';
   if (sql.includes('SET locked_at = now(), updated_at = now()')) return 'renew';
@@ -76,43 +77,79 @@ const leasesOf = (param: unknown): Array<[string, string]> =>
     String(x.token),
   ]);
 
+/**
+ * Negative control: jobs_complete's own statement, read from the database, with its fence
+ * stripped and its parameter as $1. It answers one row with the completed ids as `ids`.
+ */
+let unfencedComplete: string | undefined;
+async function unfencedCompletion(q: Queryable): Promise<string> {
+  if (unfencedComplete) return unfencedComplete;
+  const { rows } = await q.query<{ src: string }>(
+    "SELECT prosrc AS src FROM pg_proc WHERE oid = to_regproc('jobs_complete')",
+  );
+  const src = rows[0]?.src ?? '';
+  const start = src.indexOf('WITH done AS');
+  const end = src.indexOf(';', start);
+  if (start < 0 || end < 0 || !FENCE.test(src) || !src.includes('INTO v_ids'))
+    throw new Error('negative control: the completion fence text changed');
+  unfencedComplete = src
+    .slice(start, end)
+    .replace(new RegExp(FENCE.source, 'g'), '')
+    .replace(/INTO v_ids\s*/, '')
+    .replace(/string_agg\(([^)]*)\)/, 'string_agg($1) AS ids')
+    .replaceAll('p_completions', '$1::jsonb');
+  return unfencedComplete;
+}
+
+/** Runs a claim or completion with the fence off: the stripped completion, then the claim alone. */
+async function runUnfenced<R>(q: Queryable, kind: Kind, values: readonly unknown[] | undefined) {
+  const leases = String(completionsOf(values) ?? '[]');
+  const sql = await unfencedCompletion(q);
+  const done = leases === '[]' ? null : (await q.query<{ ids: string | null }>(sql, [leases])).rows[0]!.ids;
+  if (kind === 'complete') return { rows: [{ ids: done }] as R[], rowCount: 1 };
+  const claimValues = [...(values ?? [])];
+  claimValues[5] = '[]';
+  const res = await q.query<{ o_claimed: unknown[]; o_completed: string | null }>(
+    'SELECT o_claimed, o_completed FROM jobs_claim($1, $2, $3, $4, $5, $6)',
+    claimValues,
+  );
+  return { rows: [{ o_claimed: res.rows[0]!.o_claimed, o_completed: done }] as R[], rowCount: 1 };
+}
+
 /** Records every engine statement's outcome; in the negative control, strips the completion's fence. */
 function recording(q: Queryable): Queryable {
   return {
     async query<R>(text: string, values?: readonly unknown[]) {
       const kind = kindOf(text);
-      let sql = text;
-      if ((kind === 'complete' || kind === 'complete-claim') && unfenced) {
-        if (!FENCE.test(sql)) throw new Error('negative control: the completion fence text changed');
-        sql = sql.replace(new RegExp(FENCE.source, 'g'), '');
-      }
       const t0 = realNow();
       try {
-        const res = await q.query<R>(sql, values);
+        const res =
+          unfenced && (kind === 'complete' || kind === 'complete-claim')
+            ? await runUnfenced<R>(q, kind, values)
+            : await q.query<R>(text, values);
         const ms = realNow() - t0;
         const rows = res.rows as Array<Record<string, unknown>>;
-        if (kind === 'claim') {
-          if (rows.length > 0)
-            emit({ op: 'claim', ms, jobs: rows.map((r) => [String(r.id), String(r.lease_token)]) });
-        } else if (kind === 'complete-claim') {
-          // One statement completing the previous batch and claiming the next.
+        if (kind === 'complete-claim') {
+          // One call completing the previous batch (possibly none) and claiming the next.
           // Claimed jobs come back shaped as ClaimedJob; completed ids as one comma-separated text.
           const row = rows[0] as {
-            claimed: Array<{ id: string; leaseToken: string }>;
-            completed: string | null;
+            o_claimed: Array<{ id: string; leaseToken: string }>;
+            o_completed: string | null;
           };
-          const done = new Set(row.completed ? row.completed.split(',') : []);
-          const leases = leasesOf(completionsOf(values));
-          emit({
-            op: 'complete',
-            ms,
-            ok: leases.filter(([id]) => done.has(id)),
-            fenced: leases.filter(([id]) => !done.has(id)),
-          });
-          if (row.claimed.length > 0)
-            emit({ op: 'claim', ms, jobs: row.claimed.map((r) => [String(r.id), String(r.leaseToken)]) });
+          const done = new Set(row.o_completed ? row.o_completed.split(',') : []);
+          const leases = leasesOf(completionsOf(values) ?? '[]');
+          if (leases.length > 0)
+            emit({
+              op: 'complete',
+              ms,
+              ok: leases.filter(([id]) => done.has(id)),
+              fenced: leases.filter(([id]) => !done.has(id)),
+            });
+          if (row.o_claimed.length > 0)
+            emit({ op: 'claim', ms, jobs: row.o_claimed.map((r) => [String(r.id), String(r.leaseToken)]) });
         } else if (kind === 'complete') {
-          const done = new Set(rows.map((r) => String(r.id)));
+          const ids = (rows[0] as { ids: string | null }).ids;
+          const done = new Set(ids ? ids.split(',') : []);
           const leases = leasesOf(completionsOf(values));
           emit({
             op: 'complete',
@@ -148,7 +185,7 @@ function recording(q: Queryable): Queryable {
         const ms = realNow() - t0;
         const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
         if (kind === 'complete' || kind === 'complete-claim')
-          emit({ op: 'complete-unknown', ms, leases: leasesOf(completionsOf(values)), error });
+          emit({ op: 'complete-unknown', ms, leases: leasesOf(completionsOf(values) ?? '[]'), error });
         else if (kind === 'fail')
           emit({ op: 'fail', ms, lease: [String(values?.[0]), String(values?.[1])], outcome: 'unknown' });
         else if (kind === 'release')
