@@ -246,9 +246,9 @@ export async function runConsumer(
   };
 
   /**
-   * The next claim. Pending completions ride along in the same statement (completeAndClaim):
-   * one round trip per batch instead of two. The advisory path keeps them separate so its
-   * try-locks stay the only thing in its statement.
+   * The next claim. Pending completions ride along in the same call (completeAndClaim: the
+   * fenced completion runs first, then the claim, on either path): one round trip per batch
+   * instead of two.
    */
   const claimNext = async (): Promise<ClaimedJob[]> => {
     const options = {
@@ -260,7 +260,7 @@ export async function runConsumer(
     };
     const t0 = performance.now();
     let claimed: ClaimedJob[];
-    if (toComplete.length > 0 && !s.advisoryLocks) {
+    if (toComplete.length > 0) {
       const batch = toComplete.splice(0, toComplete.length);
       const out = await guard('claim', () => completeAndClaim(db, batch, options));
       settleCompletions(batch, out.completed);

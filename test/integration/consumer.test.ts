@@ -197,21 +197,27 @@ describe.runIf(await postgresAvailable())('consumer handler', () => {
     await t.db.query("UPDATE jobs SET status = 'completed' WHERE status <> 'completed'");
   });
 
-  it('many concurrent consumers complete every job exactly once', async () => {
-    await enqueueMany(
-      t.db,
-      Array.from({ length: 500 }, (_, i) => ({ type: 'example.echo', payload: i })),
-    );
-    const consumers = Array.from({ length: 4 }, () =>
-      createHandler({ db: t.connect({ max: 1 }), env: quiet, logStream: logSink() }),
-    );
-    const summaries = await Promise.all(consumers.map((c) => c(schedulerEvent, fakeContext(20_000))));
-    expect(summaries.reduce((n, s) => n + s.completed, 0)).toBe(500);
-    await expectAllTerminal(t.db);
-    await expectCountersMatchTable(t.db);
-    const { rows } = await t.db.query<{ n: string }>(
-      'SELECT count(*) AS n FROM jobs WHERE lease_token <> 1 OR attempts <> 1',
-    );
-    expect(Number(rows[0]!.n)).toBe(0);
-  });
+  for (const advisory of [false, true]) {
+    it(`many concurrent consumers complete every job exactly once (${advisory ? 'advisory' : 'default'} claim path)`, async () => {
+      await enqueueMany(
+        t.db,
+        Array.from({ length: 500 }, (_, i) => ({ type: 'example.echo', payload: i })),
+      );
+      const consumers = Array.from({ length: 4 }, () =>
+        createHandler({
+          db: t.connect({ max: 1 }),
+          env: { ...quiet, USE_ADVISORY_LOCKS: advisory ? '1' : '0' },
+          logStream: logSink(),
+        }),
+      );
+      const summaries = await Promise.all(consumers.map((c) => c(schedulerEvent, fakeContext(20_000))));
+      expect(summaries.reduce((n, s) => n + s.completed, 0)).toBe(500);
+      await expectAllTerminal(t.db);
+      await expectCountersMatchTable(t.db);
+      const { rows } = await t.db.query<{ n: string }>(
+        'SELECT count(*) AS n FROM jobs WHERE lease_token <> 1 OR attempts <> 1',
+      );
+      expect(Number(rows[0]!.n)).toBe(0);
+    });
+  }
 });
