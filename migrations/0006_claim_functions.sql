@@ -67,7 +67,14 @@ $$;
 -- counting the window instead read all of it on every claim, and cost the path a fifth).
 --
 -- Four static statements (queues named or not, advisory or not): each gets the plan that fits
--- it, where one statement with `p_queues IS NULL OR …` would get one plan for all.
+-- it, where one statement with `p_queues IS NULL OR …` would get one plan for all. With named
+-- queues each queue is read on its own through jobs_claim_queue_idx (`queue = name`, already in
+-- claim order) and the heads are merged: one generic plan fits every queue. Written as
+-- `queue = ANY (p_queues)` the generic plan walked jobs_claim_idx and filtered by queue, so a
+-- claim from a queue of 2,000 jobs behind 200,000 of another read the whole backlog: 60-80 ms
+-- a claim, against 2 ms now. On the default path a claim from several queues locks up to
+-- `p_limit` rows of each and takes the best `p_limit`; the others stay locked (skipped by other
+-- claimers) only until it commits.
 CREATE FUNCTION jobs_claim(
   p_worker text,
   p_limit integer,
@@ -113,12 +120,17 @@ BEGIN
       INTO o_claimed FROM claimed c;
   ELSIF NOT p_advisory THEN
     WITH taken AS (
-      SELECT j.id FROM jobs j
-       WHERE j.status = 'queued' AND j.run_at <= now() AND j.queue = ANY (p_queues)
-         AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
-       ORDER BY j.priority DESC, j.run_at, j.id
+      SELECT c.id FROM unnest(p_queues) AS qn(name)
+       CROSS JOIN LATERAL (
+         SELECT j.id, j.priority, j.run_at FROM jobs j
+          WHERE j.queue = qn.name AND j.status = 'queued' AND j.run_at <= now()
+          ORDER BY j.priority DESC, j.run_at, j.id
+          LIMIT p_limit
+            FOR UPDATE SKIP LOCKED
+       ) c
+       WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+       ORDER BY c.priority DESC, c.run_at, c.id
        LIMIT p_limit
-       FOR UPDATE SKIP LOCKED
     ), claimed AS (
       UPDATE jobs j
          SET status = 'running', attempts = j.attempts + 1,
@@ -171,10 +183,15 @@ BEGIN
           INTO o_claimed FROM claimed c;
       ELSE
         WITH candidates AS MATERIALIZED (
-          SELECT j.id FROM jobs j
-           WHERE j.status = 'queued' AND j.run_at <= now() AND j.queue = ANY (p_queues)
-             AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = j.queue AND q.paused)
-           ORDER BY j.priority DESC, j.run_at, j.id
+          SELECT c.id FROM unnest(p_queues) AS qn(name)
+           CROSS JOIN LATERAL (
+             SELECT j.id, j.priority, j.run_at FROM jobs j
+              WHERE j.queue = qn.name AND j.status = 'queued' AND j.run_at <= now()
+              ORDER BY j.priority DESC, j.run_at, j.id
+              LIMIT v_window
+           ) c
+           WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+           ORDER BY c.priority DESC, c.run_at, c.id
            LIMIT v_window
         ), taken AS (
           SELECT x.id FROM candidates cand

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ConflictError,
@@ -176,6 +177,48 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
         await holding;
         await holder.end();
       }
+    });
+  }
+
+  for (const advisory of [false, true]) {
+    it(`claims from named queues through the per-queue index, never walking another queue's backlog (${advisory ? 'advisory' : 'default'} path)`, async () => {
+      // Prepare: 3,000 jobs of queue "big" ahead of 20 of queue "small"
+      await t.db.query(
+        `INSERT INTO jobs (queue, task_type) SELECT 'big', 'example.echo' FROM generate_series(1, 3000)`,
+      );
+      await enqueueMany(
+        t.db,
+        Array.from({ length: 20 }, (_, i) => ({ type: 'example.echo', queue: 'small', payload: { i } })),
+      );
+      await t.db.query('ANALYZE jobs');
+      // Act: claim from "small" on a connection whose nested plans come back as notices
+      const client = new pg.Client({ connectionString: t.url });
+      const plans: string[] = [];
+      client.on('notice', (n) => plans.push(n.message ?? ''));
+      await client.connect();
+      let claimed: Array<{ queue: string }>;
+      try {
+        await client.query("LOAD 'auto_explain'");
+        for (const set of [
+          'auto_explain.log_min_duration = 0',
+          'auto_explain.log_nested_statements = on',
+          'auto_explain.log_level = notice',
+          'client_min_messages = notice',
+        ])
+          await client.query(`SET ${set}`);
+        const { rows } = await client.query<{ o_claimed: Array<{ queue: string }> }>(
+          'SELECT o_claimed FROM jobs_claim($1, $2, $3, $4, $5, $6)',
+          ['w1', 5, 30, ['small'], advisory, '[]'],
+        );
+        claimed = rows[0]!.o_claimed;
+      } finally {
+        await client.end();
+      }
+      // Assess: five jobs of "small"; the claim's plan read jobs_claim_queue_idx, not jobs_claim_idx
+      expect(claimed.map((j) => j.queue)).toEqual(Array(5).fill('small'));
+      const claimPlan = plans.find((p) => p.includes('Update on jobs')) ?? '';
+      expect(claimPlan).toContain('jobs_claim_queue_idx');
+      expect(claimPlan).not.toContain('jobs_claim_idx on');
     });
   }
 
