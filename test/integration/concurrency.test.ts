@@ -143,6 +143,31 @@ describe.runIf(await postgresAvailable())('concurrent claimers on PostgreSQL', (
     });
   }
 
+  it('an advisory-lock claim holds its try-locks in the ADVISORY_NAMESPACE of claimJobs.ts until it commits', async () => {
+    // Prepare
+    await seed(t.db, 20);
+    const claimer = t.connect({ max: 1, applicationName: `${appName}-ns` });
+    try {
+      // Act: claim inside a transaction and look at the locks before the commit
+      const { claimed, during } = await claimer.transaction(async (tx) => {
+        const jobs = await claimJobs(tx, {
+          workerId: 'ns',
+          limit: 5,
+          leaseSeconds: 30,
+          queues: [],
+          advisoryLocks: true,
+        });
+        return { claimed: jobs, during: await ourAdvisoryLocks(tx, ADVISORY_NAMESPACE, `${appName}-ns`) };
+      });
+      // Assess: one lock per claimed job (at least), in the namespace the code names; none after
+      expect(claimed).toHaveLength(5);
+      expect(during).toBeGreaterThanOrEqual(5);
+      expect(await ourAdvisoryLocks(t.db, ADVISORY_NAMESPACE, `${appName}-ns`)).toBe(0);
+    } finally {
+      await claimer.end();
+    }
+  });
+
   it('advisory-lock claims leave no advisory lock behind while their leases are still held', async () => {
     // Prepare
     await seed(t.db, 400);
