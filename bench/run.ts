@@ -20,7 +20,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { enqueue } from '../functions/engine/index.ts';
+import { type CpuReading, cpuAvailable, cpuNow, cpuPerJob } from './lib/cpu.ts';
 import { engineDrain, noopRequests, timeEnqueueMany } from './lib/engine.ts';
+import { memoryDb } from './lib/memory-db.ts';
 import {
   ADMIN_URL,
   dropLeftovers,
@@ -189,7 +191,11 @@ const systems: Record<string, SystemRun> = {
       if (scenario === 'main')
         record({ scenario: 'enqueue', system: 'API POST /jobs/batch', round, jobs, seconds: enq.seconds });
       await analyze(db.url);
-      const r = await handlers.consumerDrain(db.url, jobs, workers);
+      const cpu0 = cpuNow();
+      let cpu1 = cpu0;
+      const r = await handlers.consumerDrain(db.url, jobs, workers, {}, () => {
+        cpu1 = cpuNow();
+      });
       record({
         scenario,
         system: 'engine consumer handler',
@@ -202,6 +208,7 @@ const systems: Record<string, SystemRun> = {
           logBytes: r.logBytes,
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
+          ...cpuExtra(cpu0, cpu1, r.done),
         },
       });
     }),
@@ -211,7 +218,11 @@ const systems: Record<string, SystemRun> = {
       await migrateEngine(db.url);
       await handlers.apiBatchEnqueue(db.url, jobs);
       await analyze(db.url);
-      const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED });
+      const cpu0 = cpuNow();
+      let cpu1 = cpu0;
+      const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED }, () => {
+        cpu1 = cpuNow();
+      });
       record({
         scenario,
         system: 'engine consumer handler, tuned',
@@ -224,6 +235,7 @@ const systems: Record<string, SystemRun> = {
           invocations: r.invocations,
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
+          ...cpuExtra(cpu0, cpu1, r.done),
         },
       });
     }),
@@ -262,15 +274,18 @@ const systems: Record<string, SystemRun> = {
 async function rawSystem(round: number, jobs: number, workers: number, scenario: string, batch: number) {
   return withDatabase(`raw${batch}_${round}`, async (db) => {
     await rawSetup(db.url, jobs);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     const done = await rawDrain(db.url, workers, batch);
+    const seconds = (performance.now() - t0) / 1000;
     record({
       scenario,
       system: batch === BATCH ? 'raw SKIP LOCKED' : `raw SKIP LOCKED, claim ${batch}`,
       round,
       jobs: done,
       workers,
-      seconds: (performance.now() - t0) / 1000,
+      seconds,
+      extra: cpuExtra(cpu0, cpuNow(), done),
     });
   });
 }
@@ -305,6 +320,7 @@ async function engineFn(
     if (scenario === 'main' && label === 'engine functions')
       record({ scenario: 'enqueue', system: 'enqueueMany', round, jobs, seconds: enqSeconds });
     if (o.analyze !== false) await analyze(db.url);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     const r = await engineDrain(db.url, {
       loops: workers,
@@ -312,10 +328,19 @@ async function engineFn(
       advisoryLocks: o.advisoryLocks ?? false,
     });
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuExtra(cpu0, cpuNow(), r.done);
     const left = Number(
       (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
     );
-    record({ scenario, system: label, round, jobs: r.done, workers, seconds, extra: { lost: r.lost, left } });
+    record({
+      scenario,
+      system: label,
+      round,
+      jobs: r.done,
+      workers,
+      seconds,
+      extra: { lost: r.lost, left, ...cpu },
+    });
     if (left > 0) notes.push(`${label} round ${round}: ${left} jobs left unfinished after the loops exited`);
   });
 }
@@ -330,7 +355,14 @@ async function peer(
 ) {
   const adapter = await loadPeer(file);
   return withDatabase(`${slug}_${round}`, async (db) => {
-    const r = await adapter.drain(db.url, jobs, workers, () => analyze(db.url));
+    // CPU from just before the drain (the harness's ANALYZE is done) to its return: the peer's
+    // own start-up and shutdown count here, though its timed window leaves them out.
+    let cpu0: CpuReading | undefined;
+    const r = await adapter.drain(db.url, jobs, workers, async () => {
+      await analyze(db.url);
+      cpu0 = cpuNow();
+    });
+    const cpu = cpu0 ? cpuExtra(cpu0, cpuNow(), r.done) : {};
     peerConfigs[adapter.name] = { version: adapter.version, config: r.config };
     record({
       scenario,
@@ -339,11 +371,59 @@ async function peer(
       jobs: r.done,
       workers,
       seconds: r.seconds,
-      extra: { enqueueSeconds: r.enqueueSeconds },
+      extra: { enqueueSeconds: r.enqueueSeconds, ...cpu },
     });
   });
 }
 const peerConfigs: Record<string, { version: string; config: string }> = {};
+
+/**
+ * CPU per job over a drain: the PostgreSQL server's (every postgres process, exited backends
+ * included) and this process's (the systems' Node code, pg, GC, and the harness's few polls).
+ * Both share the machine's cores, so together they bound the drain rate.
+ */
+function cpuExtra(from: CpuReading, to: CpuReading, jobs: number): Record<string, number> {
+  if (!cpuAvailable || jobs === 0) return {};
+  const c = cpuPerJob(from, to, jobs);
+  return { dbCpuUsPerJob: round(c.dbUs, 1), nodeCpuUsPerJob: round(c.benchUs, 1) };
+}
+
+/**
+ * The consumer handler's own JavaScript per job, with no database sharing the CPU: the same
+ * createHandler (shipped defaults, logging at info into a discarding stream) over an in-memory
+ * stand-in for jobs_claim/jobs_complete (lib/memory-db.ts). A diagnostic, never a drain rate.
+ */
+async function consumerJs(round: number): Promise<void> {
+  const jobs = 100_000;
+  const { createHandler } = await import('../functions/consumer.ts');
+  const { discard, lambdaContext } = await import('./lib/lambda.ts');
+  const db = memoryDb(jobs);
+  const h = createHandler({
+    db,
+    env: { DATABASE_URL: ADMIN_URL, CONSUMER_IDLE_EXIT_MS: '0' },
+    logStream: discard(),
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const summary = await h({}, lambdaContext('bench-consumer-js', 600_000));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  if (summary.completed !== jobs || db.completed() !== jobs)
+    throw new Error(`consumer on the in-memory database completed ${summary.completed} of ${jobs}`);
+  samples.push({
+    scenario: 'consumer-js',
+    system: 'engine consumer handler, in-memory database',
+    round,
+    jobs,
+    seconds,
+    rate: jobs / seconds,
+    extra: { nodeCpuUsPerJob: round2((cpu.user + cpu.system) / jobs) },
+  });
+  log(
+    `  consumer-js r${round} ${((cpu.user + cpu.system) / jobs).toFixed(2)} µs of Node CPU per job (no database)`,
+  );
+}
+const round2 = (x: number) => round(x, 2);
 
 // ---------------------------------------------------------------- scenarios
 async function interleaved(scenario: string, names: string[], jobs: number, workers: number, rounds: number) {
@@ -606,7 +686,7 @@ interface Row {
 function table(): Row[] {
   const groups = new Map<string, Sample[]>();
   for (const s of samples) {
-    if (s.scenario === 'trickle' || s.scenario === 'rss') continue;
+    if (s.scenario === 'trickle' || s.scenario === 'rss' || s.scenario === 'consumer-js') continue;
     const key = `${s.scenario}|${s.system}|${s.workers ?? ''}|${Math.round(s.jobs / 10_000)}`;
     groups.set(key, [...(groups.get(key) ?? []), s]);
   }
@@ -791,6 +871,21 @@ function absoluteTargets(): string[] {
   return lines;
 }
 
+/** Median CPU per job by system: the main drain's samples, and the consumer's JavaScript alone. */
+function cpuTable(): Array<{ system: string; db: number; node: number }> {
+  const bySystem = new Map<string, Sample[]>();
+  for (const s of samples) {
+    if ((s.scenario !== 'main' && s.scenario !== 'consumer-js') || s.extra?.nodeCpuUsPerJob === undefined)
+      continue;
+    bySystem.set(s.system, [...(bySystem.get(s.system) ?? []), s]);
+  }
+  return [...bySystem].map(([system, xs]) => ({
+    system,
+    db: summarize(xs.map((s) => Number(s.extra!.dbCpuUsPerJob ?? 0))).median,
+    node: summarize(xs.map((s) => Number(s.extra!.nodeCpuUsPerJob))).median,
+  }));
+}
+
 /** The same figures as Markdown, for docs/BENCHMARKS.md (written beside the JSON). */
 function markdown(): string {
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -811,6 +906,18 @@ function markdown(): string {
       `| ${t.what} | ${t.ratios.map((x) => x.toFixed(2)).join(' / ')} | ${m.toFixed(2)} | ${t.kind === 'min' ? '≥' : '≤'} ${t.target} | ${ok ? 'met' : '**missed**'} |`,
     );
   }
+  const cpuRows = cpuTable();
+  if (cpuRows.length) {
+    lines.push(
+      '',
+      '| system (main drain) | PostgreSQL CPU µs/job | Node CPU µs/job | total |',
+      '|---|--:|--:|--:|',
+    );
+    for (const c of cpuRows)
+      lines.push(
+        `| ${c.system} | ${c.db.toFixed(1)} | ${c.node.toFixed(1)} | ${(c.db + c.node).toFixed(1)} |`,
+      );
+  }
   lines.push('', ...absoluteTargets().map((l) => `- ${l}`));
   return `${lines.join('\n')}\n`;
 }
@@ -823,6 +930,14 @@ function printReport(): string {
     out.push(
       `${r.scenario.padEnd(10)} ${r.system.padEnd(35)} ${String(r.workers ?? '').padStart(7)} ${String(r.jobs).padStart(8)} ${fmt(r.rate.median).padStart(14)}  (${fmt(r.rate.min)}–${fmt(r.rate.max)}) n=${r.rate.n}`,
     );
+  }
+  const cpuRows = cpuTable();
+  if (cpuRows.length) {
+    out.push('', 'CPU per job in the main drain (median µs; PostgreSQL server + this Node process)');
+    for (const c of cpuRows)
+      out.push(
+        `  ${c.system.padEnd(35)} db ${c.db.toFixed(1).padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${(c.db + c.node).toFixed(1).padStart(6)}`,
+      );
   }
   out.push('', 'targets (ratios per round, judged on the median)');
   for (const t of targets()) {
@@ -890,7 +1005,10 @@ async function main(): Promise<void> {
         'pgboss',
         'enqueue-unnest',
       ];
-  if (wants('main')) await interleaved('main', main, JOBS, WORKERS, ROUNDS);
+  if (wants('main')) {
+    await interleaved('main', main, JOBS, WORKERS, ROUNDS);
+    if (!QUICK) for (let round = 1; round <= ROUNDS; round++) await consumerJs(round);
+  }
 
   if (wants('scale')) {
     log('scale (b): 20,000 and 100,000 jobs at 1, 4 and 8 workers');
@@ -942,6 +1060,7 @@ async function main(): Promise<void> {
         settings: { jobs: JOBS, workers: WORKERS, batch: BATCH, tuned: TUNED, rounds: ROUNDS, quick: QUICK },
         peers: { dependencies: benchPkg.dependencies, configs: peerConfigs },
         rows: table(),
+        cpu: cpuTable(),
         ratios: targets(),
         samples,
         notes,

@@ -27,6 +27,8 @@ export async function consumerDrain(
   jobs: number,
   containers: number,
   env: Record<string, string> = {},
+  /** Called the moment the drain is seen finished, before the last invocations idle out. */
+  onDrained?: () => void,
 ): Promise<ConsumerDrainResult> {
   const logs = discard();
   let handled = 0;
@@ -73,6 +75,7 @@ export async function consumerDrain(
           )
         ).rows[0].e,
     );
+    onDrained?.();
     finished = true;
     await Promise.all(loops); // the last invocations exit after CONSUMER_IDLE_EXIT_MS of polling
     return {
