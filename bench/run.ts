@@ -191,10 +191,10 @@ const systems: Record<string, SystemRun> = {
       if (scenario === 'main')
         record({ scenario: 'enqueue', system: 'API POST /jobs/batch', round, jobs, seconds: enq.seconds });
       await analyze(db.url);
-      const cpu0 = cpuNow();
+      const cpu0 = cpuNow(db.name);
       let cpu1 = cpu0;
       const r = await handlers.consumerDrain(db.url, jobs, workers, {}, () => {
-        cpu1 = cpuNow();
+        cpu1 = cpuNow(db.name);
       });
       record({
         scenario,
@@ -218,10 +218,10 @@ const systems: Record<string, SystemRun> = {
       await migrateEngine(db.url);
       await handlers.apiBatchEnqueue(db.url, jobs);
       await analyze(db.url);
-      const cpu0 = cpuNow();
+      const cpu0 = cpuNow(db.name);
       let cpu1 = cpu0;
       const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED }, () => {
-        cpu1 = cpuNow();
+        cpu1 = cpuNow(db.name);
       });
       record({
         scenario,
@@ -274,9 +274,12 @@ const systems: Record<string, SystemRun> = {
 async function rawSystem(round: number, jobs: number, workers: number, scenario: string, batch: number) {
   return withDatabase(`raw${batch}_${round}`, async (db) => {
     await rawSetup(db.url, jobs);
-    const cpu0 = cpuNow();
+    const cpu0 = cpuNow(db.name);
+    let cpu1 = cpu0;
     const t0 = performance.now();
-    const done = await rawDrain(db.url, workers, batch);
+    const done = await rawDrain(db.url, workers, batch, undefined, () => {
+      cpu1 = cpuNow(db.name);
+    });
     const seconds = (performance.now() - t0) / 1000;
     record({
       scenario,
@@ -285,7 +288,7 @@ async function rawSystem(round: number, jobs: number, workers: number, scenario:
       jobs: done,
       workers,
       seconds,
-      extra: cpuExtra(cpu0, cpuNow(), done),
+      extra: cpuExtra(cpu0, cpu1, done),
     });
   });
 }
@@ -320,15 +323,19 @@ async function engineFn(
     if (scenario === 'main' && label === 'engine functions')
       record({ scenario: 'enqueue', system: 'enqueueMany', round, jobs, seconds: enqSeconds });
     if (o.analyze !== false) await analyze(db.url);
-    const cpu0 = cpuNow();
+    const cpu0 = cpuNow(db.name);
+    let cpu1 = cpu0;
     const t0 = performance.now();
     const r = await engineDrain(db.url, {
       loops: workers,
       batch: BATCH,
       advisoryLocks: o.advisoryLocks ?? false,
+      onDrained: () => {
+        cpu1 = cpuNow(db.name);
+      },
     });
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = cpuExtra(cpu0, cpuNow(), r.done);
+    const cpu = cpuExtra(cpu0, cpu1, r.done);
     const left = Number(
       (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
     );
@@ -355,14 +362,23 @@ async function peer(
 ) {
   const adapter = await loadPeer(file);
   return withDatabase(`${slug}_${round}`, async (db) => {
-    // CPU from just before the drain (the harness's ANALYZE is done) to its return: the peer's
-    // own start-up and shutdown count here, though its timed window leaves them out.
+    // CPU from just before the drain (the harness's ANALYZE is done) to the moment its table is
+    // seen drained: the peer's own start-up counts here, though its timed window leaves it out.
     let cpu0: CpuReading | undefined;
-    const r = await adapter.drain(db.url, jobs, workers, async () => {
-      await analyze(db.url);
-      cpu0 = cpuNow();
-    });
-    const cpu = cpu0 ? cpuExtra(cpu0, cpuNow(), r.done) : {};
+    let cpu1: CpuReading | undefined;
+    const r = await adapter.drain(
+      db.url,
+      jobs,
+      workers,
+      async () => {
+        await analyze(db.url);
+        cpu0 = cpuNow(db.name);
+      },
+      () => {
+        cpu1 = cpuNow(db.name);
+      },
+    );
+    const cpu = cpu0 && cpu1 ? cpuExtra(cpu0, cpu1, r.done) : {};
     peerConfigs[adapter.name] = { version: adapter.version, config: r.config };
     record({
       scenario,

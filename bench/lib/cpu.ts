@@ -2,13 +2,20 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /**
- * CPU time spent so far by the PostgreSQL server (every process named `postgres`: backends, WAL
- * writer, checkpointer, autovacuum) and by this Node process (all its threads, GC included), in
- * milliseconds. Backends that exited in between still count: the postmaster reaps them, so their
- * time is in its cutime/cstime. Linux only (/proc); elsewhere `cpuAvailable` is false and dbMs is 0.
+ * CPU used during a drain, read from /proc (Linux only; elsewhere `cpuAvailable` is false):
+ *
+ * - the PostgreSQL server's share: the backends connected to the bench database under test and
+ *   its autovacuum workers (their process titles name the database), plus the server's
+ *   background processes (WAL writer, checkpointer, background writer), which write the WAL
+ *   and pages the drain dirties. Backends of other databases (the harness's admin connection)
+ *   are left out. A backend that starts during the drain counts from its start; one that
+ *   exits before the second reading is lost, so readings are taken while the drain's
+ *   connections are still open.
+ * - this Node process, all threads (the systems' own code, pg, GC, and the harness's polls).
  */
 export interface CpuReading {
-  dbMs: number;
+  /** Ticks of utime + stime per counted postgres process. */
+  server: Map<number, number>;
   benchMs: number;
 }
 
@@ -26,31 +33,42 @@ function msPerTick(): number {
 
 export const cpuAvailable = process.platform === 'linux';
 
-export function cpuNow(): CpuReading {
+/** Background processes count for every database: they write what all backends dirty. */
+const BACKGROUND = /: (walwriter|checkpointer|background writer)\s*$/;
+
+export function cpuNow(database: string): CpuReading {
   const bench = process.cpuUsage();
-  if (!cpuAvailable) return { dbMs: 0, benchMs: (bench.user + bench.system) / 1000 };
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // exited between readdir and read
+  const server = new Map<number, number>();
+  if (cpuAvailable) {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      let title: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        continue; // exited between readdir and read
+      }
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+      const words = title.trim().split(/\s+/);
+      // "postgres: 15/main: <user> <database> <host> <state>", "… autovacuum worker <database>"
+      if (!BACKGROUND.test(title.trimEnd()) && !words.includes(database)) continue;
+      const fields = stat.slice(close + 2).split(' ');
+      // utime and stime: fields 14 and 15 of /proc/<pid>/stat (11 and 12 after the name).
+      server.set(Number(entry), Number(fields[11]) + Number(fields[12]));
     }
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-    const fields = stat.slice(close + 2).split(' ');
-    // utime, stime, cutime, cstime: fields 14-17 of /proc/<pid>/stat (11-14 after the name).
-    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
   }
-  return { dbMs: ticks * msPerTick(), benchMs: (bench.user + bench.system) / 1000 };
+  return { server, benchMs: (bench.user + bench.system) / 1000 };
 }
 
 /** Per-job CPU between two readings, in microseconds. */
 export function cpuPerJob(from: CpuReading, to: CpuReading, jobs: number): { dbUs: number; benchUs: number } {
+  let ticks = 0;
+  for (const [pid, t] of to.server) ticks += t - (from.server.get(pid) ?? 0);
   return {
-    dbUs: ((to.dbMs - from.dbMs) * 1000) / jobs,
+    dbUs: (ticks * msPerTick() * 1000) / jobs,
     benchUs: ((to.benchMs - from.benchMs) * 1000) / jobs,
   };
 }

@@ -34,6 +34,8 @@ export interface EngineDrainOptions {
   leaseSeconds?: number;
   /** Called with each claim statement's latency in ms (scenario d). */
   onClaim?: (ms: number, got: number) => void;
+  /** Called once every loop has ended, before the pool closes. */
+  onDrained?: () => void;
 }
 
 /**
@@ -82,6 +84,7 @@ export async function engineDrain(
         }
       }),
     );
+    o.onDrained?.();
   } finally {
     await db.end();
   }

@@ -42,13 +42,15 @@ const COMPLETE = `UPDATE raw_jobs SET status = 'completed', finished_at = now() 
 /**
  * `loops` claim→complete loops at `batch`, each on its own connection; resolves with jobs done.
  * A loop ends when a claim comes back empty and no job is queued.
- * `onClaim` gets each non-empty claim statement's latency in ms (scenario d's reference).
+ * `onClaim` gets each non-empty claim statement's latency in ms (scenario d's reference);
+ * `onDrained` is called once every loop has ended, before the connections close.
  */
 export async function rawDrain(
   url: string,
   loops: number,
   batch: number,
   onClaim?: (ms: number) => void,
+  onDrained?: () => void,
 ): Promise<number> {
   const clients = await Promise.all(
     Array.from({ length: loops }, async () => {
@@ -77,6 +79,7 @@ export async function rawDrain(
         }
       }),
     );
+    onDrained?.();
   } finally {
     await Promise.all(clients.map((c) => c.end()));
   }

@@ -19,6 +19,8 @@ export interface PeerAdapter {
     jobs: number,
     workers: number,
     beforeDrain: () => Promise<unknown>,
+    /** Called the moment the table is seen drained, before the peer is stopped (CPU readings). */
+    onDrained?: () => void,
   ): Promise<PeerDrainResult>;
 }
 

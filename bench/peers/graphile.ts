@@ -22,7 +22,7 @@ const silent = new Logger(() => () => {});
 export const adapter: PeerAdapter = {
   name: 'graphile-worker',
   version,
-  async drain(url, jobs, workers, beforeDrain) {
+  async drain(url, jobs, workers, beforeDrain, onDrained) {
     const utils = await makeWorkerUtils({ connectionString: url, logger: silent });
     let enqueueSeconds = 0;
     try {
@@ -70,6 +70,7 @@ export const adapter: PeerAdapter = {
         async () =>
           !(await probe.query('SELECT EXISTS (SELECT 1 FROM graphile_worker._private_jobs) AS e')).rows[0].e,
       );
+      onDrained?.();
       return {
         done: handled,
         seconds: (end - first) / 1000,

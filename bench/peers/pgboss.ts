@@ -16,7 +16,7 @@ const BATCH = 100;
 export const adapter: PeerAdapter = {
   name: 'pg-boss',
   version,
-  async drain(url, jobs, workers, beforeDrain) {
+  async drain(url, jobs, workers, beforeDrain, onDrained) {
     const boss = new PgBoss({ connectionString: url, max: workers + 2, schedule: false });
     boss.on('error', (err: unknown) => console.error('pg-boss error:', err));
     await boss.start();
@@ -66,6 +66,7 @@ export const adapter: PeerAdapter = {
               )
             ).rows[0].e,
         );
+        onDrained?.();
         return {
           done: handled,
           seconds: (end - first) / 1000,
