@@ -52,7 +52,7 @@ const QUICK = flag('quick');
 const ROUNDS = option('rounds', QUICK ? 1 : 3);
 const JOBS = option('jobs', 20_000);
 const WORKERS = 4;
-/** --only main,scale,trickle,claim,reaper,bigtable,rss: run a subset (for working on one scenario). */
+/** --only main,consumer-js,scale,trickle,claim,reaper,bigtable,rss: run a subset (for working on one scenario). */
 const ONLY = (() => {
   const i = argv.indexOf('--only');
   return i >= 0 && argv[i + 1] ? new Set(argv[i + 1]!.split(',')) : undefined;
@@ -1021,9 +1021,10 @@ async function main(): Promise<void> {
         'pgboss',
         'enqueue-unnest',
       ];
-  if (wants('main')) {
-    await interleaved('main', main, JOBS, WORKERS, ROUNDS);
-    if (!QUICK) for (let round = 1; round <= ROUNDS; round++) await consumerJs(round);
+  if (wants('main')) await interleaved('main', main, JOBS, WORKERS, ROUNDS);
+  if (wants('consumer-js')) {
+    log("consumer-js: the consumer handler's own JavaScript per job, on an in-memory database");
+    for (let round = 1; round <= ROUNDS; round++) await consumerJs(round);
   }
 
   if (wants('scale')) {
