@@ -95,6 +95,38 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
     expect(results.map((r) => r.job.runAt.getTime())).toEqual(rows.map((r) => r!.run_at.getTime()));
   });
 
+  it('stores a type or queue spelled NULL as that text, not as SQL NULL (they travel as text[] elements)', async () => {
+    // Act
+    const results = await enqueueMany(t.db, [
+      { type: 'NULL', queue: 'NULL' },
+      { type: 'null', payload: null },
+      { type: 'a.b:c-d_e', queue: 'q:1', priority: 1 },
+    ]);
+    // Assess
+    const rows = await Promise.all(results.map((r) => getJob(t.db, r.job.id)));
+    expect(rows.map((r) => [r?.task_type, r?.queue, r?.priority, r?.payload])).toEqual([
+      ['NULL', 'NULL', 0, null],
+      ['null', 'default', 0, null],
+      ['a.b:c-d_e', 'q:1', 1, null],
+    ]);
+  });
+
+  it('jobs_enqueue_columns refuses columns of different lengths and stores nothing', async () => {
+    // Act
+    const call = (types: string[], payloads: string, priorities: Array<number | null> | null) =>
+      t.db.query<{ o_ids: string }>(
+        'SELECT * FROM jobs_enqueue_columns($1, $2, NULL, $3, NULL, NULL, NULL, 5, false)',
+        [types, payloads, priorities],
+      );
+    // Assess
+    await expect(call(['a', 'b'], '[{}]', null)).rejects.toMatchObject({ code: '22023' });
+    await expect(call(['a', 'b'], '[{}, {}]', [1])).rejects.toMatchObject({ code: '22023' });
+    await expect(call(['a'], '{"not": "an array"}', null)).rejects.toMatchObject({ code: '22023' });
+    expect(await countByStatus(t.db)).toEqual({ queued: 0, running: 0, completed: 0, failed: 0 });
+    const ok = await call(['a', 'b'], '[{}, null]', [1, null]);
+    expect(ok.rows[0]!.o_ids.split(',')).toHaveLength(2);
+  });
+
   it('claims in priority, then run_at, then id order and never before run_at', async () => {
     await enqueueMany(t.db, [
       { type: 't', payload: 1 },

@@ -106,13 +106,24 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await denied('dte_api', `INSERT INTO queues (name, paused) VALUES ('q', true)`);
   });
 
-  it('lets only the consumer role claim and complete, and only the api role enqueue, through the functions of migration 0006', async () => {
+  it('lets only the consumer role claim and complete, and only the api role enqueue, through the functions of migrations 0006 and 0007', async () => {
     for (const role of ['dte_api', 'dte_reaper']) {
       await denied(role, `SELECT * FROM jobs_claim('w', 1, 30, NULL, false, '[]')`);
       await denied(role, `SELECT jobs_complete('[]')`);
     }
-    for (const role of ['dte_consumer', 'dte_reaper'])
+    for (const role of ['dte_consumer', 'dte_reaper']) {
       await denied(role, `SELECT * FROM jobs_enqueue('[{"type": "example.echo"}]', 5, false)`);
+      await denied(
+        role,
+        `SELECT * FROM jobs_enqueue_columns(ARRAY['example.echo'], '[{}]', NULL, NULL, NULL, NULL, NULL, 5, false)`,
+      );
+    }
+    const enqueued = await asRole('dte_api', (tx) =>
+      tx.query<{ o_ids: string }>(
+        `SELECT * FROM jobs_enqueue_columns(ARRAY['example.echo'], '[{}]', NULL, NULL, NULL, NULL, NULL, 5, false)`,
+      ),
+    );
+    expect(enqueued.rows[0]!.o_ids).toMatch(/^\d+$/);
     const answer = await asRole('dte_consumer', (tx) =>
       tx.query<{ o_claimed: unknown[] }>(
         `SELECT * FROM jobs_claim('w', 1, 30, ARRAY['no-such-queue'], false, '[]')`,

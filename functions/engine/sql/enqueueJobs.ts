@@ -47,8 +47,52 @@ function compact(r: EnqueueRow, defaultMaxAttempts: number): Partial<EnqueueRow>
 }
 
 /**
- * One INSERT for the whole batch: the rows travel as one json document (see compact). A batch
- * without keys goes through jobs_enqueue (migration 0006). In a keyed batch, rows whose
+ * The unkeyed batch as columns for jobs_enqueue_columns: every row's type as text[], the
+ * payloads as one JSON array text, and each field most batches leave at its default as an
+ * array only when some row sets it (null elements where a row keeps the default), else null.
+ */
+export interface EnqueueColumns {
+  types: string[];
+  payloads: string;
+  queues: Array<string | null> | null;
+  priorities: Array<number | null> | null;
+  runAts: Array<string | null> | null;
+  delays: Array<number | null> | null;
+  maxAttempts: Array<number | null> | null;
+}
+
+export function columns(rows: readonly EnqueueRow[], defaultMaxAttempts: number): EnqueueColumns {
+  const n = rows.length;
+  const types = new Array<string>(n);
+  const payloads = new Array<unknown>(n);
+  let queues: Array<string | null> | null = null;
+  let priorities: Array<number | null> | null = null;
+  let runAts: Array<string | null> | null = null;
+  let delays: Array<number | null> | null = null;
+  let maxAttempts: Array<number | null> | null = null;
+  const sparse = <T>(col: Array<T | null> | null, i: number, v: T): Array<T | null> => {
+    const out = col ?? new Array<T | null>(n).fill(null);
+    out[i] = v;
+    return out;
+  };
+  for (let i = 0; i < n; i++) {
+    const r = rows[i]!;
+    types[i] = r.type;
+    payloads[i] = r.payload;
+    if (r.queue !== 'default') queues = sparse(queues, i, r.queue);
+    if (r.priority !== 0) priorities = sparse(priorities, i, r.priority);
+    if (r.run_at !== null) runAts = sparse(runAts, i, r.run_at);
+    if (r.delay !== 0) delays = sparse(delays, i, r.delay);
+    if (r.max_attempts !== defaultMaxAttempts) maxAttempts = sparse(maxAttempts, i, r.max_attempts);
+  }
+  // An undefined payload becomes null in a JSON array, as the json document's missing field did.
+  return { types, payloads: JSON.stringify(payloads), queues, priorities, runAts, delays, maxAttempts };
+}
+
+/**
+ * One INSERT for the whole batch. A batch without keys goes through jobs_enqueue_columns
+ * (migration 0007; see columns). A keyed batch travels as one json document (see compact).
+ * In a keyed batch, rows whose
  * idempotency key exists already are skipped (ON CONFLICT DO NOTHING) and resolved by the
  * caller. Keyed rows are inserted in key order: a batch waits on a key another uncommitted
  * batch holds, so batches taking the same keys in different orders deadlocked (40P01 in 3 of
@@ -63,8 +107,8 @@ export async function enqueueJobs(
   rows: EnqueueRow[],
   defaultMaxAttempts: number,
 ): Promise<InsertedRow[]> {
-  const params = [JSON.stringify(rows.map((r) => compact(r, defaultMaxAttempts))), defaultMaxAttempts];
   if (rows.some((r) => r.key !== null)) {
+    const params = [JSON.stringify(rows.map((r) => compact(r, defaultMaxAttempts))), defaultMaxAttempts];
     // json, not jsonb: the document is read once, row by row; jsonb would first convert all of it.
     const { rows: inserted } = await db.query<InsertedRow>(
       `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
@@ -83,16 +127,26 @@ export async function enqueueJobs(
     return inserted;
   }
   // Without keys every row is new, and what the database decides is the same for all of them
-  // but the id: jobs_enqueue (migration 0006, a PL/pgSQL function so its plan is cached) answers
-  // one row with the ids in one text. run_at differs from created_at (one statement's now())
-  // only for rows sent with runAt or a delay.
-  const timed = rows.some((r) => r.run_at !== null || r.delay !== 0);
+  // but the id: jobs_enqueue_columns (migration 0007, a PL/pgSQL function so its plan is cached)
+  // answers one row with the ids in one text. run_at differs from created_at (one statement's
+  // now()) only for rows sent with runAt or a delay.
+  const c = columns(rows, defaultMaxAttempts);
   const { rows: agg } = await db.query<{
     o_ids: string | null;
     o_lease_seconds: number;
     o_created_at_ms: number;
     o_run_at_ms: string | null;
-  }>('SELECT * FROM jobs_enqueue($1, $2, $3)', [...params, timed]);
+  }>('SELECT * FROM jobs_enqueue_columns($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+    c.types,
+    c.payloads,
+    c.queues,
+    c.priorities,
+    c.runAts,
+    c.delays,
+    c.maxAttempts,
+    defaultMaxAttempts,
+    c.runAts !== null || c.delays !== null,
+  ]);
   const {
     o_ids: ids,
     o_lease_seconds: leaseSeconds,
