@@ -51,7 +51,7 @@ function compact(r: EnqueueRow, defaultMaxAttempts: number): Partial<EnqueueRow>
  * payloads as one JSON array text, and each field most batches leave at its default as an
  * array only when some row sets it (null elements where a row keeps the default), else null.
  */
-export interface EnqueueColumns {
+interface EnqueueColumns {
   types: string[];
   payloads: string;
   queues: Array<string | null> | null;
@@ -61,7 +61,7 @@ export interface EnqueueColumns {
   maxAttempts: Array<number | null> | null;
 }
 
-export function columns(rows: readonly EnqueueRow[], defaultMaxAttempts: number): EnqueueColumns {
+function columns(rows: readonly EnqueueRow[], defaultMaxAttempts: number): EnqueueColumns {
   const n = rows.length;
   const types = new Array<string>(n);
   const payloads = new Array<unknown>(n);
