@@ -95,6 +95,36 @@ describe.runIf(await postgresAvailable())('engine transitions on PostgreSQL', ()
     expect(results.map((r) => r.job.runAt.getTime())).toEqual(rows.map((r) => r!.run_at.getTime()));
   });
 
+  it('stores every field of a batch mixing keyed and unkeyed rows as sent, and a replay returns the same jobs', async () => {
+    // Prepare: keyed rows out of key order, an unkeyed row between them, optional fields on some
+    const runAt = new Date(Date.now() + 3_600_000);
+    const reqs = [
+      { type: 'k', idempotencyKey: 'key-b', payload: { n: 2 }, priority: 4, runAt },
+      { type: 'u', payload: 'plain' },
+      { type: 'k', idempotencyKey: 'key-a', queue: 'q2', maxAttempts: 2, delaySeconds: 30 },
+    ];
+    // Act
+    const first = await enqueueMany(t.db, reqs);
+    const replay = await enqueueMany(t.db, reqs);
+    // Assess
+    const rows = await Promise.all(first.map((r) => getJob(t.db, r.job.id)));
+    expect(
+      rows.map((r) => [r?.task_type, r?.idempotency_key, r?.queue, r?.priority, r?.max_attempts, r?.payload]),
+    ).toEqual([
+      ['k', 'key-b', 'default', 4, 5, { n: 2 }],
+      ['u', null, 'default', 0, 5, 'plain'],
+      ['k', 'key-a', 'q2', 0, 2, null],
+    ]);
+    expect(rows[0]!.run_at.getTime()).toBe(runAt.getTime());
+    expect(rows[2]!.run_at.getTime() - rows[2]!.created_at.getTime()).toBe(30_000);
+    expect(first.map((r) => r.created)).toEqual([true, true, true]);
+    expect(replay.map((r) => [r.job.id, r.created])).toEqual([
+      [first[0]!.job.id, false],
+      [expect.not.stringMatching(`^${first[1]!.job.id}$`), true],
+      [first[2]!.job.id, false],
+    ]);
+  });
+
   it('stores a type or queue spelled NULL as that text, not as SQL NULL (they travel as text[] elements)', async () => {
     // Act
     const results = await enqueueMany(t.db, [
