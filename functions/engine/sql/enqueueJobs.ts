@@ -104,6 +104,17 @@ export async function enqueueJobs(
   defaultMaxAttempts: number,
 ): Promise<InsertedRow[]> {
   const c = columns(rows, defaultMaxAttempts);
+  // $1-$8 of both statements.
+  const params = [
+    c.types,
+    c.payloads,
+    c.queues,
+    c.priorities,
+    c.runAts,
+    c.delays,
+    c.maxAttempts,
+    defaultMaxAttempts,
+  ];
   if (c.keys !== null) {
     // Every array holds one element per row or is null (ROWS FROM pads it with NULLs): the
     // columns are built together above.
@@ -121,18 +132,7 @@ export async function enqueueJobs(
        RETURNING id, idempotency_key, lease_seconds,
                  (extract(epoch FROM run_at) * 1000)::float8 AS run_at_ms,
                  (extract(epoch FROM created_at) * 1000)::float8 AS created_at_ms`,
-      [
-        c.types,
-        c.payloads,
-        c.queues,
-        c.priorities,
-        c.runAts,
-        c.delays,
-        c.maxAttempts,
-        defaultMaxAttempts,
-        c.keys,
-        c.hashes,
-      ],
+      [...params, c.keys, c.hashes],
     );
     return inserted;
   }
@@ -146,14 +146,7 @@ export async function enqueueJobs(
     o_created_at_ms: number;
     o_run_at_ms: string | null;
   }>('SELECT * FROM jobs_enqueue_columns($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
-    c.types,
-    c.payloads,
-    c.queues,
-    c.priorities,
-    c.runAts,
-    c.delays,
-    c.maxAttempts,
-    defaultMaxAttempts,
+    ...params,
     c.runAts !== null || c.delays !== null,
   ]);
   const {
