@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { enqueue } from '../functions/engine/index.ts';
-import { type CpuReading, cpuAvailable, cpuNow, cpuPerJob } from './lib/cpu.ts';
+import { cpuAvailable, cpuNow, cpuPerJob } from './lib/cpu.ts';
 import { engineDrain, noopRequests, timeEnqueueMany } from './lib/engine.ts';
 import { memoryDb } from './lib/memory-db.ts';
 import {
@@ -191,11 +191,8 @@ const systems: Record<string, SystemRun> = {
       if (scenario === 'main')
         record({ scenario: 'enqueue', system: 'API POST /jobs/batch', round, jobs, seconds: enq.seconds });
       await analyze(db.url);
-      const cpu0 = cpuNow(db.name);
-      let cpu1 = cpu0;
-      const r = await handlers.consumerDrain(db.url, jobs, workers, {}, () => {
-        cpu1 = cpuNow(db.name);
-      });
+      const cpu = cpuMeter(db.name);
+      const r = await handlers.consumerDrain(db.url, jobs, workers, {}, cpu.stop);
       record({
         scenario,
         system: 'engine consumer handler',
@@ -208,7 +205,7 @@ const systems: Record<string, SystemRun> = {
           logBytes: r.logBytes,
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
-          ...cpuExtra(cpu0, cpu1, r.done),
+          ...cpu.perJob(r.done),
         },
       });
     }),
@@ -218,11 +215,8 @@ const systems: Record<string, SystemRun> = {
       await migrateEngine(db.url);
       await handlers.apiBatchEnqueue(db.url, jobs);
       await analyze(db.url);
-      const cpu0 = cpuNow(db.name);
-      let cpu1 = cpu0;
-      const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED }, () => {
-        cpu1 = cpuNow(db.name);
-      });
+      const cpu = cpuMeter(db.name);
+      const r = await handlers.consumerDrain(db.url, jobs, workers, { ...TUNED }, cpu.stop);
       record({
         scenario,
         system: 'engine consumer handler, tuned',
@@ -235,7 +229,7 @@ const systems: Record<string, SystemRun> = {
           invocations: r.invocations,
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
-          ...cpuExtra(cpu0, cpu1, r.done),
+          ...cpu.perJob(r.done),
         },
       });
     }),
@@ -274,12 +268,9 @@ const systems: Record<string, SystemRun> = {
 async function rawSystem(round: number, jobs: number, workers: number, scenario: string, batch: number) {
   return withDatabase(`raw${batch}_${round}`, async (db) => {
     await rawSetup(db.url, jobs);
-    const cpu0 = cpuNow(db.name);
-    let cpu1 = cpu0;
+    const cpu = cpuMeter(db.name);
     const t0 = performance.now();
-    const done = await rawDrain(db.url, workers, batch, undefined, () => {
-      cpu1 = cpuNow(db.name);
-    });
+    const done = await rawDrain(db.url, workers, batch, undefined, cpu.stop);
     const seconds = (performance.now() - t0) / 1000;
     record({
       scenario,
@@ -288,7 +279,7 @@ async function rawSystem(round: number, jobs: number, workers: number, scenario:
       jobs: done,
       workers,
       seconds,
-      extra: cpuExtra(cpu0, cpu1, done),
+      extra: cpu.perJob(done),
     });
   });
 }
@@ -323,19 +314,15 @@ async function engineFn(
     if (scenario === 'main' && label === 'engine functions')
       record({ scenario: 'enqueue', system: 'enqueueMany', round, jobs, seconds: enqSeconds });
     if (o.analyze !== false) await analyze(db.url);
-    const cpu0 = cpuNow(db.name);
-    let cpu1 = cpu0;
+    const cpu = cpuMeter(db.name);
     const t0 = performance.now();
     const r = await engineDrain(db.url, {
       loops: workers,
       batch: BATCH,
       advisoryLocks: o.advisoryLocks ?? false,
-      onDrained: () => {
-        cpu1 = cpuNow(db.name);
-      },
+      onDrained: cpu.stop,
     });
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = cpuExtra(cpu0, cpu1, r.done);
     const left = Number(
       (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
     );
@@ -346,7 +333,7 @@ async function engineFn(
       jobs: r.done,
       workers,
       seconds,
-      extra: { lost: r.lost, left, ...cpu },
+      extra: { lost: r.lost, left, ...cpu.perJob(r.done) },
     });
     if (left > 0) notes.push(`${label} round ${round}: ${left} jobs left unfinished after the loops exited`);
   });
@@ -364,21 +351,17 @@ async function peer(
   return withDatabase(`${slug}_${round}`, async (db) => {
     // CPU from just before the drain (the harness's ANALYZE is done) to the moment its table is
     // seen drained: the peer's own start-up counts here, though its timed window leaves it out.
-    let cpu0: CpuReading | undefined;
-    let cpu1: CpuReading | undefined;
+    let cpu: CpuMeter | undefined;
     const r = await adapter.drain(
       db.url,
       jobs,
       workers,
       async () => {
         await analyze(db.url);
-        cpu0 = cpuNow(db.name);
+        cpu = cpuMeter(db.name);
       },
-      () => {
-        cpu1 = cpuNow(db.name);
-      },
+      () => cpu?.stop(),
     );
-    const cpu = cpu0 && cpu1 ? cpuExtra(cpu0, cpu1, r.done) : {};
     peerConfigs[adapter.name] = { version: adapter.version, config: r.config };
     record({
       scenario,
@@ -387,21 +370,35 @@ async function peer(
       jobs: r.done,
       workers,
       seconds: r.seconds,
-      extra: { enqueueSeconds: r.enqueueSeconds, ...cpu },
+      extra: { enqueueSeconds: r.enqueueSeconds, ...cpu?.perJob(r.done) },
     });
   });
 }
 const peerConfigs: Record<string, { version: string; config: string }> = {};
 
 /**
- * CPU per job over a drain: the PostgreSQL server's (every postgres process, exited backends
- * included) and this process's (the systems' Node code, pg, GC, and the harness's few polls).
- * Both share the machine's cores, so together they bound the drain rate.
+ * CPU per job over a drain (lib/cpu.ts): the PostgreSQL server's share for `database` and this
+ * process's. Both share the machine's cores, so together they bound the drain rate. Readings
+ * start when the meter is made; `stop` is called while the drain's connections are still open
+ * (a backend that exits first is lost). A meter never stopped reports nothing, not a zero.
  */
-function cpuExtra(from: CpuReading, to: CpuReading, jobs: number): Record<string, number> {
-  if (!cpuAvailable || jobs === 0) return {};
-  const c = cpuPerJob(from, to, jobs);
-  return { dbCpuUsPerJob: round(c.dbUs, 1), nodeCpuUsPerJob: round(c.benchUs, 1) };
+interface CpuMeter {
+  stop(): void;
+  perJob(jobs: number): Record<string, number>;
+}
+function cpuMeter(database: string): CpuMeter {
+  const from = cpuNow(database);
+  let to: ReturnType<typeof cpuNow> | undefined;
+  return {
+    stop: () => {
+      to = cpuNow(database);
+    },
+    perJob: (jobs): Record<string, number> => {
+      if (!cpuAvailable || !to || jobs === 0) return {};
+      const c = cpuPerJob(from, to, jobs);
+      return { dbCpuUsPerJob: round(c.dbUs, 1), nodeCpuUsPerJob: round(c.benchUs, 1) };
+    },
+  };
 }
 
 /**
@@ -409,7 +406,7 @@ function cpuExtra(from: CpuReading, to: CpuReading, jobs: number): Record<string
  * createHandler (shipped defaults, logging at info into a discarding stream) over an in-memory
  * stand-in for jobs_claim/jobs_complete (lib/memory-db.ts). A diagnostic, never a drain rate.
  */
-async function consumerJs(round: number): Promise<void> {
+async function consumerJs(roundNo: number): Promise<void> {
   const jobs = 100_000;
   const { createHandler } = await import('../functions/consumer.ts');
   const { discard, lambdaContext } = await import('./lib/lambda.ts');
@@ -429,17 +426,16 @@ async function consumerJs(round: number): Promise<void> {
   samples.push({
     scenario: 'consumer-js',
     system: 'engine consumer handler, in-memory database',
-    round,
+    round: roundNo,
     jobs,
     seconds,
     rate: jobs / seconds,
-    extra: { nodeCpuUsPerJob: round2((cpu.user + cpu.system) / jobs) },
+    extra: { nodeCpuUsPerJob: round((cpu.user + cpu.system) / jobs, 2) },
   });
   log(
-    `  consumer-js r${round} ${((cpu.user + cpu.system) / jobs).toFixed(2)} µs of Node CPU per job (no database)`,
+    `  consumer-js r${roundNo} ${((cpu.user + cpu.system) / jobs).toFixed(2)} µs of Node CPU per job (no database)`,
   );
 }
-const round2 = (x: number) => round(x, 2);
 
 // ---------------------------------------------------------------- scenarios
 async function interleaved(scenario: string, names: string[], jobs: number, workers: number, rounds: number) {
@@ -888,7 +884,7 @@ function absoluteTargets(): string[] {
 }
 
 /** Median CPU per job by system: the main drain's samples, and the consumer's JavaScript alone. */
-function cpuTable(): Array<{ system: string; db: number; node: number }> {
+function cpuTable(): Array<{ system: string; db: number | undefined; node: number }> {
   const bySystem = new Map<string, Sample[]>();
   for (const s of samples) {
     if ((s.scenario !== 'main' && s.scenario !== 'consumer-js') || s.extra?.nodeCpuUsPerJob === undefined)
@@ -897,7 +893,11 @@ function cpuTable(): Array<{ system: string; db: number; node: number }> {
   }
   return [...bySystem].map(([system, xs]) => ({
     system,
-    db: summarize(xs.map((s) => Number(s.extra!.dbCpuUsPerJob ?? 0))).median,
+    // The in-memory diagnostic has no database: no figure, rather than a 0 that reads as one.
+    db:
+      xs[0]!.extra!.dbCpuUsPerJob === undefined
+        ? undefined
+        : summarize(xs.map((s) => Number(s.extra!.dbCpuUsPerJob))).median,
     node: summarize(xs.map((s) => Number(s.extra!.nodeCpuUsPerJob))).median,
   }));
 }
@@ -931,7 +931,7 @@ function markdown(): string {
     );
     for (const c of cpuRows)
       lines.push(
-        `| ${c.system} | ${c.db.toFixed(1)} | ${c.node.toFixed(1)} | ${(c.db + c.node).toFixed(1)} |`,
+        `| ${c.system} | ${c.db?.toFixed(1) ?? '—'} | ${c.node.toFixed(1)} | ${c.db === undefined ? '' : (c.db + c.node).toFixed(1)} |`,
       );
   }
   lines.push('', ...absoluteTargets().map((l) => `- ${l}`));
@@ -952,7 +952,7 @@ function printReport(): string {
     out.push('', 'CPU per job in the main drain (median µs; PostgreSQL server + this Node process)');
     for (const c of cpuRows)
       out.push(
-        `  ${c.system.padEnd(35)} db ${c.db.toFixed(1).padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${(c.db + c.node).toFixed(1).padStart(6)}`,
+        `  ${c.system.padEnd(35)} db ${(c.db?.toFixed(1) ?? '—').padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${(c.db === undefined ? '' : (c.db + c.node).toFixed(1)).padStart(6)}`,
       );
   }
   out.push('', 'targets (ratios per round, judged on the median)');
