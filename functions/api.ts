@@ -59,7 +59,12 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
   const logger = createLogger({ serviceName: 'dte-api', level: config.LOG_LEVEL, stream: options.logStream });
   const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-api', max: 1 });
   const registry = options.registry ?? createRegistry();
-  const deps = { db, registry, maxPayloadBytes: config.MAX_PAYLOAD_BYTES };
+  const deps = {
+    db,
+    registry,
+    maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
+    jobsVisibleTo: config.JOBS_VISIBLE_TO,
+  };
   const obs = createObservability('api', config, logger, options.metrics);
   let lastPush = 0;
   const pushThrottled: middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyResultV2> = {

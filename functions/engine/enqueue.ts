@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ANYONE, canSee, mayName, type Viewer } from './access.ts';
 import { ConflictError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
 import {
@@ -168,8 +169,12 @@ function inIdOrder(rows: ReadonlyArray<{ id: string }>): boolean {
   return true;
 }
 
-async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<EnqueueResult[]> {
-  const inserted = await enqueueJobs(tx, rows, DEFAULT_MAX_ATTEMPTS);
+async function insertResolvingKeys(
+  tx: Queryable,
+  rows: EnqueueRow[],
+  viewer: Viewer,
+): Promise<EnqueueResult[]> {
+  const inserted = await enqueueJobs(tx, rows, DEFAULT_MAX_ATTEMPTS, viewer.caller);
   if (!inIdOrder(inserted)) inserted.sort(byId);
   const insertedByKey = new Map<string, InsertedRow>();
   const unkeyed: InsertedRow[] = [];
@@ -180,7 +185,7 @@ async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<E
   const missing = [
     ...new Set(rows.filter((r) => r.key !== null && !insertedByKey.has(r.key)).map((r) => r.key!)),
   ];
-  const existing = new Map<string, JobRow & { request_hash: string | null }>();
+  const existing = new Map<string, JobRow & { request_hash: string | null; created_by: string | null }>();
   if (missing.length > 0) {
     for (const r of await findJobsByIdempotencyKeys(tx, missing)) existing.set(r.idempotency_key!, r);
   }
@@ -208,21 +213,39 @@ async function insertResolvingKeys(tx: Queryable, rows: EnqueueRow[]): Promise<E
         `idempotency key ${JSON.stringify(row.key)} is held by a job being written concurrently`,
       );
     }
+    // Another caller's job is never named, and with creator-only visibility never replayed.
+    const named = mine !== undefined || mayName(viewer, old!.created_by);
     if (storedHash !== row.hash) {
       const jobId = mine ? String(mine.id) : String(old!.id);
       throw new ConflictError(
         'idempotency_conflict',
-        `idempotency key ${JSON.stringify(row.key)} was already used for a different request (job ${jobId})`,
-        { details: { index, jobId, idempotencyKey: row.key } },
+        named
+          ? `idempotency key ${JSON.stringify(row.key)} was already used for a different request (job ${jobId})`
+          : `idempotency key ${JSON.stringify(row.key)} was already used for a different request`,
+        { details: named ? { index, jobId, idempotencyKey: row.key } : { index, idempotencyKey: row.key } },
+      );
+    }
+    if (!mine && !canSee(viewer, old!.created_by)) {
+      throw new ConflictError(
+        'idempotency_conflict',
+        `idempotency key ${JSON.stringify(row.key)} is held by another caller's job`,
+        { details: { index, idempotencyKey: row.key } },
       );
     }
     return { job: mine ? insertedJob(first!, mine) : toJob(old!), created: false };
   });
 }
 
-/** Enqueues one job. Same idempotency key + same request → the existing job; different → ConflictError. */
-export async function enqueue(db: Queryable, req: EnqueueRequest): Promise<EnqueueResult> {
-  const [result] = await insertResolvingKeys(db, [normalizeRequest(req)]);
+/**
+ * Enqueues one job, created by `viewer.caller`. Same idempotency key + same request → the
+ * existing job; different → ConflictError (naming the job only to its creator).
+ */
+export async function enqueue(
+  db: Queryable,
+  req: EnqueueRequest,
+  viewer: Viewer = ANYONE,
+): Promise<EnqueueResult> {
+  const [result] = await insertResolvingKeys(db, [normalizeRequest(req)], viewer);
   return result!;
 }
 
@@ -233,7 +256,7 @@ export async function enqueue(db: Queryable, req: EnqueueRequest): Promise<Enque
 export async function enqueueMany(
   db: Db,
   reqs: EnqueueRequest[],
-  options: { maxBatch?: number } = {},
+  options: { maxBatch?: number; viewer?: Viewer } = {},
 ): Promise<EnqueueResult[]> {
   if (reqs.length === 0) return [];
   if (options.maxBatch !== undefined && reqs.length > options.maxBatch) {
@@ -242,6 +265,7 @@ export async function enqueueMany(
     });
   }
   const rows = reqs.map((r, i) => normalizeRequest(r, i));
-  if (rows.every((r) => r.key === null)) return insertResolvingKeys(db, rows);
-  return db.transaction((tx) => insertResolvingKeys(tx, rows));
+  const viewer = options.viewer ?? ANYONE;
+  if (rows.every((r) => r.key === null)) return insertResolvingKeys(db, rows, viewer);
+  return db.transaction((tx) => insertResolvingKeys(tx, rows, viewer));
 }

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
 import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts';
 import type { Db } from '../engine/queryable.ts';
@@ -91,6 +92,8 @@ export interface ApiDeps {
   db: Db;
   registry: TaskRegistry;
   maxPayloadBytes: number;
+  /** JOBS_VISIBLE_TO: `creator` limits reading and cancelling a job to its creator (default all). */
+  jobsVisibleTo?: JobsVisibleTo;
 }
 
 const json = (
@@ -124,6 +127,7 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
       'route_not_found',
       `no route for ${event.requestContext.http.method} ${event.rawPath}`,
     );
+  const viewer = viewerOf(event.requestContext, deps.jobsVisibleTo);
   const headerKey = event.headers?.['idempotency-key'];
   const needsBody = resolved.routeKey === 'POST /jobs' || resolved.routeKey === 'POST /jobs/batch';
   if (needsBody && (event.body === undefined || event.body === null || event.body === '')) {
@@ -140,7 +144,7 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
         maxPayloadBytes: deps.maxPayloadBytes,
         headerKey,
       });
-      const { job, created } = await enqueue(deps.db, req);
+      const { job, created } = await enqueue(deps.db, req, viewer);
       return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
     }
     case 'POST /jobs/batch': {
@@ -161,7 +165,7 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
       const reqs = jobs.map((raw, index) =>
         validateJobRequest(raw, { registry: deps.registry, maxPayloadBytes: deps.maxPayloadBytes, index }),
       );
-      const results = await enqueueMany(deps.db, reqs);
+      const results = await enqueueMany(deps.db, reqs, { viewer });
       const anyCreated = results.some((r) => r.created);
       return json(anyCreated ? 201 : 200, {
         jobs: results.map((r) => present(r.job, r.created)),
@@ -169,7 +173,7 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
     }
     case 'GET /jobs/{id}': {
       const id = parseJobId(resolved.pathParameters.id);
-      const row = await getJob(deps.db, id);
+      const row = await getJob(deps.db, id, viewer);
       if (!row) throw new NotFoundError(`job ${id} not found`, { details: { id } });
       return json(200, present(toJob(row)));
     }
@@ -177,9 +181,9 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
       const id = parseJobId(resolved.pathParameters.id);
       const body = parseWith(cancelRequestSchema, event.body === '' ? undefined : event.body);
       const reason = body?.reason ?? 'cancelled through the API';
-      const row = await cancelJob(deps.db, id, reason, actorOf(event));
+      const row = await cancelJob(deps.db, id, reason, actorOf(event), viewer);
       if (row) return json(200, present(toJob(row)));
-      const existing = await getJob(deps.db, id);
+      const existing = await getJob(deps.db, id, viewer);
       if (!existing) throw new NotFoundError(`job ${id} not found`, { details: { id } });
       throw new ConflictError('job_terminal', `job ${id} is already ${existing.status}; nothing to cancel`, {
         details: { id, status: existing.status },

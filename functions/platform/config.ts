@@ -51,6 +51,8 @@ const schema = z
     PUSH_TIMEOUT_MS: int(10, 30_000).default(1000),
     RETENTION_DAYS: z.coerce.number().min(0).max(3650).default(7),
     MAX_PAYLOAD_BYTES: int(1, 10 * 1024 * 1024).default(262_144),
+    /** `creator`: GET /jobs/{id} and cancel see only the caller's own jobs (404 for others'). */
+    JOBS_VISIBLE_TO: z.enum(['creator', 'all']).default('all'),
     LOG_LEVEL: z
       .string()
       .transform((v) => v.toLowerCase())

@@ -10,6 +10,7 @@ import {
   completeJobs,
   type Db,
   enqueue,
+  enqueueMany,
   failJob,
   getJob,
   loadMigrations,
@@ -24,7 +25,7 @@ import {
 } from '../../functions/engine/index.ts';
 import { createDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
-import { expireLease } from '../helpers/invariants.ts';
+import { expectCountersMatchTable, expireLease, rowSnapshot } from '../helpers/invariants.ts';
 import { createTestSchema, DATABASE_URL, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
 
 const INSUFFICIENT_PRIVILEGE = '42501';
@@ -43,7 +44,7 @@ async function waitUntilBlocked(observer: pg.Client, pid: number): Promise<void>
 }
 const claimOpts = { workerId: 'w1', limit: 10, leaseSeconds: 30, queues: [] as string[] };
 
-describe.runIf(await postgresAvailable())('least-privilege database roles (migration 0004)', () => {
+describe.runIf(await postgresAvailable())('least-privilege database roles (migrations 0004, 0009)', () => {
   let t: TestSchema;
 
   /** Runs `fn` as `role` (SET LOCAL ROLE: it ends with the transaction) and commits. */
@@ -52,6 +53,12 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
       await tx.query(`SET LOCAL ROLE ${role}`);
       return fn(tx);
     });
+  /** A transaction as a Db, so enqueueMany (which may open one itself) runs inside asRole's. */
+  const txDb = (tx: Queryable): Db => ({
+    query: (text, values) => tx.query(text, values),
+    transaction: (fn) => fn(tx),
+    end: async () => {},
+  });
   const denied = (role: string, sql: string) =>
     expect(asRole(role, (tx) => tx.query(sql))).rejects.toMatchObject({ code: INSUFFICIENT_PRIVILEGE });
 
@@ -206,14 +213,215 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await denied('dte_reaper', `UPDATE queues SET paused = true`);
   });
 
-  it('grants the api role appending to the audit of manual changes, and nothing on it to the others', async () => {
+  it("grants no runtime role anything on the audit of manual changes (only the owner's tools write it)", async () => {
     // Act
     const { rows } = await t.db.query<{ grantee: string; privilege_type: string }>(
       `SELECT grantee, privilege_type FROM information_schema.role_table_grants
        WHERE table_schema = current_schema() AND table_name = 'job_audit' AND grantee LIKE 'dte\\_%'`,
     );
     // Assess
-    expect(rows).toEqual([{ grantee: 'dte_api', privilege_type: 'INSERT' }]);
+    expect(rows).toEqual([]);
+  });
+
+  /** A job claimed by the owner: running under lease token 1. */
+  const runningJob = async () => {
+    await enqueue(t.db, { type: 'example.echo', payload: { n: 1 } });
+    const [claimed] = await claimJobs(t.db, { ...claimOpts, limit: 1 });
+    return claimed!;
+  };
+  /** Writes that would forge state: every one must fail with 42501 for `role`. */
+  const forgeries = (id: string) => [
+    `INSERT INTO jobs (task_type, status) VALUES ('example.echo', 'completed')`,
+    `INSERT INTO jobs (task_type, status, result, finished_at) VALUES ('example.echo', 'failed', '{}', now())`,
+    `INSERT INTO jobs (task_type, attempts) VALUES ('example.echo', 1)`,
+    `INSERT INTO jobs (task_type, lease_token, locked_at) VALUES ('example.echo', 7, now())`,
+    `INSERT INTO jobs (task_type, created_by) VALUES ('example.echo', 'someone-else')`,
+    `UPDATE jobs SET status = 'completed', result = '{"forged": true}' WHERE id = ${id}`,
+    `UPDATE jobs SET status = 'failed' WHERE id = ${id}`,
+    `UPDATE jobs SET payload = '{"evil": true}' WHERE id = ${id}`,
+    `UPDATE jobs SET lease_token = lease_token + 1 WHERE id = ${id}`,
+    `UPDATE jobs SET queue = 'other', max_attempts = 1000 WHERE id = ${id}`,
+    `UPDATE jobs SET created_by = 'someone-else' WHERE id = ${id}`,
+    `DELETE FROM jobs WHERE id = ${id}`,
+    `INSERT INTO job_counter_deltas (completed) VALUES (1000000)`,
+    `INSERT INTO job_counter_deltas (submitted, at, compacted) VALUES (5, '-infinity', true)`,
+    `UPDATE job_counter_deltas SET completed = completed + 1`,
+    `DELETE FROM job_counter_deltas`,
+    `INSERT INTO job_audit (action, actor) VALUES ('cancel', 'alice')`,
+  ];
+
+  for (const role of ['dte_api', 'dte_reaper']) {
+    it(`denies ${role} every write that would forge a job or a counter, and leaves both untouched`, async () => {
+      // Prepare
+      const job = await runningJob();
+      const before = await rowSnapshot(t.db, job.id);
+      // Act + Assess: each statement in its own transaction, each refused.
+      for (const sql of forgeries(job.id)) await denied(role, sql);
+      // Assess
+      expect(await rowSnapshot(t.db, job.id)).toBe(before);
+      expect((await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM jobs')).rows[0]!.n).toBe(1);
+      await expectCountersMatchTable(t.db);
+    });
+  }
+
+  it('denies dte_consumer writing the counter deltas (only the counting triggers write them)', async () => {
+    await denied('dte_consumer', `INSERT INTO job_counter_deltas (completed) VALUES (1000000)`);
+    await denied('dte_consumer', `UPDATE job_counter_deltas SET completed = completed + 1`);
+  });
+
+  it('lets each role run only its own functions of migration 0009', async () => {
+    const apiOnly = [
+      `SELECT * FROM jobs_enqueue_unkeyed(ARRAY['example.echo'], '[{}]', NULL, NULL, NULL, NULL, NULL, 5, NULL, false)`,
+      `SELECT * FROM jobs_enqueue_keyed(ARRAY['example.echo'], '[{}]', NULL, NULL, NULL, NULL, NULL, 5, NULL, ARRAY['k'], ARRAY['h'])`,
+      `SELECT * FROM jobs_cancel(1, 'r', 'a', false, NULL)`,
+    ];
+    const reaperOnly = [
+      'SELECT jobs_requeue_expired(10)',
+      'SELECT jobs_prune_finished(0, 10)',
+      'SELECT job_counters_compact(0, 0)',
+    ];
+    for (const sql of apiOnly) for (const role of ['dte_consumer', 'dte_reaper']) await denied(role, sql);
+    for (const sql of reaperOnly) for (const role of ['dte_api', 'dte_consumer']) await denied(role, sql);
+  });
+
+  it('holds the grants of migration 0009: no runtime role may update or delete jobs or write the deltas, the api inserts only the enqueue columns', async () => {
+    // Act
+    const { rows } = await t.db.query<{ role: string; privilege: string }>(
+      `SELECT r AS role, p AS privilege
+       FROM unnest(ARRAY['dte_api', 'dte_reaper']) r, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+       WHERE has_table_privilege(r, 'jobs', p)
+       UNION ALL
+       SELECT r, 'deltas ' || p
+       FROM unnest(ARRAY['dte_api', 'dte_consumer', 'dte_reaper']) r, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
+       WHERE has_table_privilege(r, 'job_counter_deltas', p)
+       UNION ALL
+       SELECT r, 'column ' || c || ' ' || p
+       FROM unnest(ARRAY['dte_api', 'dte_reaper']) r, unnest(ARRAY['UPDATE', 'INSERT']) p,
+            (SELECT attname::text AS c FROM pg_attribute
+              WHERE attrelid = 'jobs'::regclass AND attnum > 0 AND NOT attisdropped) cols
+       WHERE has_column_privilege(r, 'jobs', c, p)
+       ORDER BY 1, 2`,
+    );
+    // Assess: what the previous release's keyed INSERT names, and nothing that sets state.
+    expect(rows).toEqual(
+      [
+        'idempotency_key',
+        'max_attempts',
+        'payload',
+        'priority',
+        'queue',
+        'request_hash',
+        'run_at',
+        'task_type',
+      ].map((c) => ({ role: 'dte_api', privilege: `column ${c} INSERT` })),
+    );
+  });
+
+  it('runs every SECURITY DEFINER function of the schema with a search_path fixed to the schema, and none is open to PUBLIC', async () => {
+    // Act
+    const { rows } = await t.db.query<{
+      name: string;
+      path: string | null;
+      public: boolean;
+      trigger: boolean;
+    }>(
+      `SELECT p.proname AS name,
+              (SELECT substr(c, length('search_path=') + 1) FROM unnest(p.proconfig) c
+                WHERE c LIKE 'search_path=%') AS path,
+              has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+              p.prorettype = 'trigger'::regtype AS trigger
+       FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace AND p.prosecdef
+       ORDER BY 1`,
+    );
+    // Assess
+    const names = rows.map((r) => r.name);
+    for (const f of [
+      'job_counters_compact',
+      'jobs_cancel',
+      'jobs_count_inserted',
+      'jobs_count_updated',
+      'jobs_enqueue',
+      'jobs_enqueue_columns',
+      'jobs_enqueue_keyed',
+      'jobs_enqueue_unkeyed',
+      'jobs_prune_finished',
+      'jobs_requeue_expired',
+    ]) {
+      expect(names).toContain(f);
+    }
+    for (const r of rows) {
+      const path = (r.path ?? '').split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
+      expect(path[0], r.name).toBe(t.schema);
+      expect(
+        path.slice(1).every((s) => s === 'pg_temp'),
+        r.name,
+      ).toBe(true);
+      if (!r.trigger) expect(r.public, r.name).toBe(false);
+    }
+  });
+
+  it('counts exactly even when the caller shadows the deltas table with a temporary one', async () => {
+    // Prepare: a temporary table is searched first on an unqualified name, unless the function's
+    // search_path puts pg_temp last.
+    // Act
+    await asRole('dte_api', async (tx) => {
+      await tx.query(
+        `CREATE TEMP TABLE job_counter_deltas (at timestamptz DEFAULT now(), compacted boolean DEFAULT false,
+           submitted bigint DEFAULT 0, completed bigint DEFAULT 0, failed bigint DEFAULT 0,
+           recovered bigint DEFAULT 0) ON COMMIT DROP`,
+      );
+      await tx.query(`CREATE TEMP TABLE jobs (LIKE ${t.schema}.jobs INCLUDING DEFAULTS) ON COMMIT DROP`);
+      const [, keyed] = await enqueueMany(txDb(tx), [
+        { type: 'example.echo' },
+        { type: 'example.echo', idempotencyKey: 'k' },
+      ]);
+      await cancelJob(tx, keyed!.job.id, 'r', 'a');
+    });
+    // Assess
+    expect((await readCounters(t.db)).totals).toMatchObject({ submitted: 2, failed: 1 });
+    await expectCountersMatchTable(t.db);
+  });
+
+  it("lets the api role enqueue keyed batches, replay them and send the previous release's keyed INSERT", async () => {
+    // Act
+    const first = await asRole('dte_api', (tx) =>
+      enqueueMany(txDb(tx), [{ type: 'example.echo', idempotencyKey: 'a' }, { type: 'example.echo' }]),
+    );
+    const replay = await asRole('dte_api', (tx) =>
+      enqueue(tx, { type: 'example.echo', idempotencyKey: 'a' }),
+    );
+    // The statement the previous release sent as text (abridged to the columns it names).
+    const old = await asRole('dte_api', (tx) =>
+      tx.query<{ id: string }>(
+        `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
+         VALUES ('default', 'example.echo', '{}', 0, now(), 5, 'old', 'h')
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id`,
+      ),
+    );
+    // Assess
+    expect(first.map((r) => r.created)).toEqual([true, true]);
+    expect(replay).toMatchObject({ created: false, job: { id: first[0]!.job.id } });
+    expect(old.rows).toHaveLength(1);
+    expect((await getJob(t.db, old.rows[0]!.id))?.status).toBe('queued');
+    await expectCountersMatchTable(t.db);
+  });
+
+  it('lets the api role cancel a running job through jobs_cancel, fencing out its worker', async () => {
+    // Prepare
+    const job = await runningJob();
+    // Act
+    const cancelled = await asRole('dte_api', (tx) => cancelJob(tx, job.id, 'stop', 'tester'));
+    const late = await completeJobs(t.db, [
+      { id: job.id, leaseToken: job.leaseToken, result: { late: true } },
+    ]);
+    // Assess
+    expect(cancelled).toMatchObject({
+      status: 'failed',
+      last_error: { name: 'Cancelled', previousStatus: 'running' },
+    });
+    expect(late.size).toBe(0);
+    await expectCountersMatchTable(t.db);
   });
 
   it('applies every migration as a non-superuser owner with only CREATEROLE, as the RDS master user is', async () => {
@@ -226,9 +434,10 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await admin.connect();
     await admin.query(`CREATE ROLE ${owner} NOLOGIN CREATEROLE`);
     await admin.query(`CREATE SCHEMA ${schema} AUTHORIZATION ${owner}`);
-    const files = loadMigrations(migrationsDir()).map((f) =>
-      f.file === '0004_roles.sql' ? { ...f, sql: f.sql.replace(/\bdte_/g, prefix) } : f,
-    );
+    const files = loadMigrations(migrationsDir()).map((f) => ({
+      ...f,
+      sql: f.sql.replace(/\bdte_/g, prefix),
+    }));
     const pool = createDb({ connectionString: DATABASE_URL, searchPath: schema, max: 1 });
     const asOwner = <T>(fn: (tx: Queryable) => Promise<T>) =>
       pool.transaction(async (tx) => {
@@ -245,10 +454,17 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
       const result = await migrate(ownerDb, files);
       // Assess
       const { rows } = await admin.query<{ api: boolean; reaper: boolean; superuser: boolean }>(
-        `SELECT has_table_privilege($1, $3, 'INSERT') AS api,
-                has_table_privilege($2, $3, 'DELETE') AS reaper,
+        `SELECT has_column_privilege($1, $3, 'task_type', 'INSERT')
+                  AND NOT has_column_privilege($1, $3, 'status', 'INSERT') AS api,
+                has_function_privilege($2, $5, 'EXECUTE') AND NOT has_table_privilege($2, $3, 'DELETE') AS reaper,
                 (SELECT rolsuper FROM pg_roles WHERE rolname = $4) AS superuser`,
-        [`${prefix}api`, `${prefix}reaper`, `${schema}.jobs`, owner],
+        [
+          `${prefix}api`,
+          `${prefix}reaper`,
+          `${schema}.jobs`,
+          owner,
+          `${schema}.jobs_prune_finished(float8, integer)`,
+        ],
       );
       expect(rows[0]).toEqual({ api: true, reaper: true, superuser: false });
       expect(result.applied).toEqual(files.map((f) => f.file));

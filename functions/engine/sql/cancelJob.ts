@@ -1,24 +1,27 @@
+import { ANYONE, type Viewer } from '../access.ts';
 import type { Queryable } from '../queryable.ts';
 import { JOB_COLUMNS, type JobRow } from '../types.ts';
 
 /**
  * Safe cancel, as the runbook asks: the job ends `failed` with the reason, who and when kept
  * in last_error; the row stays for audit. Only queued or running jobs; a running job's worker
- * is fenced out (status is no longer 'running'). Returns null when the job is missing or terminal.
+ * is fenced out (status is no longer 'running'). With a creator-only `viewer`, only a job the
+ * viewer created. Returns null when the job is missing, terminal or hidden from the viewer.
+ * Runs jobs_cancel (migration 0009): the api role may not update jobs itself.
  */
 export async function cancelJob(
   db: Queryable,
   id: string,
   reason: string,
   actor: string,
+  viewer: Viewer = ANYONE,
 ): Promise<JobRow | null> {
-  const { rows } = await db.query<JobRow>(
-    `UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(), locked_at = NULL,
-            last_error = jsonb_build_object('name', 'Cancelled', 'message', $2::text, 'actor', $3::text,
-                                            'at', now(), 'previousStatus', status, 'attempt', attempts)
-     WHERE id = $1 AND status IN ('queued', 'running')
-     RETURNING ${JOB_COLUMNS}`,
-    [id, reason, actor],
-  );
+  const { rows } = await db.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs_cancel($1, $2, $3, $4, $5)`, [
+    id,
+    reason,
+    actor,
+    viewer.creatorOnly,
+    viewer.caller,
+  ]);
   return rows[0] ?? null;
 }

@@ -79,28 +79,17 @@ export async function readCounters(db: Queryable): Promise<Snapshot> {
 /**
  * Folds delta rows older than `olderThanSeconds` into one row per minute (per-minute history
  * stays readable), and minute rows older than `historyHours` into one base row. The DELETE and
- * INSERT are one statement, so every reader sees the same totals before and after.
+ * INSERT are one statement, so every reader sees the same totals before and after. Runs
+ * job_counters_compact (migration 0009): no runtime role may write the deltas itself.
  */
 export async function compactCounters(
   db: Queryable,
   olderThanSeconds = 120,
   historyHours = 48,
 ): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(
-    `WITH moved AS (
-       DELETE FROM job_counter_deltas
-       WHERE (NOT compacted AND at < now() - make_interval(secs => $1))
-          OR (compacted AND at < now() - make_interval(hours => $2))
-       RETURNING at, submitted, completed, failed, recovered
-     ), folded AS (
-       INSERT INTO job_counter_deltas (at, compacted, submitted, completed, failed, recovered)
-       SELECT CASE WHEN at < now() - make_interval(hours => $2) THEN '-infinity'::timestamptz
-                   ELSE date_trunc('minute', at) END,
-              true, sum(submitted), sum(completed), sum(failed), sum(recovered)
-       FROM moved GROUP BY 1
-     )
-     SELECT count(*) AS n FROM moved`,
-    [olderThanSeconds, historyHours],
-  );
+  const { rows } = await db.query<{ n: string }>('SELECT job_counters_compact($1, $2) AS n', [
+    olderThanSeconds,
+    historyHours,
+  ]);
   return Number(rows[0]?.n ?? 0);
 }

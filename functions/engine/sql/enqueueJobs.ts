@@ -87,24 +87,27 @@ function columns(rows: readonly EnqueueRow[], defaultMaxAttempts: number): Enque
 }
 
 /**
- * One INSERT for the whole batch, its rows sent as columns (see columns). A batch without keys
- * goes through jobs_enqueue_columns (migration 0007). In a keyed batch, rows whose
- * idempotency key exists already are skipped (ON CONFLICT DO NOTHING) and resolved by the
- * caller. Keyed rows are inserted in key order: a batch waits on a key another uncommitted
- * batch holds, so batches taking the same keys in different orders deadlocked (40P01 in 3 of
- * 5 runs of idempotency.test.ts: 50 concurrent batches of 40 rotated keys; 0 of 10 sorted).
- * Unkeyed rows keep the input order, so they sort back by id; keyed rows are matched by key.
- * A batch without keys skips ON CONFLICT (a speculative insert per row) and the ordering.
- * Only what the database decides (id, times) comes back: a row per job when keyed, else one
- * aggregated row.
+ * One INSERT for the whole batch, its rows sent as columns (see columns), recording `createdBy`
+ * (the verified caller, or null) on every row. Both paths are functions of migration 0009
+ * (PL/pgSQL, so their plans are cached; SECURITY DEFINER, so the api role needs no write on
+ * jobs). A keyed batch goes through jobs_enqueue_keyed: rows whose idempotency key exists
+ * already are skipped (ON CONFLICT DO NOTHING) and resolved by the caller. Keyed rows are
+ * inserted in key order: a batch waits on a key another uncommitted batch holds, so batches
+ * taking the same keys in different orders deadlocked (40P01 in 3 of 5 runs of
+ * idempotency.test.ts: 50 concurrent batches of 40 rotated keys; 0 of 10 sorted). Unkeyed rows
+ * keep the input order, so they sort back by id; keyed rows are matched by key. A batch without
+ * keys goes through jobs_enqueue_unkeyed, which skips ON CONFLICT (a speculative insert per row)
+ * and the ordering. Only what the database decides (id, times) comes back: a row per job when
+ * keyed, else one aggregated row.
  */
 export async function enqueueJobs(
   db: Queryable,
   rows: EnqueueRow[],
   defaultMaxAttempts: number,
+  createdBy: string | null = null,
 ): Promise<InsertedRow[]> {
   const c = columns(rows, defaultMaxAttempts);
-  // $1-$8 of both statements.
+  // $1-$9 of both functions.
   const params = [
     c.types,
     c.payloads,
@@ -114,38 +117,28 @@ export async function enqueueJobs(
     c.delays,
     c.maxAttempts,
     defaultMaxAttempts,
+    createdBy,
   ];
   if (c.keys !== null) {
-    // Every array holds one element per row or is null (ROWS FROM pads it with NULLs): the
-    // columns are built together above.
+    // Every array holds one element per row or is null (the function checks): the columns are
+    // built together above.
     const { rows: inserted } = await db.query<InsertedRow>(
-      `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
-       SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
-              coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
-              coalesce(x.max_attempts, $8::int), x.key, x.hash
-       FROM ROWS FROM (unnest($1::text[]), jsonb_array_elements($2::jsonb), unnest($3::text[]),
-                       unnest($4::int[]), unnest($5::timestamptz[]), unnest($6::float8[]),
-                       unnest($7::int[]), unnest($9::text[]), unnest($10::text[])) WITH ORDINALITY
-              AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
-       ORDER BY x.key, x.ord
-       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING id, idempotency_key, lease_seconds,
-                 (extract(epoch FROM run_at) * 1000)::float8 AS run_at_ms,
-                 (extract(epoch FROM created_at) * 1000)::float8 AS created_at_ms`,
+      `SELECT o_id AS id, o_idempotency_key AS idempotency_key, o_lease_seconds AS lease_seconds,
+              o_run_at_ms AS run_at_ms, o_created_at_ms AS created_at_ms
+       FROM jobs_enqueue_keyed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [...params, c.keys, c.hashes],
     );
     return inserted;
   }
   // Without keys every row is new, and what the database decides is the same for all of them
-  // but the id: jobs_enqueue_columns (migration 0007, a PL/pgSQL function so its plan is cached)
-  // answers one row with the ids in one text. run_at differs from created_at (one statement's
-  // now()) only for rows sent with runAt or a delay.
+  // but the id: the function answers one row with the ids in one text. run_at differs from
+  // created_at (one statement's now()) only for rows sent with runAt or a delay.
   const { rows: agg } = await db.query<{
     o_ids: string | null;
     o_lease_seconds: number;
     o_created_at_ms: number;
     o_run_at_ms: string | null;
-  }>('SELECT * FROM jobs_enqueue_columns($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+  }>('SELECT * FROM jobs_enqueue_unkeyed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
     ...params,
     c.runAts !== null || c.delays !== null,
   ]);
@@ -166,13 +159,13 @@ export async function enqueueJobs(
   }));
 }
 
-/** The existing jobs for idempotency keys, with the hash of the request that created each. */
+/** The existing jobs for idempotency keys, with the hash of the request and the caller that created each. */
 export async function findJobsByIdempotencyKeys(
   db: Queryable,
   keys: string[],
-): Promise<Array<JobRow & { request_hash: string | null }>> {
-  const { rows } = await db.query<JobRow & { request_hash: string | null }>(
-    `SELECT ${JOB_COLUMNS}, request_hash FROM jobs WHERE idempotency_key = ANY($1::text[])`,
+): Promise<Array<JobRow & { request_hash: string | null; created_by: string | null }>> {
+  const { rows } = await db.query<JobRow & { request_hash: string | null; created_by: string | null }>(
+    `SELECT ${JOB_COLUMNS}, request_hash, created_by FROM jobs WHERE idempotency_key = ANY($1::text[])`,
     [keys],
   );
   return rows;

@@ -2,16 +2,13 @@ import type { Queryable } from '../queryable.ts';
 
 /**
  * Deletes up to `limit` completed or failed jobs finished more than `olderThanDays` ago.
- * Counters are cumulative deltas, so pruning never lowers a total.
+ * Counters are cumulative deltas, so pruning never lowers a total. Runs jobs_prune_finished
+ * (migration 0009): the reaper role may not delete jobs itself, so it can never delete a live one.
  */
 export async function pruneFinished(db: Queryable, olderThanDays: number, limit: number): Promise<number> {
-  const { rowCount } = await db.query(
-    `DELETE FROM jobs WHERE id IN (
-       SELECT id FROM jobs
-       WHERE status IN ('completed', 'failed')
-         AND coalesce(finished_at, updated_at) < now() - make_interval(secs => $1::float8 * 86400)
-       LIMIT $2)`,
-    [olderThanDays, limit],
-  );
-  return rowCount ?? 0;
+  const { rows } = await db.query<{ n: string }>('SELECT jobs_prune_finished($1, $2) AS n', [
+    olderThanDays,
+    limit,
+  ]);
+  return Number(rows[0]?.n ?? 0);
 }
