@@ -11,12 +11,12 @@ import { SignatureV4 } from '@smithy/signature-v4';
 class VerifierSha256 {
   readonly #secret: Buffer | undefined;
   #h: Hash | Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.#secret = secret === undefined ? undefined : Buffer.from(secret as Uint8Array);
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#secret = secret === undefined ? undefined : toBuffer(secret);
     this.#h = this.#secret ? createHmac('sha256', this.#secret) : createHash('sha256');
   }
-  update(data: string | Uint8Array) {
-    this.#h.update(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  update(data: string | ArrayBuffer | ArrayBufferView) {
+    this.#h.update(toBuffer(data));
   }
   async digest() {
     return new Uint8Array(this.#h.digest());
@@ -24,6 +24,12 @@ class VerifierSha256 {
   reset() {
     this.#h = this.#secret ? createHmac('sha256', this.#secret) : createHash('sha256');
   }
+}
+
+function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
 }
 
 export interface ReceivedRequest {
