@@ -193,6 +193,26 @@ describe.runIf(await postgresAvailable())('the client against the api handler ov
     expect(await rowCount(t.db)).toBe(2);
   });
 
+  it("SigV4 without explicit credentials signs with the SDK's default chain (here: the environment)", async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+      AWS_SESSION_TOKEN: 'env-session-token',
+    });
+    try {
+      const fromChain = createClient({ url: signed.url, auth: 'iam', region: REGION, retry: FAST_RETRY });
+      const created = await fromChain.enqueue({ type: 'example.echo', payload: 'chain' });
+      expect(created.status).toBe('queued');
+      expect(signed.seen.at(-1)!.status).toBe(201);
+    } finally {
+      for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  });
+
   it('a connection reset after the server committed: the retry carries the same key and makes exactly one job', async () => {
     open.fault = (s) => (s.n === 1 ? { kind: 'reset' } : undefined);
 
