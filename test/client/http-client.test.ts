@@ -262,18 +262,21 @@ describe.runIf(await postgresAvailable())('the client against the api handler ov
           }
         : undefined;
     const a = await client.enqueue({ type: 'example.echo', payload: 'a' });
+    expect(posts(open).map((s) => s.status)).toEqual([201, 200]);
     const slowClient = createClient({
       url: open.url,
       auth: 'none',
       retry: FAST_RETRY,
-      attemptTimeoutMs: 300,
+      attemptTimeoutMs: 1_000,
     });
     open.seen.length = 0;
-    open.fault = (s) => (s.n === 1 ? { kind: 'delay', ms: 1_500 } : undefined);
+    open.fault = (s) => (s.n === 1 ? { kind: 'delay', ms: 3_000 } : undefined);
     const b = await slowClient.enqueue({ type: 'example.echo', payload: 'b' });
 
     expect(a.id).not.toBe(b.id);
-    expect(posts(open)).toHaveLength(2);
+    // The late answer and at least one retry (a loaded machine may time out once more); one job each.
+    expect(posts(open)[0]!.status).toBe(201);
+    expect(posts(open).length).toBeGreaterThanOrEqual(2);
     expect(await rowCount(t.db)).toBe(2);
   });
 

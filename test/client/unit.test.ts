@@ -157,9 +157,9 @@ describe('client: requests and retries (fetch double)', () => {
       url: 'http://e.test',
       auth: 'none',
       fetch,
-      retry: { baseDelayMs: 40, maxDelayMs: 40, deadlineMs: 50, maxAttempts: 50 },
+      retry: { baseDelayMs: 40, maxDelayMs: 40, deadlineMs: 200, maxAttempts: 50 },
     });
-    // Random waits below 40 ms within a 50 ms deadline: at least 2 attempts, far fewer than 50.
+    // Random waits below 40 ms (mean 20) within a 200 ms deadline: at least 2 attempts, far fewer than 50.
     const err = (await client.get('1').catch((e: unknown) => e)) as UnavailableError;
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err.attempts).toBe(sent.length);
