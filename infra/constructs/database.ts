@@ -25,7 +25,7 @@ export interface DatabaseProps {
 }
 
 /**
- * RDS PostgreSQL 17 (major version pinned, minor versions applied by RDS): encrypted, private, TLS-only, IAM database authentication for the
+ * RDS PostgreSQL 17.9 (minor upgrades applied by RDS): encrypted, private, TLS-only, IAM database authentication for the
  * runtime functions, the owner's password generated and rotated by RDS in Secrets Manager
  * (used by the migrate function only). Optionally an RDS Proxy with end-to-end IAM auth.
  */
@@ -48,10 +48,11 @@ export class Database extends Construct {
       allowAllOutbound: false,
     });
 
-    // 17: the newest major RDS offers for the parameter group family CDK knows, community support
-    // until November 2029. Only the major is pinned: RDS picks its default 17.x at create and
-    // autoMinorVersionUpgrade keeps it patched; a major upgrade is a deliberate change here.
-    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 });
+    // PostgreSQL 17 (community support until November 2029), pinned to a minor RDS offers for new
+    // instances: a major-only "17" is not a version RDS lists (cfn-lint W3691 flags it), and
+    // which minor it would resolve to is not reviewable. autoMinorVersionUpgrade then applies
+    // RDS's patch releases in the maintenance window; a new pin is a reviewed change here.
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 });
     const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
       engine,
       description: 'durable-task-engine: TLS only, slow statements logged',

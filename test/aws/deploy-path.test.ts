@@ -306,8 +306,13 @@ describe.runIf(available)(
         res.map((r) => r.statusCode),
         JSON.stringify(res).slice(0, 3000),
       ).toEqual([200, 200, 200, 404]);
-      expect(JSON.parse(res[1].body)).toMatchObject({ id: a!.job.id, type: 'example.echo', status: 'queued' });
-      expect(JSON.parse(res[2].body)).toMatchObject({ id: b!.job.id, status: 'cancelled' });
+      expect(JSON.parse(res[1].body)).toMatchObject({
+        id: a!.job.id,
+        type: 'example.echo',
+        status: 'queued',
+      });
+      expect(JSON.parse(res[2].body)).toMatchObject({ id: b!.job.id, status: 'failed' });
+      expect(res[2].body).toContain('Cancelled');
       expect(cluster.serverLog()).toMatch(
         /connection authorized: user=dte_api_login database=taskengine.*SSL enabled/,
       );

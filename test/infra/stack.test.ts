@@ -74,7 +74,7 @@ describe('TaskEngineStack (default settings)', () => {
       UpdateReplacePolicy: 'Snapshot',
       Properties: Match.objectLike({
         Engine: 'postgres',
-        EngineVersion: '17',
+        EngineVersion: '17.9',
         PubliclyAccessible: false,
         StorageEncrypted: true,
         BackupRetentionPeriod: Match.anyValue(),
