@@ -7,6 +7,7 @@ export default defineConfig({
       'test/integration/**/*.test.ts',
       'test/infra/**/*.test.ts',
       'test/e2e/**/*.test.ts',
+      'test/aws/**/*.test.ts',
       'test/client/**/*.test.ts',
     ],
     testTimeout: 60_000,

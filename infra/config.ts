@@ -28,6 +28,16 @@ export interface TaskEngineSettings {
   consumerConcurrency: number;
   consumerTimeoutSeconds: number;
   consumerMemoryMiB: number;
+  /**
+   * Most api invocations at once (reserved concurrency). Each api container holds one database
+   * connection, also while frozen between requests, so this caps the api's share of the
+   * connection budget; requests beyond it are throttled (429) instead of exhausting the database.
+   */
+  apiMaxConcurrency: number;
+  /** Connections kept free for people: taskctl, psql, dashboards (the connection budget). */
+  operatorConnections: number;
+  /** max_connections of the instance; 0 (default): estimated from instanceType. */
+  maxConnections: number;
   leaseSeconds: number;
   batchSize: number;
   /** Finished jobs older than this are pruned by the reaper (RETENTION_DAYS). */
@@ -68,6 +78,9 @@ export const DEFAULT_SETTINGS: TaskEngineSettings = {
   // while the next ones start, up to consumerMaxConcurrency of them.
   consumerTimeoutSeconds: 300,
   consumerMemoryMiB: 1024,
+  apiMaxConcurrency: 50,
+  operatorConnections: 5,
+  maxConnections: 0,
   leaseSeconds: 30,
   batchSize: 50,
   retentionDays: 7,
@@ -79,12 +92,14 @@ export const DEFAULT_SETTINGS: TaskEngineSettings = {
   apiRateLimit: 100,
   apiBurstLimit: 200,
   natGateways: 1,
-  // Pinned: a new Pushgateway release is a reviewed change, not a side effect of a deploy.
-  pushgatewayImage: 'prom/pushgateway:v1.11.0',
+  // Pinned: a new Pushgateway release is a reviewed change, not a side effect of a deploy. The
+  // Prometheus project publishes the same multi-arch image to quay.io as to Docker Hub; a quay.io
+  // image is pulled through an ECR pull-through cache in the stack's account (constructs/pushgateway.ts).
+  pushgatewayImage: 'quay.io/prometheus/pushgateway:v1.11.0',
   pushgatewayScrapeCidrs: [],
   alarmTopic: false,
   alarmEmail: undefined,
-  // max_connections on RDS is about RAM/9.5 MB: ~190 on a t4g.small (2 GiB).
+  // max_connections on RDS is about RAM/9.5 MB: ~180 on a t4g.small (2 GiB), see estimateMaxConnections.
   connectionsAlarmThreshold: 150,
 };
 
@@ -155,6 +170,10 @@ export function validateSettings(s: TaskEngineSettings): TaskEngineSettings {
     fail('maxAllocatedStorageGiB must be >= allocatedStorageGiB');
   if (!Number.isInteger(s.consumerMaxConcurrency) || s.consumerMaxConcurrency < 1)
     fail('consumerMaxConcurrency must be an integer >= 1');
+  if (!Number.isInteger(s.apiMaxConcurrency) || s.apiMaxConcurrency < 1)
+    fail('apiMaxConcurrency must be an integer >= 1');
+  if (!Number.isInteger(s.operatorConnections)) fail('operatorConnections must be an integer');
+  if (!Number.isInteger(s.maxConnections)) fail('maxConnections must be an integer (0: estimate)');
   if (s.consumerFanoutMax > 100) fail('consumerFanoutMax must be <= 100');
   if (s.consumerTimeoutSeconds < 30 || s.consumerTimeoutSeconds > 900)
     fail('consumerTimeoutSeconds must be 30..900 (the Lambda limit)');
@@ -167,8 +186,150 @@ export function validateSettings(s: TaskEngineSettings): TaskEngineSettings {
   if (!/^[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$/.test(s.pushgatewayImage))
     fail(`pushgatewayImage ${s.pushgatewayImage} must be pinned to a tag or digest`);
   if (s.pushgatewayImage.endsWith(':latest')) fail('pushgatewayImage must not be :latest');
+  const budget = connectionBudget(s);
+  if (budget.errors.length > 0) fail(budget.errors.join('; '));
   for (const cidr of s.pushgatewayScrapeCidrs)
     if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(cidr))
       fail(`pushgatewayScrapeCidrs: ${cidr} is not an IPv4 CIDR`);
   return s;
+}
+
+/** Instance memory in GiB by size, for the classes RDS PostgreSQL offers (t: burstable, m: general, r: memory). */
+const SIZE_UNITS: Record<string, number> = {
+  micro: 1 / 8,
+  small: 1 / 4,
+  medium: 1 / 2,
+  large: 1,
+  xlarge: 2,
+  '2xlarge': 4,
+  '4xlarge': 8,
+  '8xlarge': 16,
+  '12xlarge': 24,
+  '16xlarge': 32,
+  '24xlarge': 48,
+};
+const GIB_PER_UNIT: Record<string, number> = { t: 8, m: 8, r: 16, x: 32 };
+
+/**
+ * RDS's default max_connections, LEAST(DBInstanceClassMemory / 9531392, 5000), for an instance
+ * class, or undefined for a class this table does not know. DBInstanceClassMemory is the
+ * instance's memory less what RDS keeps for itself; 80% of nominal matches what RDS reports
+ * (t4g.micro ~ 80-90, t4g.small ~ 180-190), and errs low, which is the safe side for a budget.
+ */
+export function estimateMaxConnections(instanceType: string): number | undefined {
+  const [cls, size] = instanceType.split('.') as [string, string];
+  const family = cls.charAt(0);
+  const units = SIZE_UNITS[size];
+  const perUnit = GIB_PER_UNIT[family];
+  if (units === undefined || perUnit === undefined) return undefined;
+  if (family === 't' && units > 4) return undefined;
+  const bytes = units * perUnit * 1024 ** 3 * 0.8;
+  return Math.min(Math.floor(bytes / 9_531_392), 5000);
+}
+
+/** Connections RDS keeps back: superuser_reserved_connections (3) and rds.rds_superuser_reserved_connections (2). */
+export const RESERVED_CONNECTIONS = 5;
+/** The reaper runs alone (reserved concurrency 1); migrate is one trigger invocation. */
+const REAPER_CONNECTIONS = 1;
+const MIGRATE_CONNECTIONS = 1;
+/** RDS Proxy's pool, maxConnectionsPercent in constructs/database.ts. */
+export const PROXY_MAX_CONNECTIONS_PERCENT = 80;
+
+export interface ConnectionBudget {
+  maxConnections: number | undefined;
+  estimated: boolean;
+  /** Connections each client may hold at once: one per function container, one per operator. */
+  demand: { api: number; consumer: number; reaper: number; migrate: number; operators: number };
+  /** What must fit into the instance directly (everything without a proxy; migrate and operators with one). */
+  direct: number;
+  /** Capacity for `direct`: max_connections less the reserved ones (and less the proxy's pool with one). */
+  directCapacity: number | undefined;
+  /** With a proxy: the pool the proxy may open, shared by api, consumer and reaper. */
+  proxyPool: number | undefined;
+  /** Reserved concurrency the stack asks of the account (api + consumer + reaper). */
+  reservedConcurrency: number;
+  /** Lambda keeps at least 100 unreserved: the account quota must be at least this. */
+  accountQuotaNeeded: number;
+  /** The budget cannot fit: synthesis refuses. */
+  errors: string[];
+  /** It fits, but something deserves a look. */
+  warnings: string[];
+}
+
+/**
+ * The database connection budget, computed from the settings at synthesis: every function
+ * container holds one connection (also while frozen), so reserved concurrency is the number of
+ * connections a function can hold. Without RDS Proxy, api + consumer + reaper + migrate +
+ * operators must fit into max_connections; with it, migrate and operators connect directly and
+ * must fit beside the proxy's pool.
+ */
+export function connectionBudget(s: TaskEngineSettings): ConnectionBudget {
+  const demand = {
+    api: s.apiMaxConcurrency,
+    consumer: s.consumerMaxConcurrency,
+    reaper: REAPER_CONNECTIONS,
+    migrate: MIGRATE_CONNECTIONS,
+    operators: s.operatorConnections,
+  };
+  const estimated = s.maxConnections === 0;
+  const maxConnections = estimated ? estimateMaxConnections(s.instanceType) : s.maxConnections;
+  const runtime = demand.api + demand.consumer + demand.reaper;
+  const direct = s.rdsProxy ? demand.migrate + demand.operators : runtime + demand.migrate + demand.operators;
+  const reservedConcurrency = runtime;
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  let directCapacity: number | undefined;
+  let proxyPool: number | undefined;
+  const parts =
+    `api ${demand.api} (apiMaxConcurrency) + consumer ${demand.consumer} (consumerMaxConcurrency) + ` +
+    `reaper ${demand.reaper} + migrate ${demand.migrate} + operators ${demand.operators} (operatorConnections)`;
+  if (maxConnections === undefined) {
+    warnings.push(
+      `connection budget: max_connections of ${s.instanceType} is not known here; set taskEngine:maxConnections ` +
+        `to check that ${parts} = ${runtime + demand.migrate + demand.operators} connections fit`,
+    );
+  } else {
+    const src = estimated ? `~${maxConnections} (estimated for ${s.instanceType})` : String(maxConnections);
+    if (s.rdsProxy) {
+      proxyPool = Math.floor((maxConnections * PROXY_MAX_CONNECTIONS_PERCENT) / 100);
+      directCapacity = maxConnections - proxyPool - RESERVED_CONNECTIONS;
+      if (direct > directCapacity)
+        errors.push(
+          `connection budget: migrate ${demand.migrate} + operators ${demand.operators} connect directly and need ` +
+            `${direct}, but max_connections ${src} less the proxy's ${PROXY_MAX_CONNECTIONS_PERCENT}% pool (${proxyPool}) ` +
+            `and ${RESERVED_CONNECTIONS} reserved leaves ${directCapacity}: lower operatorConnections or choose a larger instanceType`,
+        );
+      if (runtime > proxyPool)
+        warnings.push(
+          `connection budget: api + consumer + reaper may hold ${runtime} client connections, more than the proxy's pool ` +
+            `of ${proxyPool}; the proxy multiplexes them (no session state is used), a saturated pool answers 503 after ` +
+            'its 10 s borrow timeout',
+        );
+    } else {
+      directCapacity = maxConnections - RESERVED_CONNECTIONS;
+      if (direct > directCapacity)
+        errors.push(
+          `connection budget: ${parts} = ${direct} connections, but max_connections ${src} less ${RESERVED_CONNECTIONS} ` +
+            `reserved leaves ${directCapacity}: lower apiMaxConcurrency or consumerMaxConcurrency, choose a larger ` +
+            'instanceType, or set rdsProxy=true',
+        );
+      else if (direct > s.connectionsAlarmThreshold)
+        warnings.push(
+          `connection budget: at full concurrency the functions hold ${direct} connections, above ` +
+            `connectionsAlarmThreshold ${s.connectionsAlarmThreshold}: the connections alarm would fire on a busy day`,
+        );
+    }
+  }
+  return {
+    maxConnections,
+    estimated,
+    demand,
+    direct,
+    directCapacity,
+    proxyPool,
+    reservedConcurrency,
+    accountQuotaNeeded: reservedConcurrency + 100,
+    errors,
+    warnings,
+  };
 }

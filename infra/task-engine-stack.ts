@@ -1,8 +1,18 @@
-import { type CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  type CfnElement,
+  CfnOutput,
+  CfnResource,
+  Duration,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as triggers from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
-import { DEFAULT_SETTINGS, type TaskEngineSettings, validateSettings } from './config.ts';
+import { connectionBudget, DEFAULT_SETTINGS, type TaskEngineSettings, validateSettings } from './config.ts';
 import { Alarms } from './constructs/alarms.ts';
 import { Api } from './constructs/api.ts';
 import { Database } from './constructs/database.ts';
@@ -114,6 +124,16 @@ export class TaskEngineStack extends Stack {
     });
 
     this.acknowledgeCdkInternals();
+    this.retainProviderLogs(logRetention, logRemoval);
+
+    // Refusals already happened in validateSettings; what fits but deserves a look is a warning.
+    const budget = connectionBudget(settings);
+    for (const warning of budget.warnings) Annotations.of(this).addWarningV2('dte:connectionBudget', warning);
+    Annotations.of(this).addInfo(
+      `reserved concurrency ${budget.reservedConcurrency} (api ${budget.demand.api} + consumer ` +
+        `${budget.demand.consumer} + reaper ${budget.demand.reaper}): Lambda keeps 100 unreserved, so the ` +
+        `account's concurrent-executions quota must be at least ${budget.accountQuotaNeeded}`,
+    );
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.url,
@@ -125,6 +145,23 @@ export class TaskEngineStack extends Stack {
     new CfnOutput(this, 'OwnerSecretArn', { value: this.database.ownerSecretArn });
     new CfnOutput(this, 'ConsumerFunctionName', { value: this.functions.consumer.functionName });
     new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.schedules.deadLetterQueue.queueUrl });
+  }
+
+  /**
+   * The Lambda functions CDK creates for its own custom resources (the trigger's provider, the
+   * log-retention provider) would log to a group Lambda creates on first use, without a
+   * retention. Each gets a group of the stack's, with the stack's retention, as its logging target.
+   */
+  private retainProviderLogs(retention: logs.RetentionDays, removalPolicy: RemovalPolicy): void {
+    for (const child of this.node.findAll()) {
+      if (!(child instanceof CfnResource) || child.cfnResourceType !== 'AWS::Lambda::Function') continue;
+      if (child instanceof lambda.CfnFunction) continue; // our functions name their log group
+      const group = new logs.LogGroup(child.node.scope!, `${child.node.id}Logs`, {
+        retention,
+        removalPolicy,
+      });
+      child.addPropertyOverride('LoggingConfig', { LogGroup: group.logGroupName });
+    }
   }
 
   /**

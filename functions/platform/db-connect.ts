@@ -2,12 +2,17 @@
 // DATABASE_URL never loads them (they were ~20 MB of a consumer's resident memory).
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
-import type { Config } from './config.ts';
+import { type Config, ConfigError } from './config.ts';
 import { createDb, isAuthFailure, type PgDb } from './db.ts';
 
-/** The JSON shape RDS writes into a generated Secrets Manager secret. */
-interface RdsSecret {
-  host: string;
+/**
+ * The JSON in a database secret. The secret RDS creates itself (manageMasterUserPassword) holds
+ * only `username` and `password`; where the database is comes from the function's environment
+ * (DB_HOST, DB_PORT, DB_NAME, set by the stack). The other fields are used only when present
+ * (secrets made by CDK's DatabaseSecret or by hand, and by rotation functions, carry them).
+ */
+export interface RdsSecret {
+  host?: string;
   port?: number;
   username: string;
   password: string;
@@ -46,10 +51,10 @@ export class SecretCache {
       )
       .then((out) => {
         if (!out.SecretString) throw new Error(`secret ${this.#arn} has no SecretString`);
-        const parsed = JSON.parse(out.SecretString) as RdsSecret;
-        if (!parsed.host || !parsed.username || !parsed.password)
-          throw new Error(`secret ${this.#arn} lacks host/username/password`);
-        return parsed;
+        const parsed = JSON.parse(out.SecretString) as Partial<RdsSecret> | null;
+        if (typeof parsed?.username !== 'string' || typeof parsed.password !== 'string' || !parsed.username)
+          throw new Error(`secret ${this.#arn} lacks username/password`);
+        return parsed as RdsSecret;
       });
     this.#value.catch(() => {
       this.#value = undefined;
@@ -97,9 +102,11 @@ export function connectFromConfig(
           new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({}),
       );
       const s = await secrets.get();
+      const host = config.DB_HOST ?? s.host;
+      if (!host) throw new ConfigError('DB_SECRET_ARN: the secret holds no host; set DB_HOST');
       pool = createDb({
         ...common,
-        host: config.DB_HOST ?? s.host,
+        host,
         port: config.DB_HOST ? config.DB_PORT : (s.port ?? config.DB_PORT),
         database: config.DB_NAME ?? s.dbname ?? 'postgres',
         user: config.DB_USER ?? s.username,

@@ -1,9 +1,9 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import type { TaskEngineSettings } from '../config.ts';
+import { PROXY_MAX_CONNECTIONS_PERCENT, type TaskEngineSettings } from '../config.ts';
 import { acknowledgeNag } from '../nag.ts';
 import type { Network } from './network.ts';
 
@@ -25,7 +25,7 @@ export interface DatabaseProps {
 }
 
 /**
- * RDS PostgreSQL 16: encrypted, private, TLS-only, IAM database authentication for the
+ * RDS PostgreSQL 17.9 (minor upgrades applied by RDS): encrypted, private, TLS-only, IAM database authentication for the
  * runtime functions, the owner's password generated and rotated by RDS in Secrets Manager
  * (used by the migrate function only). Optionally an RDS Proxy with end-to-end IAM auth.
  */
@@ -48,7 +48,11 @@ export class Database extends Construct {
       allowAllOutbound: false,
     });
 
-    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 });
+    // PostgreSQL 17 (community support until November 2029), pinned to a minor RDS offers for new
+    // instances: a major-only "17" is not a version RDS lists (cfn-lint W3691 flags it), and
+    // which minor it would resolve to is not reviewable. autoMinorVersionUpgrade then applies
+    // RDS's patch releases in the maintenance window; a new pin is a reviewed change here.
+    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 });
     const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
       engine,
       description: 'durable-task-engine: TLS only, slow statements logged',
@@ -129,6 +133,9 @@ export class Database extends Construct {
       });
       this.proxy = new rds.DatabaseProxy(this, 'Proxy', {
         proxyTarget: rds.ProxyTarget.fromInstance(this.instance),
+        // Proxy names are unique per account and region: derived from the stack and construct
+        // path (letters and digits, a hash), so side-by-side stacks do not collide.
+        dbProxyName: Names.uniqueResourceName(this, { maxLength: 60 }),
         vpc: network.vpc,
         vpcSubnets: network.dbSubnets,
         role: proxyRole,
@@ -138,7 +145,7 @@ export class Database extends Construct {
         // The functions never use session state (design section 2), so connections are never
         // pinned; a short borrow timeout turns a saturated pool into a fast 503 instead of a hang.
         borrowTimeout: Duration.seconds(10),
-        maxConnectionsPercent: 80,
+        maxConnectionsPercent: PROXY_MAX_CONNECTIONS_PERCENT,
         debugLogging: false,
       });
       for (const user of Object.values(DB_LOGIN_USERS)) this.instance.grantConnect(proxyRole, user);

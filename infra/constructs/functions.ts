@@ -162,7 +162,15 @@ export class Functions extends Construct {
       // API Gateway HTTP APIs give up after 30 s; a request never needs more than a few statements.
       timeout: Duration.seconds(29),
       memorySize: 512,
-      environment: { ...runtimeDb('api'), MAX_PAYLOAD_BYTES: '262144' },
+      environment: {
+        ...runtimeDb('api'),
+        MAX_PAYLOAD_BYTES: '262144',
+        // A job whose task timeout cannot fit in one consumer invocation is refused at enqueue.
+        CONSUMER_TIMEOUT_SECONDS: String(settings.consumerTimeoutSeconds),
+      },
+      // Each api container holds a connection, also while frozen: reserved concurrency is the
+      // api's share of the connection budget (infra/config.ts connectionBudget).
+      reservedConcurrentExecutions: settings.apiMaxConcurrency,
       securityGroup: 'functions',
     });
 

@@ -12,7 +12,7 @@ export interface NetworkProps {
 /**
  * Two AZs (fixed by the env-agnostic stack, so synthesis needs no lookup): public subnets hold
  * only the NAT gateway; functions and the Pushgateway run in private subnets with egress
- * (tasks call the outside world, the Pushgateway image comes from Docker Hub); the database
+ * (tasks call the outside world, ECR fetches the Pushgateway image from quay.io); the database
  * sits in isolated subnets with no route out at all.
  *
  * One security group per kind of client, so each ingress rule names exactly who may connect.

@@ -1,10 +1,28 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Annotations, Duration, Names, type RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import { Construct } from 'constructs';
+import { acknowledgeNag } from '../nag.ts';
 import type { Network } from './network.ts';
+
+/** `registry/repository:tag` or `…@sha256:…` split; a reference without a registry host is Docker Hub. */
+export function parseImage(ref: string): { registry: string; repository: string; tagOrDigest: string } {
+  const at = ref.indexOf('@');
+  const colon = ref.lastIndexOf(':');
+  const split = at !== -1 ? at : colon;
+  const name = ref.slice(0, split);
+  const tagOrDigest = ref.slice(split + 1);
+  const first = name.split('/')[0]!;
+  const hasRegistry =
+    name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return hasRegistry
+    ? { registry: first, repository: name.slice(first.length + 1), tagOrDigest }
+    : { registry: 'docker.io', repository: name.includes('/') ? name : `library/${name}`, tagOrDigest };
+}
 
 export const PUSHGATEWAY_PORT = 9091;
 export const PUSHGATEWAY_NAMESPACE = 'taskengine.internal';
@@ -29,6 +47,8 @@ export class Pushgateway extends Construct {
   readonly url: string;
   readonly service: ecs.FargateService;
   readonly securityGroup: ec2.SecurityGroup;
+  /** The ECR pull-through cache rule the image comes through (quay.io images). */
+  cacheRule: ecr.CfnPullThroughCacheRule | undefined;
 
   constructor(scope: Construct, id: string, props: PushgatewayProps) {
     super(scope, id);
@@ -56,8 +76,9 @@ export class Pushgateway extends Construct {
       retention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
+    const image = this.image(props.image, taskDefinition);
     taskDefinition.addContainer('pushgateway', {
-      image: ecs.ContainerImage.fromRegistry(props.image),
+      image,
       essential: true,
       readonlyRootFilesystem: true,
       user: 'nobody',
@@ -109,6 +130,52 @@ export class Pushgateway extends Construct {
       },
       enableExecuteCommand: false,
     });
+    if (this.cacheRule) this.service.node.addDependency(this.cacheRule);
     this.url = `http://${PUSHGATEWAY_SERVICE}.${PUSHGATEWAY_NAMESPACE}:${PUSHGATEWAY_PORT}`;
+  }
+
+  /**
+   * A quay.io image (the default) is pulled through an ECR pull-through cache rule of this
+   * stack: ECS pulls from the account's own ECR, which fetches the image from quay.io once and
+   * keeps it, so task restarts and redeploys no longer depend on the upstream registry, and
+   * nothing is pulled anonymously from Docker Hub (whose anonymous pull limit is per NAT IP).
+   * Any other registry is used as given (e.g. an image you copied into your own ECR).
+   */
+  private image(ref: string, taskDefinition: ecs.FargateTaskDefinition): ecs.ContainerImage {
+    const { registry, repository, tagOrDigest } = parseImage(ref);
+    if (registry !== 'quay.io') {
+      if (registry === 'docker.io' || registry === 'registry-1.docker.io')
+        Annotations.of(this).addWarningV2(
+          'dte:pushgatewayImageDockerHub',
+          `pushgatewayImage ${ref} is pulled anonymously from Docker Hub through the NAT gateway: a rate limit or ` +
+            'an outage fails the ECS deployment and the stack. Prefer quay.io/prometheus/pushgateway (pulled through ECR).',
+        );
+      return ecs.ContainerImage.fromRegistry(ref);
+    }
+    // Pull-through cache prefixes are unique per account and region: one per stack.
+    const prefix = Names.uniqueResourceName(this, { maxLength: 30 }).toLowerCase();
+    this.cacheRule = new ecr.CfnPullThroughCacheRule(this, 'QuayCache', {
+      ecrRepositoryPrefix: prefix,
+      upstreamRegistry: 'quay',
+      upstreamRegistryUrl: 'quay.io',
+    });
+    const repositoryName = `${prefix}/${repository}`;
+    const repo = ecr.Repository.fromRepositoryName(this, 'CachedRepository', repositoryName);
+    // The first pull creates the cached repository and imports the image into it.
+    const executionRole = taskDefinition.obtainExecutionRole();
+    executionRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PullThroughCache',
+        actions: ['ecr:CreateRepository', 'ecr:BatchImportUpstreamImage'],
+        resources: [repo.repositoryArn],
+      }),
+    );
+    acknowledgeNag(
+      executionRole,
+      'AwsSolutions-IAM5[Resource::*]',
+      'ecr:GetAuthorizationToken (added by CDK for any ECR image) has no resource-level permissions; the pull ' +
+        'actions are scoped to the one cached repository.',
+    );
+    return ecs.ContainerImage.fromEcrRepository(repo, tagOrDigest);
   }
 }

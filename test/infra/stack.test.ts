@@ -68,13 +68,13 @@ describe('TaskEngineStack (default settings)', () => {
     expect(s.app.node.tryGetContext('availability-zones:account=')).toBeUndefined();
   });
 
-  it('keeps RDS PostgreSQL 16 private, encrypted, backed up for 7 days, protected and TLS-only', () => {
+  it('keeps RDS PostgreSQL 17 private, encrypted, backed up for 7 days, protected and TLS-only', () => {
     s.template.hasResource('AWS::RDS::DBInstance', {
       DeletionPolicy: 'Snapshot',
       UpdateReplacePolicy: 'Snapshot',
       Properties: Match.objectLike({
         Engine: 'postgres',
-        EngineVersion: Match.stringLikeRegexp('^16'),
+        EngineVersion: '17.9',
         PubliclyAccessible: false,
         StorageEncrypted: true,
         BackupRetentionPeriod: Match.anyValue(),
@@ -87,7 +87,7 @@ describe('TaskEngineStack (default settings)', () => {
     const [, instance] = ofType(R, 'AWS::RDS::DBInstance')[0]!;
     expect(instance.Properties.BackupRetentionPeriod).toBeGreaterThanOrEqual(7);
     s.template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
-      Family: 'postgres16',
+      Family: 'postgres17',
       Parameters: Match.objectLike({ 'rds.force_ssl': '1' }),
     });
   });
@@ -149,11 +149,37 @@ describe('TaskEngineStack (default settings)', () => {
     expect(env(ids.migrate).DB_IAM_AUTH).toBeUndefined();
   });
 
-  it('reserves exactly one reaper and caps the consumer at consumerMaxConcurrency', () => {
+  it('reserves exactly one reaper and caps the consumer at consumerMaxConcurrency and the api at apiMaxConcurrency', () => {
     expect(R[ids.reaper]!.Properties.ReservedConcurrentExecutions).toBe(1);
     expect(R[ids.consumer]!.Properties.ReservedConcurrentExecutions).toBe(
       DEFAULT_SETTINGS.consumerMaxConcurrency,
     );
+    expect(R[ids.api]!.Properties.ReservedConcurrentExecutions).toBe(DEFAULT_SETTINGS.apiMaxConcurrency);
+  });
+
+  it("tells the api the consumer's timeout in seconds (CONSUMER_TIMEOUT_SECONDS)", () => {
+    const env = R[ids.api]!.Properties.Environment.Variables;
+    expect(env.CONSUMER_TIMEOUT_SECONDS).toBe(String(R[ids.consumer]!.Properties.Timeout));
+    expect(env.CONSUMER_TIMEOUT_SECONDS).toBe(String(DEFAULT_SETTINGS.consumerTimeoutSeconds));
+  });
+
+  it('tells the migrate function where the database is: the RDS-managed secret holds only username and password', () => {
+    const env = R[ids.migrate]!.Properties.Environment.Variables;
+    expect(env.DB_HOST).toEqual({ 'Fn::GetAtt': [ids.instance, 'Endpoint.Address'] });
+    expect(env.DB_PORT).toBe('5432');
+    expect(env.DB_NAME).toBe('taskengine');
+    expect(env.DB_SECRET_ARN).toEqual({ 'Fn::GetAtt': [ids.instance, 'MasterUserSecret.SecretArn'] });
+  });
+
+  it("logs every Lambda function, CDK's providers included, to a log group of the stack with a retention", () => {
+    const fns = ofType(R, 'AWS::Lambda::Function');
+    expect(fns.length).toBeGreaterThanOrEqual(6);
+    for (const [id, fn] of fns) {
+      const ref = fn.Properties.LoggingConfig?.LogGroup?.Ref as string | undefined;
+      expect(ref, id).toBeDefined();
+      expect(R[ref!]!.Type, id).toBe('AWS::Logs::LogGroup');
+      expect(R[ref!]!.Properties.RetentionInDays, id).toBe(DEFAULT_SETTINGS.logRetentionDays);
+    }
   });
 
   it('sets a retention on every log group', () => {
@@ -235,6 +261,10 @@ describe('TaskEngineStack (default settings)', () => {
     for (const w of wildcards) {
       const known =
         (w.policy.startsWith('LogRetention') && w.resource === '"*"') ||
+        // ECR's token action has no resource-level permissions; the pulls are scoped to the repository.
+        (w.policy.startsWith('PushgatewayTaskExecutionRole') &&
+          w.resource === '"*"' &&
+          w.action === 'ecr:GetAuthorizationToken') ||
         // Scheduler may invoke the function's versions: "<function ARN>:*".
         (w.policy.startsWith('SchedulerRoleForTarget') && /"Fn::GetAtt".*":\*"/.test(w.resource));
       expect(known, `${w.policy}: ${w.resource}`).toBe(true);
@@ -246,17 +276,32 @@ describe('TaskEngineStack (default settings)', () => {
       expect(connect.some((r) => r.includes(`/${user}`) && r.includes('DbiResourceId'))).toBe(true);
   });
 
-  it('runs a pinned Pushgateway image on Fargate arm64, discoverable through Cloud Map', () => {
-    s.template.hasResourceProperties('AWS::ECS::TaskDefinition', {
+  it('runs a pinned Pushgateway image on Fargate arm64, from quay.io through an ECR pull-through cache, discoverable through Cloud Map', () => {
+    const [[ruleId, rule]] = ofType(R, 'AWS::ECR::PullThroughCacheRule') as [[string, Cfn]];
+    expect(rule.Properties).toMatchObject({ UpstreamRegistry: 'quay', UpstreamRegistryUrl: 'quay.io' });
+    const prefix = rule.Properties.EcrRepositoryPrefix as string;
+    expect(prefix).toMatch(/^[a-z0-9]{2,30}$/);
+    const [, task] = ofType(R, 'AWS::ECS::TaskDefinition')[0]!;
+    expect(task.Properties).toMatchObject({
       RequiresCompatibilities: ['FARGATE'],
       RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
-      ContainerDefinitions: [
-        Match.objectLike({
-          Image: Match.stringLikeRegexp('^prom/pushgateway:v\\d+\\.\\d+\\.\\d+$'),
-          PortMappings: [{ ContainerPort: 9091, Protocol: 'tcp' }],
-        }),
-      ],
     });
+    const [container] = task.Properties.ContainerDefinitions;
+    expect(container.PortMappings).toEqual([{ ContainerPort: 9091, Protocol: 'tcp' }]);
+    // <account>.dkr.ecr.<region>.<suffix>/<prefix>/prometheus/pushgateway:vX.Y.Z, never Docker Hub.
+    const image = JSON.stringify(container.Image);
+    expect(image).toMatch(
+      new RegExp(`\\.dkr\\.ecr\\..*/${prefix}/prometheus/pushgateway:v\\d+\\.\\d+\\.\\d+"`),
+    );
+    const [serviceId] = ofType(R, 'AWS::ECS::Service')[0]!;
+    expect(R[serviceId]!.DependsOn).toContain(ruleId);
+    const importActions = ofType(R, 'AWS::IAM::Policy')
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement)
+      .filter((st: Cfn) => [st.Action].flat().includes('ecr:BatchImportUpstreamImage'));
+    expect(importActions).toHaveLength(1);
+    expect(JSON.stringify(importActions[0].Resource)).toContain(
+      `repository/${prefix}/prometheus/pushgateway`,
+    );
     s.template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', {
       Name: 'taskengine.internal',
     });

@@ -16,6 +16,10 @@ const secret = (username: string) => ({
     engine: 'postgres',
   }),
 });
+/** Exactly what RDS writes into the secret it manages (manageMasterUserPassword): nothing else. */
+const rdsManagedSecret = (username: string) => ({
+  SecretString: JSON.stringify({ username, password: 'from-secrets-manager' }),
+});
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dte-db-AbCdEf';
 
 describe.runIf(await postgresAvailable())('database credentials from Secrets Manager', () => {
@@ -39,6 +43,40 @@ describe.runIf(await postgresAvailable())('database credentials from Secrets Man
     } finally {
       await db.end();
     }
+  });
+
+  it('connects with the RDS-managed secret ({username, password} only): where comes from DB_HOST/DB_PORT/DB_NAME', async () => {
+    sm.on(GetSecretValueCommand).resolves(rdsManagedSecret(url.username || 'root'));
+    // The environment the stack gives the migrate function.
+    const config = loadConfig({
+      DB_SECRET_ARN: ARN,
+      DB_HOST: url.hostname,
+      DB_PORT: url.port || '5432',
+      DB_NAME: url.pathname.slice(1),
+    });
+    const db = connectFromConfig(config, {
+      applicationName: 'test',
+      secretsManager: new SecretsManagerClient({ region: 'us-east-1' }),
+      tls: false,
+    });
+    try {
+      const { rows } = await db.query<{ db: string }>('SELECT current_database() AS db');
+      expect(rows[0]!.db).toBe(url.pathname.slice(1));
+      expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('refuses, naming DB_HOST, when neither the environment nor the secret says where the database is', async () => {
+    sm.on(GetSecretValueCommand).resolves(rdsManagedSecret('root'));
+    const db = connectFromConfig(loadConfig({ DB_SECRET_ARN: ARN }), {
+      applicationName: 'test',
+      secretsManager: new SecretsManagerClient({ region: 'us-east-1' }),
+      tls: false,
+    });
+    await expect(db.query('SELECT 1')).rejects.toThrow(/holds no host; set DB_HOST/);
+    await db.end();
   });
 
   it('re-reads the secret once when the database rejects the login (rotation), then succeeds', async () => {
