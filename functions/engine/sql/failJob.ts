@@ -16,6 +16,7 @@ export interface FailOutcome {
 }
 
 /** NUL, and a UTF-16 surrogate without its other half: text that jsonb (and PostgreSQL text) cannot hold. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is the character to find.
 const UNSTORABLE_CHARS = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
