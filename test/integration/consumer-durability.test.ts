@@ -47,7 +47,7 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       });
       const [{ job }] = (await enqueueMany(t.db, [
         { type: 'test.endless', payload: null, maxAttempts: 1 },
-      ])) as [{ job: { id: string } }];
+      ])) as unknown as [{ job: { id: string } }];
       const consumer = createHandler({
         db: t.db,
         registry: createRegistry().register(endless),
@@ -93,7 +93,7 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
           return 'never';
         },
       });
-      const [{ job }] = (await enqueueMany(t.db, [{ type: 'test.long', payload: null }])) as [
+      const [{ job }] = (await enqueueMany(t.db, [{ type: 'test.long', payload: null }])) as unknown as [
         { job: { id: string } },
       ];
       const consumer = createHandler({
@@ -156,7 +156,7 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       });
       const kinds = Object.keys(bad);
       const payloads = Array.from({ length: 30 }, (_, i) => ({ kind: 'good', i }));
-      kinds.forEach((kind, k) => payloads.splice(k * 4 + 1, 0, { kind, i: -1 }));
+      for (const [k, kind] of kinds.entries()) payloads.splice(k * 4 + 1, 0, { kind, i: -1 });
       await enqueueMany(
         t.db,
         payloads.map((payload) => ({ type: 'test.value', payload, maxAttempts: 3 })),
@@ -206,7 +206,7 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       });
       const [{ job }] = (await enqueueMany(t.db, [
         { type: 'test.throw-nul', payload: null, maxAttempts: 1 },
-      ])) as [{ job: { id: string } }];
+      ])) as unknown as [{ job: { id: string } }];
       const consumer = createHandler({
         db: t.db,
         registry: createRegistry().register(thrower),
