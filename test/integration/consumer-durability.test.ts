@@ -143,6 +143,17 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       }),
     };
 
+    /** Each reason says what was wrong, found in JavaScript before the value met the database. */
+    const reasons: Record<string, RegExp> = {
+      nulString: /NUL/,
+      nulKey: /NUL/,
+      loneHigh: /lone surrogate \(\\ud800\)/,
+      loneLow: /lone surrogate \(\\udc00\)/,
+      bigint: /BigInt/,
+      cyclic: /circular/i,
+      throwingToJSON: /toJSON refuses/,
+    };
+
     it('a bad result fails its own job ("result not storable") and the rest of the batch completes, each job run once', async () => {
       // Prepare: 30 good jobs with one of each bad value among them, all in one batch
       const runsById = new Map<string, number>();
@@ -187,6 +198,7 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
         } else {
           expect(r, r.payload.kind).toMatchObject({ status: 'failed', attempts: 1, result: null });
           expect(r.last_error!.message, r.payload.kind).toMatch(/^result not storable: /);
+          expect(r.last_error!.message, r.payload.kind).toMatch(reasons[r.payload.kind]!);
           expect(r.last_error!.name).toBe('NonRetryableError');
         }
       }
