@@ -173,12 +173,15 @@ function recording(q: Queryable): Queryable {
           const leases = leasesOf(values?.[0]);
           emit({ op: 'renew', ms, asked: leases.length, renewed: rows.length });
         } else if (kind === 'release') {
+          // A job out of deadline releases ends `failed` (jobs_release, 0008): the checker counts
+          // it among the failed jobs, so it is neither released nor fenced here.
           const done = new Set(rows.map((r) => String(r.id)));
+          const failed = new Set(rows.filter((r) => r.status === 'failed').map((r) => String(r.id)));
           const leases = leasesOf(values?.[0]);
           emit({
             op: 'release',
             ms,
-            ok: leases.filter(([id]) => done.has(id)),
+            ok: leases.filter(([id]) => done.has(id) && !failed.has(id)),
             fenced: leases.filter(([id]) => !done.has(id)),
             unknown: [],
           });
