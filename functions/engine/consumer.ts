@@ -188,6 +188,8 @@ export async function runConsumer(
   const { db, tasks, logger, settings: s, observer } = deps;
   const started = Date.now();
   const margin = deadlineMargin(ctx.remainingMs());
+  /** What this invocation had to run tasks in: a timeout longer than this never fits one like it. */
+  const budgetMs = ctx.remainingMs() - margin;
   /** Read live: the local engine shortens the remaining time on Ctrl-C. */
   const timeLeft = () => ctx.remainingMs() - margin;
   const summary: ConsumerSummary = {
@@ -208,8 +210,10 @@ export async function runConsumer(
   const running = new Set<Held>();
   const toComplete: PendingCompletion[] = [];
   const toRelease: Held[] = [];
-  /** Claimed jobs whose task's timeoutSeconds did not fit the time left: released at the end, counted. */
+  /** Claimed jobs whose task's timeoutSeconds did not fit the time left: released at the end. */
   const deferred: Held[] = [];
+  /** Set when a job that fits a whole invocation no longer fits this one: claim nothing more. */
+  let outOfTime = false;
   const maxDeadlineReleases = s.maxDeadlineReleases ?? DEFAULT_MAX_DEADLINE_RELEASES;
   const pauseCheckMs = s.pauseCheckMs ?? 250;
   /** When the paused queues were last known: the claim itself skips paused queues. */
@@ -613,8 +617,12 @@ export async function runConsumer(
         summary.exitReason = 'deadline';
         break;
       }
+      if (outOfTime && waiting.length === 0 && running.size === 0) {
+        summary.exitReason = 'deadline';
+        break;
+      }
       let claimedNothing = false;
-      if (waiting.length === 0 && running.size < s.concurrency) {
+      if (waiting.length === 0 && running.size < s.concurrency && !outOfTime) {
         const claimed = await claimNext();
         summary.claimed += claimed.length;
         summary.backlog = claimed.length === s.batchSize;
@@ -646,10 +654,14 @@ export async function runConsumer(
         const h = waiting.shift()!;
         const task = tasks.get(h.job.type);
         // A task that cannot finish in the time left is not started: it is held (its lease
-        // renewed) and released at the end as a deadline stop, counted, so the next invocation
-        // can take it with its full time and a job longer than any invocation ends `failed`.
+        // renewed) and released at the end, so that a fresh invocation can take it with its
+        // full time. If it does not fit even a whole invocation like this one the release is a
+        // counted deadline stop (a job longer than any invocation ends `failed`); otherwise this
+        // invocation is near its end, and it claims nothing more (which would only be held and
+        // handed back too).
         if (task?.timeoutSeconds !== undefined && task.timeoutSeconds * 1000 > timeLeft()) {
-          h.deadline = true;
+          if (task.timeoutSeconds * 1000 > budgetMs) h.deadline = true;
+          else outOfTime = true;
           deferred.push(h);
           continue;
         }
@@ -663,7 +675,7 @@ export async function runConsumer(
           break;
         }
       }
-      if (running.size >= s.concurrency || claimedNothing) {
+      if (running.size >= s.concurrency || claimedNothing || outOfTime) {
         const waitMs = Math.min(claimedNothing ? s.pollMs : 1000, Math.max(1, timeLeft()));
         await new Promise<void>((resolve) => {
           const done = () => {

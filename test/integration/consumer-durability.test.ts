@@ -121,6 +121,50 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       });
       await expectCountersMatchTable(t.db);
     });
+    it('near the end of an invocation, a task that would fit a fresh one is handed back uncounted and nothing more is claimed', async () => {
+      // Prepare: 3 s to run tasks in (4 s less the 1 s margin); a 1.5 s job, then one with a 2 s
+      // timeout that no longer fits once the first is done, then a third
+      let runs = 0;
+      const timed = defineTask({
+        type: 'test.timed',
+        schema: z.object({ ms: z.number() }),
+        timeoutSeconds: 2,
+        run: async (p) => {
+          runs++;
+          await sleep(p.ms);
+          return p.ms;
+        },
+      });
+      const [a, b, c] = await enqueueMany(t.db, [
+        { type: 'test.timed', payload: { ms: 1500 } },
+        { type: 'test.timed', payload: { ms: 0 } },
+        { type: 'test.timed', payload: { ms: 0 } },
+      ]);
+      const consumer = createHandler({
+        db: t.db,
+        registry: createRegistry().register(timed),
+        env: { ...quiet, CONSUMER_CONCURRENCY: '1', BATCH_SIZE: '2' },
+        logStream: logSink(),
+      });
+      // Act
+      const summary = await consumer(schedulerEvent, fakeContext(4000));
+      // Assess: the first ran, the second went back with its attempt and no deadline release
+      // counted, the third was never claimed
+      expect(runs).toBe(1);
+      expect(summary).toMatchObject({ claimed: 2, completed: 1, released: 1, exitReason: 'deadline' });
+      const { rows } = await t.db.query<{
+        id: string;
+        status: string;
+        attempts: number;
+        lease_token: string;
+        n: number;
+      }>('SELECT id, status, attempts, lease_token, deadline_releases AS n FROM jobs ORDER BY id');
+      expect(rows.map((r) => [String(r.id), r.status, r.attempts, String(r.lease_token), r.n])).toEqual([
+        [a!.job.id, 'completed', 1, '1', 0],
+        [b!.job.id, 'queued', 0, '1', 0],
+        [c!.job.id, 'queued', 0, '0', 0],
+      ]);
+    });
   });
 
   describe('values jsonb cannot store', () => {
