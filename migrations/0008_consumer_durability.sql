@@ -2,8 +2,8 @@
 -- never walks paused or future rows, and the consumer role writes jobs only through functions.
 --
 -- 1. `deadline_releases`: how often a job was handed back at an invocation deadline, either
---    started and aborted there or not started because its task's timeoutSeconds did not fit the
---    time left. Such a release gives the attempt back (the job did not fail), so before this a
+--    started and aborted there or not started because its task's timeoutSeconds is longer than a
+--    whole invocation. Such a release gives the attempt back (the job did not fail), so before this a
 --    job longer than any invocation looped forever (claimed, aborted, released, claimed ...).
 --    `jobs_release` now counts those releases, and a job that reaches the consumer's cap ends
 --    `failed` ("exceeds the invocation time") instead of being released once more. Other
@@ -263,7 +263,7 @@ $$;
 
 -- Hands leases back (a jsonb array of {id, token, deadline}): `queued` again, the claim's
 -- attempt given back. A lease marked `deadline` (started and aborted at the invocation
--- deadline, or not started because its timeout did not fit the time left) counts in
+-- deadline, or not started because its timeout is longer than a whole invocation) counts in
 -- deadline_releases; a job that has already been released `p_max_deadline_releases` times that
 -- way ends `failed` instead, its attempt kept, with a last_error that says why. Fenced; returns
 -- each changed job's id and new status.

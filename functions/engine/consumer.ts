@@ -55,7 +55,7 @@ export interface ConsumerSettings {
   maxBackoffSeconds: number;
   /**
    * Deadline releases a job gets (stopped at an invocation deadline, or not started because its
-   * timeoutSeconds did not fit the time left) before the next such stop fails it. Default 3.
+   * timeoutSeconds is longer than a whole invocation) before the next such stop fails it. Default 3.
    */
   maxDeadlineReleases?: number;
   /** How often, at most, claimed jobs waiting for a slot are checked against paused queues (ms). Default 250. */
@@ -127,7 +127,7 @@ class Held {
   startedAt?: number;
   done?: Promise<void>;
   settled = false;
-  /** Stopped by the invocation deadline (aborted there, or its timeout did not fit): a counted release. */
+  /** Stopped by the invocation deadline (aborted there, or its timeout exceeds a whole invocation): a counted release. */
   deadline = false;
   abortReason: unknown;
   #controller: AbortController | undefined;
@@ -171,8 +171,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * `idleExitMs`, the remaining time cannot fit more work, or a stop is requested. Leases are
  * renewed every third of `leaseSeconds`; at the deadline running tasks are aborted, and jobs
  * that did not run to the end are released without consuming an attempt. A job stopped by the
- * deadline (aborted there, or not started because its timeoutSeconds did not fit the time
- * left) is a counted release: after `maxDeadlineReleases` of them the next one fails it
+ * deadline (aborted there, or not started because its timeoutSeconds is longer than a whole
+ * invocation) is a counted release: after `maxDeadlineReleases` of them the next one fails it
  * ("exceeds the invocation time"), so no job is claimed without bound.
  */
 export async function runConsumer(

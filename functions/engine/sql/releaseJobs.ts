@@ -16,7 +16,7 @@ export const DEFAULT_MAX_DEADLINE_RELEASES = 3;
  * for jobs whose queue was paused while they waited. `jobs_release` of migration 0008, fenced.
  *
  * A release marked `deadline` (the job was started and aborted at the deadline, or not started
- * because its timeoutSeconds did not fit the time left) is counted in the job's
+ * because its timeoutSeconds is longer than a whole invocation) is counted in the job's
  * `deadline_releases`; a job already released `maxDeadlineReleases` times that way ends `failed`
  * ("exceeds the invocation time") instead, so a job longer than any invocation cannot be claimed
  * without bound. Returns each changed job's new status (`queued`, or `failed`) by id.
