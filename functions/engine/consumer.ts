@@ -1,10 +1,10 @@
 import { coerceError, LeaseLostError, NonRetryableError, TaskEngineError } from './errors.ts';
 import type { Db } from './queryable.ts';
-import { claimJobs } from './sql/claimJobs.ts';
+import { claimJobs, pausedQueues } from './sql/claimJobs.ts';
 import { completeAndClaim } from './sql/completeAndClaim.ts';
-import { type Completion, completeJobs } from './sql/completeJobs.ts';
+import { type Completion, completeJobs, isValueError, storableResult } from './sql/completeJobs.ts';
 import { failJob } from './sql/failJob.ts';
-import { releaseJobs } from './sql/releaseJobs.ts';
+import { DEFAULT_MAX_DEADLINE_RELEASES, releaseJobs } from './sql/releaseJobs.ts';
 import { renewLeases } from './sql/renewLeases.ts';
 import type { ClaimedJob } from './types.ts';
 
@@ -53,6 +53,13 @@ export interface ConsumerSettings {
   advisoryLocks: boolean;
   backoffBaseSeconds: number;
   maxBackoffSeconds: number;
+  /**
+   * Deadline releases a job gets (stopped at an invocation deadline, or not started because its
+   * timeoutSeconds is longer than a whole invocation) before the next such stop fails it. Default 3.
+   */
+  maxDeadlineReleases?: number;
+  /** How often, at most, claimed jobs waiting for a slot are checked against paused queues (ms). Default 250. */
+  pauseCheckMs?: number;
 }
 
 export interface InvocationContext {
@@ -120,6 +127,8 @@ class Held {
   startedAt?: number;
   done?: Promise<void>;
   settled = false;
+  /** Stopped by the invocation deadline (aborted there, or its timeout exceeds a whole invocation): a counted release. */
+  deadline = false;
   abortReason: unknown;
   #controller: AbortController | undefined;
   /** Set by execute: settles the attempt as abandoned. */
@@ -148,6 +157,7 @@ class Held {
 }
 
 type PendingCompletion = Completion & {
+  resultJson: string;
   type: string;
   claimedAt: number;
   startedAt: number;
@@ -160,7 +170,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * One consumer invocation: claim → run → complete/fail, until the queue stays empty for
  * `idleExitMs`, the remaining time cannot fit more work, or a stop is requested. Leases are
  * renewed every third of `leaseSeconds`; at the deadline running tasks are aborted, and jobs
- * that did not run to the end are released without consuming an attempt.
+ * that did not run to the end are released without consuming an attempt. A job stopped by the
+ * deadline (aborted there, or not started because its timeoutSeconds is longer than a whole
+ * invocation) is a counted release: after `maxDeadlineReleases` of them the next one fails it
+ * ("exceeds the invocation time"), so no job is claimed without bound.
  */
 export async function runConsumer(
   deps: {
@@ -175,6 +188,8 @@ export async function runConsumer(
   const { db, tasks, logger, settings: s, observer } = deps;
   const started = Date.now();
   const margin = deadlineMargin(ctx.remainingMs());
+  /** What this invocation had to run tasks in: a timeout longer than this never fits one like it. */
+  const budgetMs = ctx.remainingMs() - margin;
   /** Read live: the local engine shortens the remaining time on Ctrl-C. */
   const timeLeft = () => ctx.remainingMs() - margin;
   const summary: ConsumerSummary = {
@@ -193,10 +208,16 @@ export async function runConsumer(
   const held = new Map<string, Held>();
   const waiting: Held[] = [];
   const running = new Set<Held>();
-  const toComplete: Array<
-    Completion & { type: string; claimedAt: number; startedAt: number; finishedAt: number }
-  > = [];
+  const toComplete: PendingCompletion[] = [];
   const toRelease: Held[] = [];
+  /** Claimed jobs whose task's timeoutSeconds did not fit the time left: released at the end. */
+  const deferred: Held[] = [];
+  /** Set when a job that fits a whole invocation no longer fits this one: claim nothing more. */
+  let outOfTime = false;
+  const maxDeadlineReleases = s.maxDeadlineReleases ?? DEFAULT_MAX_DEADLINE_RELEASES;
+  const pauseCheckMs = s.pauseCheckMs ?? 250;
+  /** When the paused queues were last known: the claim itself skips paused queues. */
+  let pauseCheckedAt = 0;
   let wake: () => void = () => {};
   const wakeUp = () => wake();
 
@@ -239,10 +260,48 @@ export async function runConsumer(
       logger.info('jobs completed', { worker: ctx.workerId, count: lines.length, at, jobs: lines });
   };
 
+  /**
+   * The database refused a batch completion because of a value in it (storableResult catches
+   * every case known, this is the net under it): completes the jobs one by one, and the job
+   * whose result is refused fails alone, "result not storable".
+   */
+  const completeEach = async (batch: PendingCompletion[], err: unknown) => {
+    logger.warn('the database refused a value in a batch completion; completing its jobs one by one', {
+      worker: ctx.workerId,
+      count: batch.length,
+      error: coerceError(err).message,
+    });
+    for (const c of batch) {
+      let done: Set<string>;
+      try {
+        done = await guard('complete', () => completeJobs(db, [c]));
+      } catch (one) {
+        if (!isValueError(one)) throw one;
+        const h = held.get(c.id);
+        if (h)
+          await recordFailure(
+            h,
+            new NonRetryableError(`result not storable: ${coerceError(one).message}`),
+            c.startedAt,
+            c.finishedAt,
+          );
+        continue;
+      }
+      settleCompletions([c], done);
+    }
+  };
+
   const flushCompletions = async () => {
     if (toComplete.length === 0) return;
     const batch = toComplete.splice(0, toComplete.length);
-    settleCompletions(batch, await guard('complete', () => completeJobs(db, batch)));
+    let done: Set<string>;
+    try {
+      done = await guard('complete', () => completeJobs(db, batch));
+    } catch (err) {
+      if (!isValueError(err)) throw err;
+      return completeEach(batch, err);
+    }
+    settleCompletions(batch, done);
   };
 
   /**
@@ -262,40 +321,96 @@ export async function runConsumer(
     let claimed: ClaimedJob[];
     if (toComplete.length > 0) {
       const batch = toComplete.splice(0, toComplete.length);
-      const out = await guard('claim', () => completeAndClaim(db, batch, options));
-      settleCompletions(batch, out.completed);
-      claimed = out.claimed;
+      let out: Awaited<ReturnType<typeof completeAndClaim>> | undefined;
+      try {
+        out = await guard('claim', () => completeAndClaim(db, batch, options));
+      } catch (err) {
+        if (!isValueError(err)) throw err;
+        await completeEach(batch, err);
+      }
+      if (out) {
+        settleCompletions(batch, out.completed);
+        claimed = out.claimed;
+      } else claimed = await guard('claim', () => claimJobs(db, options));
     } else {
       await flushCompletions();
       claimed = await guard('claim', () => claimJobs(db, options));
     }
+    pauseCheckedAt = Date.now();
     observer?.claimed?.(performance.now() - t0, claimed.length);
     return claimed;
   };
 
-  const flushReleases = async (reason: string) => {
-    if (toRelease.length === 0) return;
-    const batch = toRelease.splice(0, toRelease.length);
-    const released = await guard('release', () =>
+  /**
+   * Hands `batch` back. Deadline stops (h.deadline) are counted in the row, and a job out of
+   * deadline releases ends `failed` instead (jobs_release); a consumer that was stopped counts
+   * none: the stop is not the job's doing.
+   */
+  const release = async (batch: Held[], reason: string) => {
+    if (batch.length === 0) return;
+    const counted = summary.exitReason !== 'stopped';
+    const outcome = await guard('release', () =>
       releaseJobs(
         db,
-        batch.map((h) => h.job),
+        batch.map((h) => ({ id: h.job.id, leaseToken: h.job.leaseToken, deadline: counted && h.deadline })),
         reason,
+        maxDeadlineReleases,
       ),
     );
+    let released = 0;
     for (const h of batch) {
       held.delete(h.job.id);
-      if (released.has(h.job.id)) {
+      const status = outcome.get(h.job.id);
+      const ms = h.startedAt ? Date.now() - h.startedAt : 0;
+      if (status === 'queued') {
+        released++;
         summary.released++;
-        observer?.ran?.(h.job.type, 'released', h.startedAt ? Date.now() - h.startedAt : 0);
+        observer?.ran?.(h.job.type, 'released', ms);
+      } else if (status === 'failed') {
+        summary.failed++;
+        observer?.ran?.(h.job.type, 'failed', ms);
+        logger.error('job failed: it exceeds the invocation time', {
+          worker: ctx.workerId,
+          jobId: h.job.id,
+          type: h.job.type,
+          maxDeadlineReleases,
+        });
       } else summary.lost++;
     }
     logger.info('jobs released', {
       worker: ctx.workerId,
       reason,
-      released: released.size,
+      released,
       jobIds: batch.map((h) => h.job.id),
     });
+  };
+
+  /**
+   * Pause means pause: claimed jobs still waiting for a slot whose queue was paused since are
+   * released (no attempt consumed) instead of started. One small read of `queues`, at most every
+   * pauseCheckMs and only when a job is about to start that was claimed longer ago than that.
+   */
+  const releasePaused = async () => {
+    pauseCheckedAt = Date.now();
+    let paused: Set<string>;
+    try {
+      paused = await guard('claim', () => pausedQueues(db, [...new Set(waiting.map((h) => h.job.queue))]));
+    } catch (err) {
+      logger.warn('could not read the paused queues; starting the claimed jobs', {
+        worker: ctx.workerId,
+        error: coerceError(err),
+      });
+      return;
+    }
+    if (paused.size === 0) return;
+    const out: Held[] = [];
+    let kept = 0;
+    for (const h of waiting) {
+      if (paused.has(h.job.queue)) out.push(h);
+      else waiting[kept++] = h;
+    }
+    waiting.length = kept;
+    await release(out, 'queue paused');
   };
 
   /** Records a failed attempt: retried with backoff, or failed for good. Fenced. */
@@ -303,8 +418,10 @@ export async function runConsumer(
     const { job } = h;
     const reason = h.abortReason;
     if (reason instanceof DeadlineError || reason instanceof LeaseLostError) {
-      if (reason instanceof DeadlineError) toRelease.push(h);
-      else {
+      if (reason instanceof DeadlineError) {
+        h.deadline = true;
+        toRelease.push(h);
+      } else {
         held.delete(job.id);
         summary.lost++;
         observer?.ran?.(job.type, 'lost', finishedAt - startedAt);
@@ -360,7 +477,7 @@ export async function runConsumer(
    * error, or ABANDONED (ABORT_GRACE_MS after an abort the task ignored); a handful of
    * allocations per job, since this is the hot path of a no-op drain.
    */
-  const execute = (h: Held): Promise<void> => {
+  const execute = (h: Held, task: RunnableTask | undefined): Promise<void> => {
     const { job } = h;
     const startedAt = Date.now();
     h.startedAt = startedAt;
@@ -371,7 +488,6 @@ export async function runConsumer(
       // reaper) may hand the job to another worker.
       h.onAbandon = () => resolve(ABANDONED);
       // A throw in here (unknown type, bad payload, a task that throws synchronously) rejects.
-      const task = tasks.get(job.type);
       if (!task) throw new NonRetryableError(`no task registered for type ${JSON.stringify(job.type)}`);
       const parsed = task.schema.safeParse(job.payload);
       if (!parsed.success) {
@@ -380,7 +496,8 @@ export async function runConsumer(
           .join('; ');
         throw new NonRetryableError(`payload does not match the ${job.type} schema: ${issues}`);
       }
-      if (task.timeoutSeconds && task.timeoutSeconds * 1000 <= timeLeft()) {
+      // The start loop started it only if its timeout fits the time left.
+      if (task.timeoutSeconds) {
         timer = setTimeout(
           () => h.abort(new TaskTimeoutError(task.timeoutSeconds!)),
           task.timeoutSeconds * 1000,
@@ -420,10 +537,18 @@ export async function runConsumer(
             });
             return;
           }
+          // Serialised once, here: a value jsonb cannot store fails this job alone, and the
+          // batch completion sends the text as is.
+          let resultJson: string;
+          try {
+            resultJson = storableResult(value);
+          } catch (err) {
+            return recordFailure(h, coerceError(err), startedAt, Date.now());
+          }
           toComplete.push({
             id: job.id,
             leaseToken: job.leaseToken,
-            result: value,
+            resultJson,
             type: job.type,
             claimedAt: h.claimedAt,
             startedAt,
@@ -492,8 +617,12 @@ export async function runConsumer(
         summary.exitReason = 'deadline';
         break;
       }
+      if (outOfTime && waiting.length === 0 && running.size === 0) {
+        summary.exitReason = 'deadline';
+        break;
+      }
       let claimedNothing = false;
-      if (waiting.length === 0 && running.size < s.concurrency) {
+      if (waiting.length === 0 && running.size < s.concurrency && !outOfTime) {
         const claimed = await claimNext();
         summary.claimed += claimed.length;
         summary.backlog = claimed.length === s.batchSize;
@@ -514,10 +643,30 @@ export async function runConsumer(
       ) {
         await flushCompletions();
       }
+      if (
+        waiting.length > 0 &&
+        running.size < s.concurrency &&
+        Date.now() - pauseCheckedAt >= pauseCheckMs &&
+        timeLeft() > 0
+      )
+        await releasePaused();
       while (waiting.length > 0 && running.size < s.concurrency && timeLeft() > 0) {
         const h = waiting.shift()!;
+        const task = tasks.get(h.job.type);
+        // A task that cannot finish in the time left is not started: it is held (its lease
+        // renewed) and released at the end, so that a fresh invocation can take it with its
+        // full time. If it does not fit even a whole invocation like this one the release is a
+        // counted deadline stop (a job longer than any invocation ends `failed`); otherwise this
+        // invocation is near its end, and it claims nothing more (which would only be held and
+        // handed back too).
+        if (task?.timeoutSeconds !== undefined && task.timeoutSeconds * 1000 > timeLeft()) {
+          if (task.timeoutSeconds * 1000 > budgetMs) h.deadline = true;
+          else outOfTime = true;
+          deferred.push(h);
+          continue;
+        }
         running.add(h);
-        h.done = execute(h);
+        h.done = execute(h, task);
       }
       if (claimedNothing && running.size === 0 && waiting.length === 0) {
         await flushCompletions();
@@ -526,7 +675,7 @@ export async function runConsumer(
           break;
         }
       }
-      if (running.size >= s.concurrency || claimedNothing) {
+      if (running.size >= s.concurrency || claimedNothing || outOfTime) {
         const waitMs = Math.min(claimedNothing ? s.pollMs : 1000, Math.max(1, timeLeft()));
         await new Promise<void>((resolve) => {
           const done = () => {
@@ -551,6 +700,7 @@ export async function runConsumer(
 
   // Wind down: unstarted jobs go back; running ones finish until the deadline, then are aborted.
   for (const h of waiting.splice(0)) toRelease.push(h);
+  for (const h of deferred.splice(0)) toRelease.push(h);
   /**
    * Waits for `work`, but never past the invocation's end less FINAL_RESERVE_MS: on a silent
    * database a statement may otherwise wait out its connect and query timeouts and the handler
@@ -592,7 +742,10 @@ export async function runConsumer(
   clearInterval(heartbeat);
   await beforeEnd('final completion flush', flushCompletions);
   await beforeEnd('release', () =>
-    flushReleases(summary.exitReason === 'stopped' ? 'consumer stopped' : 'invocation deadline'),
+    release(
+      toRelease.splice(0, toRelease.length),
+      summary.exitReason === 'stopped' ? 'consumer stopped' : 'invocation deadline',
+    ),
   );
   summary.durationMs = Date.now() - started;
   return summary;

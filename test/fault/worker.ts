@@ -55,14 +55,18 @@ const FENCE = /AND \w+\.lease_token = x\.token/;
 type Kind = 'claim' | 'complete' | 'complete-claim' | 'fail' | 'release' | 'renew' | 'other';
 /**
  * Claims and completions are calls of migration 0006's functions: `jobs_claim` (completes its
- * last parameter's leases, then claims) and `jobs_complete`. The rest are statements sent as text.
+ * last parameter's leases, then claims) and `jobs_complete`; fail, release and renew of 0008's.
  */
 function kindOf(sql: string): Kind {
   if (sql.includes('FROM jobs_claim(')) return 'complete-claim';
   if (sql.includes('jobs_complete(')) return 'complete';
-  if (sql.includes('WITH decision AS')) return 'fail';
-  if (sql.includes("SET status = 'queued', attempts = j.attempts - 1")) return 'release';
-  if (sql.includes('SET locked_at = now(), updated_at = now()')) return 'renew';
+  // Since migration 0008 fail, release and renew are function calls too (jobs_fail(id, token,
+  // ...), jobs_release(leases, ...), jobs_renew(leases)); the text forms are the older release's.
+  if (sql.includes('jobs_fail(') || sql.includes('WITH decision AS')) return 'fail';
+  if (sql.includes('jobs_release(') || sql.includes("SET status = 'queued', attempts = j.attempts - 1"))
+    return 'release';
+  if (sql.includes('jobs_renew(') || sql.includes('SET locked_at = now(), updated_at = now()'))
+    return 'renew';
   return 'other';
 }
 
@@ -169,12 +173,15 @@ function recording(q: Queryable): Queryable {
           const leases = leasesOf(values?.[0]);
           emit({ op: 'renew', ms, asked: leases.length, renewed: rows.length });
         } else if (kind === 'release') {
+          // A job out of deadline releases ends `failed` (jobs_release, 0008): the checker counts
+          // it among the failed jobs, so it is neither released nor fenced here.
           const done = new Set(rows.map((r) => String(r.id)));
+          const failed = new Set(rows.filter((r) => r.status === 'failed').map((r) => String(r.id)));
           const leases = leasesOf(values?.[0]);
           emit({
             op: 'release',
             ms,
-            ok: leases.filter(([id]) => done.has(id)),
+            ok: leases.filter(([id]) => done.has(id) && !failed.has(id)),
             fenced: leases.filter(([id]) => !done.has(id)),
             unknown: [],
           });

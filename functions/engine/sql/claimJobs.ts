@@ -18,12 +18,14 @@ export const ADVISORY_NAMESPACE = 0x7a5e_0001;
 
 /**
  * The claim: `jobs_claim(worker, limit, lease_seconds, queues, advisory, completions)` of
- * migration 0006, a PL/pgSQL function so that its plan is cached in the backend instead of
- * parsed and planned on every call. It completes `$6` first (a fenced batch completion, see
- * completeJobs) and then claims in one statement, FOR UPDATE SKIP LOCKED or, on the advisory
- * path, transaction-scoped try-locks over a bounded candidate set. The claimed jobs come back
- * as one jsonb array already shaped as ClaimedJob, in claim order (priority DESC, run_at, id);
- * the completed ids as one comma-separated text.
+ * migration 0006 (rewritten in 0008), a PL/pgSQL function so that its plans are cached in the
+ * backend instead of parsed and planned on every call, and SECURITY DEFINER: the consumer role
+ * cannot update jobs itself. It completes `$6` first (a fenced batch completion, see
+ * completeJobs) and then claims priority level by priority level, FOR UPDATE SKIP LOCKED or, on
+ * the advisory path, transaction-scoped try-locks over a bounded candidate set; rows scheduled
+ * for later and paused queues' rows are never read. The claimed jobs come back as one jsonb
+ * array already shaped as ClaimedJob, in claim order (priority DESC, run_at, id); the completed
+ * ids as one comma-separated text.
  */
 export const CLAIM_SQL = 'SELECT o_claimed, o_completed FROM jobs_claim($1, $2, $3, $4, $5, $6)';
 
@@ -48,4 +50,14 @@ export function claimParams(o: ClaimOptions, completions: string): unknown[] {
 export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<ClaimedJob[]> {
   const { rows } = await db.query<ClaimAnswer>(CLAIM_SQL, claimParams(o, '[]'));
   return rows[0]!.o_claimed;
+}
+
+/** Which of `names` are paused now (the consumer's check before starting jobs it claimed a while ago). */
+export async function pausedQueues(db: Queryable, names: readonly string[]): Promise<Set<string>> {
+  if (names.length === 0) return new Set();
+  const { rows } = await db.query<{ name: string }>(
+    'SELECT name FROM queues WHERE paused AND name = ANY ($1::text[])',
+    [names],
+  );
+  return new Set(rows.map((r) => r.name));
 }

@@ -15,32 +15,46 @@ export interface FailOutcome {
   attempts: number;
 }
 
+/** NUL, and a UTF-16 surrogate without its other half: text that jsonb (and PostgreSQL text) cannot hold. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is the character to find.
+const UNSTORABLE_CHARS = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /**
- * Records a failed attempt, fenced. Retryable with attempts left: back to `queued` after an
- * exponential backoff computed in SQL, base·2^(attempt-1) capped at the maximum, with equal
- * jitter (half fixed, half random) and never below the base. Otherwise `failed`.
- * Returns null when the lease was lost.
+ * `value` as text PostgreSQL can store: NUL and lone surrogates become U+FFFD, the rest is kept.
+ * A non-string (an error whose message is an object) is turned into one first.
+ */
+export function storableText(value: unknown): string {
+  let s: string;
+  if (typeof value === 'string') s = value;
+  else {
+    try {
+      s = String(value);
+    } catch {
+      s = Object.prototype.toString.call(value);
+    }
+  }
+  return s.replace(UNSTORABLE_CHARS, '\uFFFD');
+}
+
+/**
+ * Records a failed attempt, fenced: `jobs_fail` of migration 0008 (a SECURITY DEFINER function:
+ * the consumer role cannot update jobs itself). Retryable with attempts left: back to `queued`
+ * after an exponential backoff computed in SQL, base·2^(attempt-1) capped at the maximum, with
+ * equal jitter (half fixed, half random) and never below the base. Otherwise `failed`.
+ * The error's texts are made storable first (storableText), so a NUL in a message cannot make
+ * the statement fail and lose the error. Returns null when the lease was lost.
  */
 export async function failJob(db: Queryable, f: Failure): Promise<FailOutcome | null> {
+  const error = {
+    message: storableText(f.error.message),
+    name: storableText(f.error.name),
+    stack: f.error.stack === undefined ? undefined : storableText(f.error.stack),
+    attempt: f.error.attempt,
+    worker: storableText(f.error.worker),
+  };
   const { rows } = await db.query<{ status: JobStatus; run_at: Date; attempts: number }>(
-    `WITH decision AS (
-       SELECT id, ($3::boolean OR attempts >= max_attempts) AS final,
-              least($5::float8, $4::float8 * power(2, greatest(attempts - 1, 0))) AS cap
-       FROM jobs WHERE id = $1 AND status = 'running' AND lease_token = $2
-     )
-     UPDATE jobs j SET
-       status = CASE WHEN d.final THEN 'failed' ELSE 'queued' END,
-       run_at = CASE WHEN d.final THEN j.run_at
-                ELSE now() + make_interval(secs => greatest($4::float8, d.cap / 2 + random() * d.cap / 2)) END,
-       finished_at = CASE WHEN d.final THEN now() END,
-       last_error = $6::jsonb,
-       locked_at = NULL,
-       locked_by = CASE WHEN d.final THEN j.locked_by END,
-       updated_at = now()
-     FROM decision d
-     WHERE j.id = d.id AND j.status = 'running' AND j.lease_token = $2
-     RETURNING j.status, j.run_at, j.attempts`,
-    [f.id, f.leaseToken, f.permanent, f.backoffBaseSeconds, f.maxBackoffSeconds, JSON.stringify(f.error)],
+    'SELECT status, run_at, attempts FROM jobs_fail($1, $2, $3, $4, $5, $6)',
+    [f.id, f.leaseToken, f.permanent, f.backoffBaseSeconds, f.maxBackoffSeconds, JSON.stringify(error)],
   );
   const row = rows[0];
   return row ? { status: row.status, runAt: row.run_at, attempts: row.attempts } : null;

@@ -1,25 +1,36 @@
 import type { Queryable } from '../queryable.ts';
-import type { Lease } from '../types.ts';
-import { fencedBatch } from './fence.ts';
+import type { JobStatus, Lease } from '../types.ts';
+import { leasesParam } from './fence.ts';
+
+/** A lease handed back; `deadline`: stopped by the invocation deadline (counted, capped). */
+export interface Release extends Lease {
+  deadline?: boolean;
+}
+
+/** How many deadline releases a job gets before the next deadline stop fails it. */
+export const DEFAULT_MAX_DEADLINE_RELEASES = 3;
 
 /**
- * Returns jobs to `queued` without consuming an attempt: the claim's +1 is taken back. Used
- * at the invocation deadline for jobs not started or aborted in time. Fenced; returns the ids released.
+ * Returns jobs to `queued` without consuming an attempt: the claim's +1 is taken back. Used at
+ * the invocation deadline for jobs not started or aborted in time, when a consumer stops, and
+ * for jobs whose queue was paused while they waited. `jobs_release` of migration 0008, fenced.
+ *
+ * A release marked `deadline` (the job was started and aborted at the deadline, or not started
+ * because its timeoutSeconds is longer than a whole invocation) is counted in the job's
+ * `deadline_releases`; a job already released `maxDeadlineReleases` times that way ends `failed`
+ * ("exceeds the invocation time") instead, so a job longer than any invocation cannot be claimed
+ * without bound. Returns each changed job's new status (`queued`, or `failed`) by id.
  */
 export async function releaseJobs(
   db: Queryable,
-  leases: readonly Lease[],
+  leases: readonly Release[],
   reason: string,
-): Promise<Set<string>> {
-  if (leases.length === 0) return new Set();
-  const { rows } = await db.query<{ id: string }>(
-    `UPDATE jobs j SET status = 'queued', attempts = j.attempts - 1, locked_at = NULL, locked_by = NULL,
-            updated_at = now(),
-            last_error = jsonb_build_object('name', 'Released', 'message', $2::text, 'worker', j.locked_by, 'at', now())
-     FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, token bigint)
-     WHERE ${fencedBatch('j', 1)}
-     RETURNING j.id`,
-    [JSON.stringify(leases.map((l) => ({ id: l.id, token: l.leaseToken }))), reason],
+  maxDeadlineReleases = DEFAULT_MAX_DEADLINE_RELEASES,
+): Promise<Map<string, JobStatus>> {
+  if (leases.length === 0) return new Map();
+  const { rows } = await db.query<{ id: string; status: JobStatus }>(
+    'SELECT id, status FROM jobs_release($1, $2, $3)',
+    [leasesParam(leases), reason, maxDeadlineReleases],
   );
-  return new Set(rows.map((r) => String(r.id)));
+  return new Map(rows.map((r) => [String(r.id), r.status]));
 }
