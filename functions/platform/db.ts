@@ -112,6 +112,8 @@ export function classifyDbError(err: unknown, phase: FailurePhase): unknown {
   return wrapped;
 }
 
+const ignore = () => {};
+
 export interface PgDb extends Db {
   readonly pool: pg.Pool;
 }
@@ -145,11 +147,16 @@ export function createDb(options: DbOptions): PgDb {
     } catch (err) {
       throw classifyDbError(err, 'connect');
     }
+    // A checked-out client whose socket dies emits 'error' besides failing its query; pool.query
+    // listens for it, and so must we, or the process dies of an unhandled 'error' event.
+    client.on('error', ignore);
     try {
       const res = await client.query(text, values as unknown[] | undefined);
+      client.off('error', ignore);
       client.release();
       return { rows: res.rows as R[], rowCount: res.rowCount };
     } catch (err) {
+      client.off('error', ignore);
       client.release(isRetryableDbError(err) ? (err as Error) : undefined);
       throw classifyDbError(err, 'statement');
     }
@@ -165,6 +172,7 @@ export function createDb(options: DbOptions): PgDb {
       } catch (err) {
         throw classifyDbError(err, 'connect');
       }
+      client.on('error', ignore);
       let broken = false;
       const run = async <R>(text: string, values: readonly unknown[] | undefined, phase: FailurePhase) => {
         try {
@@ -191,6 +199,7 @@ export function createDb(options: DbOptions): PgDb {
           });
         throw err;
       } finally {
+        client.off('error', ignore);
         client.release(broken ? true : undefined);
       }
     },
