@@ -292,7 +292,10 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
     await page.waitForSelector('tr[data-queue="reports"]');
     const meta = await page.locator('meta[name="dashboard-token"]').getAttribute('content');
     const status = await page.evaluate(async () => {
-      const token = sessionStorage.getItem('dte-dashboard-token') ?? '';
+      // Runs in the page: the test's tsconfig has no DOM types.
+      const storage = (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } })
+        .sessionStorage;
+      const token = storage.getItem('dte-dashboard-token') ?? '';
       const res = await fetch('/api/dashboard/queues/reports/pause', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'X-Dashboard-Token': token },
