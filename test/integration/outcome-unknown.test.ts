@@ -51,10 +51,11 @@ describe.runIf(await postgresAvailable())('outcome unknown: connection lost afte
     await t.db.query('TRUNCATE jobs, job_counter_deltas');
   });
 
-  it('a connection cut after the INSERT was answered: the job is stored, the client hears outcome_unknown, and a retry with the same key returns that job', async () => {
+  it('a connection cut after the keyed insert was answered: the job is stored, the client hears outcome_unknown, and a retry with the same key returns that job', async () => {
     // Prepare
     const body = { type: 'example.echo', payload: { n: 1 } };
-    proxy.arm('INSERT', 'cut');
+    // A keyed job is stored by `SELECT … FROM jobs_enqueue_keyed(…)` (migration 0009): tag SELECT.
+    proxy.arm('SELECT', 'cut');
     // Act
     const lost = await call('/jobs', body, { 'Idempotency-Key': 'cut-1' });
     // Assess
@@ -82,8 +83,9 @@ describe.runIf(await postgresAvailable())('outcome unknown: connection lost afte
     expect(await count()).toBe(1);
   });
 
-  it('a keyed batch whose INSERT is answered but whose connection is cut before COMMIT: rolled back, so database_unavailable (nothing stored)', async () => {
-    proxy.arm('INSERT', 'cut');
+  it('a keyed batch whose insert is answered but whose connection is cut before COMMIT: rolled back, so database_unavailable (nothing stored)', async () => {
+    // BEGIN; SELECT … FROM jobs_enqueue_keyed(…); COMMIT: cut at the SELECT's answer.
+    proxy.arm('SELECT', 'cut');
     const res = await call('/jobs/batch', {
       jobs: [
         { type: 'example.echo', payload: 1, idempotencyKey: 'b-1' },
