@@ -7,11 +7,13 @@ import httpErrorHandler from '@middy/http-error-handler';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import type { Db } from './engine/queryable.ts';
+import { createWaker, type Invoker } from './engine/wake.ts';
 import { jsonBody } from './http/body.ts';
 import { errorShape } from './http/errors.ts';
 import { route } from './http/routes.ts';
 import { loadConfig } from './platform/config.ts';
 import { connectFromConfig } from './platform/db-connect.ts';
+import { lambdaInvoker } from './platform/invoker.ts';
 import { createLogger } from './platform/logger.ts';
 import type { ContainerMetrics } from './platform/metrics.ts';
 import { createObservability } from './platform/observability.ts';
@@ -23,6 +25,8 @@ export interface ApiHandlerOptions {
   registry?: TaskRegistry;
   logStream?: Writable;
   metrics?: ContainerMetrics;
+  /** Starts a consumer invocation (wake on enqueue). Default: Lambda Invoke of CONSUMER_FUNCTION_NAME. */
+  invoker?: Invoker;
 }
 
 /**
@@ -41,14 +45,29 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
   const logger = createLogger({ serviceName: 'dte-api', level: config.LOG_LEVEL, stream: options.logStream });
   const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-api', max: 1 });
   const registry = options.registry ?? createRegistry();
+  const obs = createObservability('api', config, logger, options.metrics);
+  const functionName = (options.env ?? process.env).CONSUMER_FUNCTION_NAME;
+  const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName) : undefined);
+  // Wake on enqueue: on by default wherever there is a consumer to invoke.
+  const wake =
+    config.WAKE_ON_ENQUEUE && invoker
+      ? createWaker({
+          db,
+          invoker,
+          logger,
+          debounceMs: config.WAKE_DEBOUNCE_MS,
+          horizonMs: config.CONSUMER_DELAY_STAY_MS,
+          onOutcome: (outcome) => obs.metrics.wakes.inc({ outcome }),
+        })
+      : undefined;
   const deps = {
     db,
     registry,
     maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
     jobsVisibleTo: config.JOBS_VISIBLE_TO,
     consumerTimeoutSeconds: config.CONSUMER_TIMEOUT_SECONDS,
+    wake,
   };
-  const obs = createObservability('api', config, logger, options.metrics);
   let lastPush = 0;
   const pushThrottled: middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyResultV2> = {
     after: async (request) => {

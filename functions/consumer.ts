@@ -8,8 +8,10 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { type ConsumerObserver, type ConsumerSummary, runConsumer } from './engine/consumer.ts';
 import type { Db } from './engine/queryable.ts';
+import type { Invoker } from './engine/wake.ts';
 import { loadConfig } from './platform/config.ts';
 import { connectFromConfig } from './platform/db-connect.ts';
+import { lambdaInvoker } from './platform/invoker.ts';
 import { createLogger } from './platform/logger.ts';
 import type { ContainerMetrics } from './platform/metrics.ts';
 import { createObservability } from './platform/observability.ts';
@@ -20,7 +22,10 @@ import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 const eventSchema = z.union([
   z.null(),
   z.undefined(),
-  z.looseObject({ fanoutDepth: z.number().int().min(0).max(10).optional() }),
+  z.looseObject({
+    fanoutDepth: z.number().int().min(0).max(10).optional(),
+    wake: z.string().max(32).optional(),
+  }),
 ]);
 
 export interface ConsumerHandlerOptions {
@@ -35,6 +40,8 @@ export interface ConsumerHandlerOptions {
   lambda?: Pick<LambdaClient, 'send'>;
   /** Stops claiming when aborted (the local engine's Ctrl-C). */
   stopSignal?: AbortSignal;
+  /** Starts the successor of an invocation that ran out of time (default: Lambda Invoke of itself). */
+  invoker?: Invoker;
 }
 
 export type ConsumerHandler = (
@@ -97,6 +104,21 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
     return results.length - failed.length;
   };
 
+  const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName, options.lambda) : undefined);
+  /**
+   * An invocation that ran out of time was live until its end: an api that enqueued in its last
+   * moments saw it live and invoked nothing. Its successor takes that work now, not at the next
+   * tick. One per invocation, within the reserved concurrency.
+   */
+  const successor = async (summary: ConsumerSummary) => {
+    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker) return;
+    try {
+      await invoker.invoke('successor');
+    } catch (err) {
+      logger.warn('could not invoke a successor; the schedule will', { reason: String(err) });
+    }
+  };
+
   return middy<unknown, ConsumerSummary & { fannedOut: number }>()
     .use(injectLambdaContext(logger))
     .handler(async (event, context) => {
@@ -112,6 +134,7 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
         },
       );
       const fannedOut = await fanOut(summary, depth);
+      await successor(summary);
       await obs.pushContainer(context.getRemainingTimeInMillis());
       // An invocation that found nothing is routine (every schedule tick on an idle queue): debug.
       if (summary.claimed === 0 && summary.exitReason === 'idle')

@@ -13,6 +13,7 @@ import { createHandler as createApi } from '../functions/api.ts';
 import { createHandler as createConsumer } from '../functions/consumer.ts';
 import { loadMigrations, migrate } from '../functions/engine/migrator.ts';
 import type { Db } from '../functions/engine/queryable.ts';
+import type { Invoker } from '../functions/engine/wake.ts';
 import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
 import { migrationsDir } from '../functions/platform/paths.ts';
@@ -95,11 +96,15 @@ async function main(): Promise<void> {
   let stopAt: number | undefined;
   const metrics = createLocalMetrics(db);
 
-  const api = createApi({ env, db, metrics: metrics.container('api', 'local-api') });
+  // Wake on enqueue, in process: an "invoke" starts a consumer invocation on a free slot at
+  // once; with every slot busy it starts when one frees (Lambda queues an async event likewise).
+  const invoker: Invoker = { invoke: async () => wakeConsumer() };
+  const api = createApi({ env, db, metrics: metrics.container('api', 'local-api'), invoker });
   const consumers = Array.from({ length: config.LOCAL_CONSUMERS }, (_, i) =>
     createConsumer({
       env,
       db,
+      invoker,
       stopSignal: stopController.signal,
       metrics: metrics.container('consumer', `local-consumer-${i}`),
     }),
@@ -122,23 +127,38 @@ async function main(): Promise<void> {
   // Consumers: one invocation per slot at a time, started every LOCAL_CONSUMER_INTERVAL_MS.
   const busy = new Set<number>();
   const running = new Set<Promise<unknown>>();
+  /** Wake invokes that found every slot busy: started as slots free. */
+  let pendingWakes = 0;
+  const start = (slot: number, event: Record<string, unknown>) => {
+    busy.add(slot);
+    const p = consumers[slot]!(
+      event,
+      lambdaContext('dte-consumer', config.LOCAL_INVOCATION_TIMEOUT_MS, () => stopAt),
+    )
+      .catch((err) => process.stderr.write(`consumer invocation failed: ${String(err)}\n`))
+      .finally(() => {
+        busy.delete(slot);
+        running.delete(p);
+        if (pendingWakes > 0 && !stopController.signal.aborted) {
+          pendingWakes--;
+          start(slot, { wake: 'enqueue' });
+        }
+      });
+    running.add(p);
+  };
   const invokeConsumers = () => {
     if (stopController.signal.aborted) return;
-    consumers.forEach((consumer, slot) => {
-      if (busy.has(slot)) return;
-      busy.add(slot);
-      const p = consumer(
-        {},
-        lambdaContext('dte-consumer', config.LOCAL_INVOCATION_TIMEOUT_MS, () => stopAt),
-      )
-        .catch((err) => process.stderr.write(`consumer invocation failed: ${String(err)}\n`))
-        .finally(() => {
-          busy.delete(slot);
-          running.delete(p);
-        });
-      running.add(p);
+    consumers.forEach((_, slot) => {
+      if (!busy.has(slot)) start(slot, {});
     });
   };
+  function wakeConsumer(): void {
+    if (stopController.signal.aborted || consumers.length === 0) return;
+    const slot = consumers.findIndex((_, i) => !busy.has(i));
+    if (slot >= 0) start(slot, { wake: 'enqueue' });
+    // One waiting wake per slot is enough: each starts an invocation that drains every queue.
+    else pendingWakes = Math.min(pendingWakes + 1, consumers.length);
+  }
   let reaping = false;
   const invokeReaper = async () => {
     if (reaping || stopController.signal.aborted) return;
@@ -168,7 +188,7 @@ async function main(): Promise<void> {
   say(`  database:  ${database.description}`);
   say(`  migrations: ${applied.applied.length} applied, ${applied.alreadyApplied} already applied`);
   say(
-    `  consumers: ${config.LOCAL_CONSUMERS} every ${config.LOCAL_CONSUMER_INTERVAL_MS} ms; reaper every ${config.LOCAL_REAPER_INTERVAL_MS} ms`,
+    `  consumers: ${config.LOCAL_CONSUMERS} every ${config.LOCAL_CONSUMER_INTERVAL_MS} ms${config.WAKE_ON_ENQUEUE ? ', and woken on enqueue' : ''}; reaper every ${config.LOCAL_REAPER_INTERVAL_MS} ms`,
   );
   say(`ready on port ${port}`);
 

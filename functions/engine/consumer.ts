@@ -7,6 +7,7 @@ import { failJob } from './sql/failJob.ts';
 import { DEFAULT_MAX_DEADLINE_RELEASES, releaseJobs } from './sql/releaseJobs.ts';
 import { renewLeases } from './sql/renewLeases.ts';
 import type { ClaimedJob } from './types.ts';
+import { leavePresence, nextDueAt, touchPresence } from './wake.ts';
 
 /** The slice of a structured logger the engine uses (Powertools' Logger fits). */
 export interface EngineLogger {
@@ -60,6 +61,24 @@ export interface ConsumerSettings {
   maxDeadlineReleases?: number;
   /** How often, at most, claimed jobs waiting for a slot are checked against paused queues (ms). Default 250. */
   pauseCheckMs?: number;
+  /**
+   * Wake on enqueue (migration 0010): while claiming, the invocation is live for this long after
+   * each touch of its presence row (touched every quarter of it), so the api does not invoke
+   * another. 0 (the default): no presence.
+   */
+  liveMs?: number;
+  /**
+   * An invocation that has run work stays this long after its last job (polling every
+   * stayPollMs) instead of exiting after idleExitMs: a trickle keeps one consumer. Default 0.
+   */
+  stayMs?: number;
+  /** The poll interval once idle for longer than idleExitMs. Default: pollMs. */
+  stayPollMs?: number;
+  /**
+   * Precise delays: before exiting idle, an invocation stays until the earliest queued job due
+   * within this much time (and within its remaining time), and claims it at its run_at. Default 0.
+   */
+  delayStayMs?: number;
 }
 
 export interface InvocationContext {
@@ -83,6 +102,8 @@ export interface ConsumerSummary {
   exitReason: 'idle' | 'deadline' | 'stopped' | 'error';
   /** The last claim came back full: there is probably a backlog (fan-out hint). */
   backlog: boolean;
+  /** Times the invocation stayed for a job due later (delayStayMs). */
+  stayedForDue: number;
   durationMs: number;
 }
 
@@ -203,6 +224,7 @@ export async function runConsumer(
     abandoned: 0,
     exitReason: 'idle',
     backlog: false,
+    stayedForDue: 0,
     durationMs: 0,
   };
   const held = new Map<string, Held>();
@@ -228,6 +250,61 @@ export async function runConsumer(
       observer?.dbError?.(op, err);
       throw err;
     }
+  };
+
+  const liveMs = s.liveMs ?? 0;
+  const stayPollMs = s.stayPollMs ?? s.pollMs;
+  /** The presence row is believed current (touched and not left). */
+  let present = false;
+  let touchedAt = 0;
+  /** Left before a last claim: that claim does not touch again. */
+  let leaving = false;
+  /** Staying for a job due at this time (epoch ms); 0: none. */
+  let dueAt = 0;
+  /** Earliest retry (failJob's runAt) seen: a due time the invocation knows without a read. */
+  let retryAt = Number.POSITIVE_INFINITY;
+  /** Presence writes are best effort: an error costs at most an extra invoke or a later start. */
+  const touch = async () => {
+    if (liveMs <= 0 || leaving || (present && Date.now() - touchedAt < liveMs / 4)) return;
+    try {
+      await touchPresence(db, ctx.workerId, s.queues, liveMs);
+      present = true;
+      touchedAt = Date.now();
+    } catch (err) {
+      logger.warn('could not record consumer presence', {
+        worker: ctx.workerId,
+        error: coerceError(err).message,
+      });
+    }
+  };
+  const leave = async () => {
+    if (!present) return;
+    present = false;
+    try {
+      await leavePresence(db, ctx.workerId);
+    } catch (err) {
+      logger.warn('could not remove consumer presence; it expires', {
+        worker: ctx.workerId,
+        error: coerceError(err).message,
+      });
+    }
+  };
+  /** The earliest job due within delayStayMs that fits the time left (epoch ms), or 0. */
+  const nextDue = async (): Promise<number> => {
+    const horizon = Math.min(s.delayStayMs ?? 0, timeLeft() - 2 * s.pollMs);
+    if (horizon <= 0) return 0;
+    const now = Date.now();
+    let at = retryAt > now && retryAt - now <= horizon ? retryAt : Number.POSITIVE_INFINITY;
+    try {
+      const found = await nextDueAt(db, s.queues, horizon);
+      if (found !== undefined && found < at) at = found;
+    } catch (err) {
+      logger.warn('could not read the next due job; exiting', {
+        worker: ctx.workerId,
+        error: coerceError(err).message,
+      });
+    }
+    return Number.isFinite(at) ? at : 0;
   };
 
   /** Records the outcome of a completion statement: `done` holds the ids that completed. */
@@ -467,6 +544,8 @@ export async function runConsumer(
       logger.error('job failed', { ...meta, final: true, permanent });
     } else {
       summary.retried++;
+      const at = new Date(outcome.runAt).getTime();
+      if (at < retryAt) retryAt = at;
       observer?.ran?.(job.type, 'retried', finishedAt - startedAt);
       logger.warn('job failed; will retry', { ...meta, retryAt: outcome.runAt });
     }
@@ -623,6 +702,7 @@ export async function runConsumer(
       }
       let claimedNothing = false;
       if (waiting.length === 0 && running.size < s.concurrency && !outOfTime) {
+        await touch();
         const claimed = await claimNext();
         summary.claimed += claimed.length;
         summary.backlog = claimed.length === s.batchSize;
@@ -632,8 +712,12 @@ export async function runConsumer(
           held.set(job.id, h);
           waiting.push(h);
         }
-        if (claimed.length > 0) lastWorkAt = now;
-        else claimedNothing = true;
+        if (claimed.length > 0) {
+          lastWorkAt = now;
+          // The last claim found work after all: live again.
+          leaving = false;
+          dueAt = 0;
+        } else claimedNothing = true;
       }
       // Completions ride with the next claim; flush them on their own when a full batch has
       // piled up or the oldest has waited a while (slow tasks keep the next claim away).
@@ -670,13 +754,40 @@ export async function runConsumer(
       }
       if (claimedNothing && running.size === 0 && waiting.length === 0) {
         await flushCompletions();
-        if (Date.now() - lastWorkAt >= s.idleExitMs) {
+        // An invocation that ran work stays for stayMs (a trickle keeps it); one that found
+        // nothing leaves after idleExitMs. Staying for a due job ends a poll after its run_at.
+        const idleLimit = summary.claimed > 0 ? Math.max(s.idleExitMs, s.stayMs ?? 0) : s.idleExitMs;
+        const now = Date.now();
+        if (leaving) {
+          // Left, and the last claim (after the presence row went) found nothing: any job
+          // enqueued since then made its api invoke.
           summary.exitReason = 'idle';
           break;
         }
+        if (now - lastWorkAt >= idleLimit && (dueAt === 0 || now > dueAt + stayPollMs)) {
+          dueAt = 0;
+          const due = await nextDue();
+          if (due > 0) {
+            dueAt = due;
+            summary.stayedForDue++;
+          } else if (liveMs > 0 && present) {
+            await leave();
+            leaving = true;
+            continue;
+          } else {
+            summary.exitReason = 'idle';
+            break;
+          }
+        }
       }
       if (running.size >= s.concurrency || claimedNothing || outOfTime) {
-        const waitMs = Math.min(claimedNothing ? s.pollMs : 1000, Math.max(1, timeLeft()));
+        const idlePoll = Date.now() - lastWorkAt > s.idleExitMs ? stayPollMs : s.pollMs;
+        // Staying for a due job: wake at its run_at, not a poll later.
+        const untilDue = dueAt > 0 ? Math.max(1, dueAt - Date.now()) : Number.POSITIVE_INFINITY;
+        const waitMs = Math.min(
+          claimedNothing ? Math.min(idlePoll, untilDue) : 1000,
+          Math.max(1, timeLeft()),
+        );
         await new Promise<void>((resolve) => {
           const done = () => {
             clearTimeout(timer);
@@ -698,6 +809,8 @@ export async function runConsumer(
     });
   }
 
+  // No longer claiming: the api wakes another invocation for new work.
+  await leave();
   // Wind down: unstarted jobs go back; running ones finish until the deadline, then are aborted.
   for (const h of waiting.splice(0)) toRelease.push(h);
   for (const h of deferred.splice(0)) toRelease.push(h);

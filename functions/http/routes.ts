@@ -6,6 +6,7 @@ import type { Db } from '../engine/queryable.ts';
 import { cancelJob } from '../engine/sql/cancelJob.ts';
 import { getJob } from '../engine/sql/getJob.ts';
 import { type Job, toJob } from '../engine/types.ts';
+import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
 import { HttpError } from './errors.ts';
 import {
@@ -120,6 +121,8 @@ export interface ApiDeps {
   jobsVisibleTo?: JobsVisibleTo;
   /** CONSUMER_TIMEOUT_SECONDS: jobs whose task timeout cannot fit an invocation are refused. */
   consumerTimeoutSeconds?: number | undefined;
+  /** Wake on enqueue (engine/wake.ts): called with the jobs created, after they committed. Never throws. */
+  wake?: ((jobs: readonly Enqueued[]) => Promise<unknown>) | undefined;
 }
 
 const json = (
@@ -178,6 +181,7 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
         consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
       });
       const { job, created } = await enqueue(deps.db, req, viewer);
+      if (created && deps.wake) await deps.wake([job]);
       return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
     }
     case 'POST /jobs/batch': {
@@ -211,6 +215,10 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
         }),
       );
       const results = await enqueueMany(deps.db, reqs, { viewer });
+      if (deps.wake) {
+        const made = results.filter((r) => r.created).map((r) => r.job);
+        if (made.length > 0) await deps.wake(made);
+      }
       const anyCreated = results.some((r) => r.created);
       return json(anyCreated ? 201 : 200, {
         jobs: results.map((r) => present(r.job, r.created)),

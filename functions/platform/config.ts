@@ -35,6 +35,18 @@ const schema = z
     CONSUMER_IDLE_EXIT_MS: int(0, 900_000).default(2000),
     CONSUMER_POLL_MS: int(1, 60_000).default(20),
     CONSUMER_FANOUT_MAX: int(0, 100).default(0),
+    /** Wake on enqueue: the api invokes a consumer when a queue it enqueued into has none live. */
+    WAKE_ON_ENQUEUE: flag.default(true),
+    /** At most one wake invoke per queue in this window while no consumer is live. */
+    WAKE_DEBOUNCE_MS: int(0, 600_000).default(1000),
+    /** How long a claiming consumer counts as live after each presence touch (0: no presence). */
+    CONSUMER_LIVE_MS: int(0, 600_000).default(5000),
+    /** An invocation that ran work stays this long after its last job, polling (the trickle budget). */
+    CONSUMER_STAY_MS: int(0, 900_000).default(10_000),
+    /** The poll interval while staying. */
+    CONSUMER_STAY_POLL_MS: int(1, 60_000).default(100),
+    /** Stay for (and wake for) a job due within this much time; later ones are the schedule's. */
+    CONSUMER_DELAY_STAY_MS: int(0, 900_000).default(60_000),
     /** The deployed consumer function's timeout, told to the api so it refuses tasks that can never fit. */
     CONSUMER_TIMEOUT_SECONDS: int(1, 900).optional(),
     BACKOFF_BASE_SECONDS: z.coerce.number().min(0).max(86_400).default(2),

@@ -33,7 +33,11 @@ export const METRIC = {
   runDuration: 'dte_task_run_duration_seconds',
   dbErrors: 'dte_db_errors_total',
   pushFailures: 'dte_push_failures_total',
+  wakes: 'dte_wake_total',
 } as const;
+
+/** What a wake attempt after an enqueue came to (engine/wake.ts WakeOutcome). */
+export const WAKE_OUTCOMES = ['invoked', 'invoke_failed', 'skipped', 'check_failed'] as const;
 
 /** A running job counts as stuck once its lease has gone this many lease lengths without renewal. */
 export const STUCK_LEASE_MULTIPLE = 5;
@@ -161,6 +165,8 @@ export interface ContainerMetrics {
   readonly runDuration: Histogram<'task_type' | 'outcome'>;
   readonly dbErrors: Counter<'operation'>;
   readonly pushFailures: Counter<'target'>;
+  /** Wake attempts after an enqueue, by outcome (api; the local engine's too). */
+  readonly wakes: Counter<'outcome'>;
   /** One claim statement: its duration, and whether it returned jobs. */
   observeClaim(seconds: number, claimed: number): void;
   observeRun(taskType: string, outcome: RunOutcome, seconds: number): void;
@@ -216,10 +222,17 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
     labelNames: ['target'] as const,
     registers: [registry],
   });
+  const wakes = new Counter({
+    name: METRIC.wakes,
+    help: 'Wake attempts after an enqueue, by outcome: invoked (a consumer invocation was started), invoke_failed (the invoke threw; the schedule is the fallback), check_failed (the liveness check threw), skipped (a consumer was live or the debounce held). Measured in this container.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   // Start every error series at 0: increase() cannot see a counter's first sample, so a series
   // born at 1 would hide the first error from the DB-errors alert.
   for (const operation of DB_OPERATIONS) dbErrors.inc({ operation }, 0);
   for (const target of PUSH_TARGETS) pushFailures.inc({ target }, 0);
+  if (fn === 'api') for (const outcome of WAKE_OUTCOMES) wakes.inc({ outcome }, 0);
 
   return {
     registry,
@@ -229,6 +242,7 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
     runDuration,
     dbErrors,
     pushFailures,
+    wakes,
     observeClaim(seconds, claimed) {
       claimLatency.observe({ outcome: claimed > 0 ? 'claimed' : 'empty' }, seconds);
     },

@@ -13,5 +13,9 @@ export function consumerSettings(config: Config): ConsumerSettings {
     advisoryLocks: config.USE_ADVISORY_LOCKS,
     backoffBaseSeconds: config.BACKOFF_BASE_SECONDS,
     maxBackoffSeconds: config.MAX_BACKOFF_SECONDS,
+    liveMs: config.WAKE_ON_ENQUEUE ? config.CONSUMER_LIVE_MS : 0,
+    stayMs: config.CONSUMER_STAY_MS,
+    stayPollMs: config.CONSUMER_STAY_POLL_MS,
+    delayStayMs: config.CONSUMER_DELAY_STAY_MS,
   };
 }
