@@ -218,6 +218,29 @@ describe.runIf(await postgresAvailable())('wake on enqueue (issue 17, migration 
     expect(await requestWake(t.db, ['default'], 0)).toEqual(['default']);
   });
 
+  it('claims once more after leaving: a job enqueued while the api still saw it live is run, not left to the schedule', async () => {
+    // Prepare: a Db that enqueues a job right after the consumer's presence row went (the api
+    // committed it just before, and its wake check saw the consumer live)
+    let injected = '';
+    const db: Db = {
+      query: async (text, values) => {
+        const out = await t.db.query(text, values);
+        if (!injected && text.includes('consumer_leave'))
+          injected = (await enqueue(t.db, { type: 'example.echo', payload: 'late' })).job.id;
+        return out as never;
+      },
+      transaction: (fn) => t.db.transaction(fn),
+      end: async () => {},
+    };
+    // Act
+    const summary = await consume(db, settings());
+    // Assess: the injected job ran in this invocation, which then left for good
+    expect(injected).not.toBe('');
+    expect(summary.completed).toBe(1);
+    expect(await countByStatus(t.db)).toMatchObject({ completed: 1 });
+    expect((await t.db.query('SELECT 1 FROM consumer_presence')).rows).toHaveLength(0);
+  });
+
   it('an invocation that ran work stays while work trickles in: 20 jobs 200 ms apart run in one invocation', async () => {
     // Prepare: idle exit after 50 ms, stay 2 s after the last job (4 s longer than the 200 ms gaps would need)
     const run = consume(t.db, settings({ stayMs: 2000, stayPollMs: 20 }), 60_000);
