@@ -108,10 +108,11 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
   /**
    * An invocation that ran out of time was live until its end: an api that enqueued in its last
    * moments saw it live and invoked nothing. Its successor takes that work now, not at the next
-   * tick. One per invocation, within the reserved concurrency.
+   * tick. One per scheduled or woken invocation, within the reserved concurrency.
    */
-  const successor = async (summary: ConsumerSummary) => {
-    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker) return;
+  const successor = async (summary: ConsumerSummary, depth: number, fannedOut: number) => {
+    // Fanned-out invocations and one that fanned out leave it to those (no chains beyond the cap).
+    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker || depth > 0 || fannedOut > 0) return;
     try {
       await invoker.invoke('successor');
     } catch (err) {
@@ -134,7 +135,7 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
         },
       );
       const fannedOut = await fanOut(summary, depth);
-      await successor(summary);
+      await successor(summary, depth, fannedOut);
       await obs.pushContainer(context.getRemainingTimeInMillis());
       // An invocation that found nothing is routine (every schedule tick on an idle queue): debug.
       if (summary.claimed === 0 && summary.exitReason === 'idle')

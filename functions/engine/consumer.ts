@@ -138,6 +138,8 @@ export function deadlineMargin(initialRemainingMs: number): number {
   );
 }
 const ABANDONED = Symbol('abandoned');
+/** An idle invocation stops staying (for a trickle or a due job) this close to its deadline. */
+const STAY_RESERVE_MS = 1000;
 
 /**
  * One claimed job. Its AbortController is made only when the task reads `ctx.signal`: creating
@@ -257,6 +259,9 @@ export async function runConsumer(
   /** The presence row is believed current (touched and not left). */
   let present = false;
   let touchedAt = 0;
+  /** A claim came back empty; then `arrivals`: a later one found work (a trickle). */
+  let claimedEmpty = false;
+  let arrivals = false;
   /** Left before a last claim: that claim does not touch again. */
   let leaving = false;
   /** Staying for a job due at this time (epoch ms); 0: none. */
@@ -291,7 +296,7 @@ export async function runConsumer(
   };
   /** The earliest job due within delayStayMs that fits the time left (epoch ms), or 0. */
   const nextDue = async (): Promise<number> => {
-    const horizon = Math.min(s.delayStayMs ?? 0, timeLeft() - 2 * s.pollMs);
+    const horizon = Math.min(s.delayStayMs ?? 0, timeLeft() - STAY_RESERVE_MS);
     if (horizon <= 0) return 0;
     const now = Date.now();
     let at = retryAt > now && retryAt - now <= horizon ? retryAt : Number.POSITIVE_INFINITY;
@@ -713,11 +718,16 @@ export async function runConsumer(
           waiting.push(h);
         }
         if (claimed.length > 0) {
+          // Work that arrived after an empty claim: a trickle, worth staying for.
+          if (claimedEmpty) arrivals = true;
           lastWorkAt = now;
           // The last claim found work after all: live again.
           leaving = false;
           dueAt = 0;
-        } else claimedNothing = true;
+        } else {
+          claimedNothing = true;
+          claimedEmpty = true;
+        }
       }
       // Completions ride with the next claim; flush them on their own when a full batch has
       // piled up or the oldest has waited a while (slow tasks keep the next claim away).
@@ -754,19 +764,23 @@ export async function runConsumer(
       }
       if (claimedNothing && running.size === 0 && waiting.length === 0) {
         await flushCompletions();
-        // An invocation that ran work stays for stayMs (a trickle keeps it); one that found
-        // nothing leaves after idleExitMs. Staying for a due job ends a poll after its run_at.
-        const idleLimit = summary.claimed > 0 ? Math.max(s.idleExitMs, s.stayMs ?? 0) : s.idleExitMs;
+        // An invocation that saw work arrive while it polled stays for stayMs after the last job
+        // (a trickle keeps it); otherwise it leaves after idleExitMs. Staying for a due job ends
+        // a poll after its run_at. Neither stay runs into the deadline: an idle invocation ends
+        // idle, so only a busy one ends at its deadline (and has a successor invoked).
+        const idleLimit = arrivals ? Math.max(s.idleExitMs, s.stayMs ?? 0) : s.idleExitMs;
         const now = Date.now();
+        const idleFor = now - lastWorkAt;
+        const mustGo = idleFor >= s.idleExitMs && timeLeft() <= Math.max(STAY_RESERVE_MS, 4 * stayPollMs);
         if (leaving) {
           // Left, and the last claim (after the presence row went) found nothing: any job
           // enqueued since then made its api invoke.
           summary.exitReason = 'idle';
           break;
         }
-        if (now - lastWorkAt >= idleLimit && (dueAt === 0 || now > dueAt + stayPollMs)) {
+        if (mustGo || (idleFor >= idleLimit && (dueAt === 0 || now > dueAt + stayPollMs))) {
           dueAt = 0;
-          const due = await nextDue();
+          const due = mustGo ? 0 : await nextDue();
           if (due > 0) {
             dueAt = due;
             summary.stayedForDue++;

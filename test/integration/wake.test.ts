@@ -1,6 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as createApi } from '../../functions/api.ts';
+import { createHandler as createConsumer } from '../../functions/consumer.ts';
 import { type ConsumerSettings, runConsumer } from '../../functions/engine/consumer.ts';
 import { enqueue } from '../../functions/engine/enqueue.ts';
 import type { Db } from '../../functions/engine/queryable.ts';
@@ -260,6 +261,37 @@ describe.runIf(await postgresAvailable())('wake on enqueue (issue 17, migration 
     expect(await countByStatus(t.db)).toMatchObject({ completed: 20 });
   });
 
+  it('a staying invocation ends idle before its deadline and invokes no successor; a busy one at its deadline invokes one', async () => {
+    // Prepare: the handler with a counting invoker, a 4 s invocation and a 60 s stay
+    const invoker = countingInvoker();
+    const consumer = createConsumer({
+      db: t.db,
+      invoker,
+      env: env(t, {
+        CONSUMER_IDLE_EXIT_MS: '300',
+        CONSUMER_STAY_MS: '60000',
+        CONSUMER_FUNCTION_NAME: 'dte-consumer',
+      }),
+      logStream: logSink(),
+    });
+    // Act: a trickle, so that it stays
+    const run = consumer({}, fakeContext(4000));
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      await enqueue(t.db, { type: 'example.echo', payload: i });
+    }
+    const idle = await run;
+    // Assess
+    expect(idle).toMatchObject({ completed: 3, exitReason: 'idle' });
+    expect(invoker.calls).toEqual([]);
+    // Act: busy until its deadline
+    await enqueue(t.db, { type: 'example.sleep', payload: { ms: 10_000 } });
+    const busy = await consumer({}, fakeContext(3000));
+    // Assess: released at the deadline, and a successor invoked for the work it leaves
+    expect(busy.exitReason).toBe('deadline');
+    expect(invoker.calls).toEqual(['successor']);
+  });
+
   it('stays for a job due within delayStayMs and starts it after its run_at, in the same invocation', async () => {
     // Prepare: a job due in 2 s, one in 10 minutes (beyond the horizon)
     const { job } = await enqueue(t.db, { type: 'example.echo', payload: 'later', delaySeconds: 2 });
@@ -369,7 +401,7 @@ describe.runIf(await postgresAvailable())('wake on enqueue (issue 17, migration 
       );
       expect(invoker.calls).toHaveLength(1);
       // Act: the woken consumer through the bouncer, while more trickles in
-      const run = consume(viaBouncer, settings({ stayMs: 2000, stayPollMs: 20 }), 30_000);
+      const run = consume(viaBouncer, settings({ idleExitMs: 1000, stayMs: 2000, stayPollMs: 20 }), 30_000);
       for (let i = 0; i < 5; i++) {
         await new Promise((r) => setTimeout(r, 200));
         await api(apiEvent('POST', '/jobs', { type: 'example.echo', payload: `t${i}` }), ctx);
