@@ -3,7 +3,8 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as rds from 'aws-cdk-lib/aws-rds';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -20,6 +21,9 @@ export interface AlarmsProps {
   connectionsThreshold: number;
   allocatedStorageGiB: number;
 }
+
+/** CloudWatch namespace of the wake-on-enqueue metric filters (WakeInvokes, WakeInvokeFailures). */
+export const WAKE_NAMESPACE = 'DurableTaskEngine';
 
 /**
  * Alarms for what needs a human: function errors and sustained throttling, deliveries the
@@ -54,6 +58,32 @@ export class Alarms extends Construct {
       add(`${name}Throttles`, {
         alarmDescription: `The ${name} function was throttled for 15 minutes.`,
         metric: fn.metricThrottles({ period: five, statistic: 'Sum' }),
+        threshold: 1,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      });
+    }
+
+    // Wake on enqueue: the api logs each invoke and each failed one (engine/wake.ts); metric
+    // filters count them. Failures are not user-visible (the schedule starts a consumer within a
+    // minute) but sustained ones mean a missing permission or endpoint: latency is back to ~60 s.
+    const api = props.functions.api;
+    if (api instanceof lambda.Function) {
+      const count = (name: string, message: string) =>
+        new logs.MetricFilter(this, `${name}Filter`, {
+          logGroup: api.logGroup,
+          filterPattern: logs.FilterPattern.stringValue('$.message', '=', message),
+          metricNamespace: WAKE_NAMESPACE,
+          metricName: name,
+          metricValue: '1',
+          defaultValue: 0,
+        }).metric({ period: five, statistic: 'Sum' });
+      count('WakeInvokes', 'consumer woken');
+      add('WakeInvokeFailures', {
+        alarmDescription:
+          'Wake invokes from the api to the consumer failed for 15 minutes (permission, VPC endpoint or throttling): jobs wait for the schedule.',
+        metric: count('WakeInvokeFailures', 'wake invoke failed; the schedule will start a consumer'),
         threshold: 1,
         evaluationPeriods: 3,
         datapointsToAlarm: 3,

@@ -157,6 +157,13 @@ export class Functions extends Construct {
       return fn;
     };
 
+    const consumerName = functionName(stack.stackName, 'consumer');
+    const consumerArn = stack.formatArn({
+      service: 'lambda',
+      resource: 'function',
+      resourceName: consumerName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     this.api = make('api', {
       description: 'durable-task-engine HTTP API: enqueue, read, cancel jobs',
       // API Gateway HTTP APIs give up after 30 s; a request never needs more than a few statements.
@@ -167,6 +174,10 @@ export class Functions extends Construct {
         MAX_PAYLOAD_BYTES: '262144',
         // A job whose task timeout cannot fit in one consumer invocation is refused at enqueue.
         CONSUMER_TIMEOUT_SECONDS: String(settings.consumerTimeoutSeconds),
+        // Wake on enqueue (issue 17): after committing jobs into a queue with no live consumer,
+        // the api invokes this one asynchronously (debounced in the database).
+        CONSUMER_FUNCTION_NAME: consumerName,
+        WAKE_ON_ENQUEUE: '1',
       },
       // Each api container holds a connection, also while frozen: reserved concurrency is the
       // api's share of the connection budget (infra/config.ts connectionBudget).
@@ -174,9 +185,17 @@ export class Functions extends Construct {
       securityGroup: 'functions',
     });
 
-    const consumerName = functionName(stack.stackName, 'consumer');
+    // The api may invoke the consumer and nothing else (the Lambda VPC endpoint carries it).
+    this.api.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'WakeConsumer',
+        actions: ['lambda:InvokeFunction'],
+        resources: [consumerArn],
+      }),
+    );
     this.consumer = make('consumer', {
-      description: 'durable-task-engine consumer: claims and runs jobs (scheduled, fans out)',
+      description:
+        'durable-task-engine consumer: claims and runs jobs (scheduled, woken on enqueue, fans out)',
       timeout: Duration.seconds(settings.consumerTimeoutSeconds),
       memorySize: settings.consumerMemoryMiB,
       environment: {
@@ -197,22 +216,14 @@ export class Functions extends Construct {
       functionName: consumerName,
       securityGroup: 'functions',
     });
-    if (settings.consumerFanoutMax > 0) {
-      this.consumer.addToRolePolicy(
-        new iam.PolicyStatement({
-          sid: 'FanOutToItself',
-          actions: ['lambda:InvokeFunction'],
-          resources: [
-            stack.formatArn({
-              service: 'lambda',
-              resource: 'function',
-              resourceName: consumerName,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          ],
-        }),
-      );
-    }
+    // Itself only: fan-out, and the successor of an invocation that ran out of time while live.
+    this.consumer.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'FanOutToItself',
+        actions: ['lambda:InvokeFunction'],
+        resources: [consumerArn],
+      }),
+    );
 
     this.reaper = make('reaper', {
       description: 'durable-task-engine reaper: requeues expired leases, pushes totals, prunes',
