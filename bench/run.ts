@@ -52,7 +52,7 @@ const QUICK = flag('quick');
 const ROUNDS = option('rounds', QUICK ? 1 : 3);
 const JOBS = option('jobs', 20_000);
 const WORKERS = 4;
-/** --only main,consumer-js,scale,trickle,claim,reaper,bigtable,rss: run a subset (for working on one scenario). */
+/** --only main,consumer-js,scale,trickle,deployed-trickle,claim,reaper,bigtable,rss: run a subset (for working on one scenario). */
 const ONLY = (() => {
   const i = argv.indexOf('--only');
   return i >= 0 && argv[i + 1] ? new Set(argv[i + 1]!.split(',')) : undefined;
@@ -489,6 +489,28 @@ async function trickle(round: number): Promise<void> {
     });
     log(
       `  trickle    r${round} p50 ${percentile(ms, 50).toFixed(1)} ms  p99 ${percentile(ms, 99).toFixed(1)} ms  (${ms.length} jobs)`,
+    );
+  });
+}
+
+/** Deployed-shape trickle (issue 17; bench/wake.ts): wake on enqueue against a 60 s schedule. */
+async function deployedTrickle(round: number): Promise<void> {
+  await withDatabase(`wake_${round}`, async (db) => {
+    await migrateEngine(db.url);
+    await analyze(db.url);
+    const { deployedShapeTrickle } = await import('./wake.ts');
+    const r = await deployedShapeTrickle(db.url);
+    samples.push({
+      scenario: 'deployed-trickle',
+      system: 'engine api + consumer handlers',
+      round,
+      jobs: r.trickleJobs + r.delayedJobs,
+      seconds: r.seconds,
+      rate: 20,
+      extra: { ...r },
+    });
+    log(
+      `  deployed-trickle r${round} start p50 ${r.startP50Ms.toFixed(1)} ms  p99 ${r.startP99Ms.toFixed(1)} ms  max ${r.startMaxMs.toFixed(1)} ms  first ${r.firstJobMs.toFixed(1)} ms; delayed late p50 ${r.delayedLateP50Ms.toFixed(1)} ms  p99 ${r.delayedLateP99Ms.toFixed(1)} ms; wake invokes ${r.wakeInvokes} (${r.invokesPerJob.toFixed(4)}/job), invocations ${r.invocations}`,
     );
   });
 }
@@ -1039,6 +1061,10 @@ async function main(): Promise<void> {
   if (wants('trickle')) {
     log('trickle (c): 50 jobs/s for 20 s, one live consumer');
     for (let round = 1; round <= ROUNDS; round++) await trickle(round);
+  }
+  if (wants('deployed-trickle')) {
+    log('deployed-shape trickle: 60 s schedule, wake on enqueue, 20 jobs/s for 30 s, then 20 jobs delayed 5 s');
+    for (let round = 1; round <= ROUNDS; round++) await deployedTrickle(round);
   }
   if (wants('claim')) {
     log('claim latency (d): 16 claimers over 100,000 jobs');
