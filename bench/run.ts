@@ -1063,7 +1063,9 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) await trickle(round);
   }
   if (wants('deployed-trickle')) {
-    log('deployed-shape trickle: 60 s schedule, wake on enqueue, 20 jobs/s for 30 s, then 20 jobs delayed 5 s');
+    log(
+      'deployed-shape trickle: 60 s schedule, wake on enqueue, 20 jobs/s for 30 s, then 20 jobs delayed 5 s',
+    );
     for (let round = 1; round <= ROUNDS; round++) await deployedTrickle(round);
   }
   if (wants('claim')) {

@@ -6,6 +6,7 @@
  * database time: started_at − created_at (started_at − run_at for the delayed), and invokes per
  * job. No cold start: an "invoke" is an in-process call of an already created handler.
  */
+import type { Writable } from 'node:stream';
 import { createHandler as createApiHandler } from '../functions/api.ts';
 import { createHandler as createConsumerHandler } from '../functions/consumer.ts';
 import type { Invoker, WakeReason } from '../functions/engine/wake.ts';
@@ -40,10 +41,12 @@ const DELAYED = 20;
 const DELAY_SECONDS = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function deployedShapeTrickle(url: string): Promise<DeployedTrickleResult> {
+export async function deployedShapeTrickle(
+  url: string,
+  logs: Writable = discard(),
+): Promise<DeployedTrickleResult> {
   const t0 = performance.now();
   const env = { DATABASE_URL: url, CONSUMER_IDLE_EXIT_MS: '2000', LOG_LEVEL: 'warn' };
-  const logs = discard();
   const containers = Array.from({ length: RESERVED }, () => ({
     busy: false,
     handler: createConsumerHandler({ env, logStream: logs, invoker: { invoke: (r) => invoke(r) } }),
@@ -77,7 +80,6 @@ export async function deployedShapeTrickle(url: string): Promise<DeployedTrickle
   }
   const invoker: Invoker = { invoke };
   const api = createApiHandler({ env, invoker, logStream: logs });
-  const apiCtx = lambdaContext('bench-api', 29_000);
 
   // The schedule: a tick now, then every 60 s. The trickle starts once the first tick's
   // invocation has found nothing and left (the first job meets no live consumer).
@@ -90,7 +92,10 @@ export async function deployedShapeTrickle(url: string): Promise<DeployedTrickle
   while (running.size > 0) await sleep(50);
 
   const post = async (body: unknown) => {
-    const out = (await api(apiPost('/jobs', body), apiCtx)) as { statusCode: number; body: string };
+    const out = (await api(apiPost('/jobs', body), lambdaContext('bench-api', 29_000))) as {
+      statusCode: number;
+      body: string;
+    };
     if (out.statusCode !== 201) throw new Error(`enqueue answered ${out.statusCode}: ${out.body}`);
     return JSON.parse(out.body).id as string;
   };
