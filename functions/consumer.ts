@@ -112,7 +112,8 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
    */
   const successor = async (summary: ConsumerSummary, depth: number, fannedOut: number) => {
     // Fanned-out invocations and one that fanned out leave it to those (no chains beyond the cap).
-    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker || depth > 0 || fannedOut > 0) return;
+    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker || depth > 0 || fannedOut > 0)
+      return;
     try {
       await invoker.invoke('successor');
     } catch (err) {
