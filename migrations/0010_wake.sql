@@ -9,11 +9,11 @@
 --   queue_wakes        one row per queue the api has woken a consumer for: woken_at is the
 --                      debounce. A burst of enqueues finds woken_at recent and invokes nothing.
 --
--- queues_wake (api) and consumer_leave (consumer) make the exit handshake race-free: the api's
--- check takes FOR KEY SHARE on the presence rows it counts as live, so a consumer's delete of
--- its row waits for that statement. Either the api saw the consumer live (its jobs committed
--- before the check, so before the delete, and the consumer's last claim after the delete sees
--- them), or the delete came first and the api invokes.
+-- The exit handshake needs no lock: the api commits its jobs, then runs queues_wake in a new
+-- statement; a consumer deletes its presence row (consumer_leave, committed), then claims once
+-- more. If the api's check saw the row, the delete committed after the check's snapshot, so
+-- after the jobs: the consumer's last claim, later still, sees them. If it did not see the row,
+-- the api invokes. Either way no job waits for the schedule.
 --
 -- Expand only: the previous release's code never reads or writes these tables.
 
@@ -65,8 +65,7 @@ BEGIN
      WHERE w.name IS NOT NULL
        AND NOT EXISTS (
          SELECT 1 FROM consumer_presence c
-          WHERE c.seen_until > now() AND (c.queues IS NULL OR w.name = ANY (c.queues))
-            FOR KEY SHARE OF c)
+          WHERE c.seen_until > now() AND (c.queues IS NULL OR w.name = ANY (c.queues)))
   )
   INSERT INTO queue_wakes AS k (queue, woken_at)
   SELECT wanted.name, now() FROM wanted ORDER BY wanted.name
