@@ -5,9 +5,9 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import type { Db } from './engine/queryable.ts';
+import { jsonBody } from './http/body.ts';
 import { errorShape } from './http/errors.ts';
 import { route } from './http/routes.ts';
 import { loadConfig } from './platform/config.ts';
@@ -36,24 +36,6 @@ export type ApiHandler = (
   context: Context,
 ) => Promise<APIGatewayProxyResultV2>;
 
-/** Parses JSON only when a POST carries a body, so GETs and body-less cancels pass through. */
-function jsonBodyWhenPresent(): middy.MiddlewareObj<APIGatewayProxyEventV2> {
-  const parser = httpJsonBodyParser();
-  return {
-    before: async (request) => {
-      const { body } = request.event;
-      if (
-        request.event.requestContext?.http?.method !== 'POST' ||
-        body === undefined ||
-        body === null ||
-        body === ''
-      )
-        return;
-      await parser.before!(request as never);
-    },
-  };
-}
-
 export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
   const config = loadConfig(options.env ?? process.env);
   const logger = createLogger({ serviceName: 'dte-api', level: config.LOG_LEVEL, stream: options.logStream });
@@ -64,6 +46,7 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
     registry,
     maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
     jobsVisibleTo: config.JOBS_VISIBLE_TO,
+    consumerTimeoutSeconds: config.CONSUMER_TIMEOUT_SECONDS,
   };
   const obs = createObservability('api', config, logger, options.metrics);
   let lastPush = 0;
@@ -87,7 +70,7 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
     .use(httpErrorHandler({ logger: false }))
     .use(errorShape(logger, countDbError))
     .use(httpHeaderNormalizer())
-    .use(jsonBodyWhenPresent())
+    .use(jsonBody())
     .handler((event) => route(event as never, deps)) as unknown as ApiHandler;
 }
 

@@ -5,24 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { createHandler as createApi } from '../functions/api.ts';
 import { createHandler as createConsumer } from '../functions/consumer.ts';
 import { loadMigrations, migrate } from '../functions/engine/migrator.ts';
 import type { Db } from '../functions/engine/queryable.ts';
-import { matchRoute } from '../functions/http/routes.ts';
 import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
 import { migrationsDir } from '../functions/platform/paths.ts';
 import { createHandler as createReaper } from '../functions/reaper.ts';
 import { createDashboard } from './dashboard/index.ts';
+import { createLocalHttp } from './local-http.ts';
 import { createLocalMetrics } from './local-metrics.ts';
 
-/** Largest request body accepted locally (API Gateway's own limit is 10 MB). */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** On Ctrl-C running tasks get this long to finish before they are aborted and released. */
 const STOP_GRACE_MS = 5000;
 
@@ -59,43 +57,6 @@ async function openDatabase(): Promise<{ url: string; description: string; close
   };
 }
 
-function toEvent(req: IncomingMessage, body: string, url: URL): APIGatewayProxyEventV2 {
-  const method = req.method ?? 'GET';
-  const matched = matchRoute(method, url.pathname);
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers))
-    if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
-  const now = Date.now();
-  return {
-    version: '2.0',
-    routeKey: matched?.routeKey ?? '$default',
-    rawPath: url.pathname,
-    rawQueryString: url.search.slice(1),
-    headers,
-    pathParameters: matched?.pathParameters,
-    requestContext: {
-      accountId: 'local',
-      apiId: 'local',
-      domainName: req.headers.host ?? 'localhost',
-      domainPrefix: 'local',
-      http: {
-        method,
-        path: url.pathname,
-        protocol: `HTTP/${req.httpVersion}`,
-        sourceIp: req.socket.remoteAddress ?? '',
-        userAgent: req.headers['user-agent'] ?? '',
-      },
-      requestId: randomUUID(),
-      routeKey: matched?.routeKey ?? '$default',
-      stage: '$default',
-      time: new Date(now).toISOString(),
-      timeEpoch: now,
-    },
-    body: body === '' ? undefined : body,
-    isBase64Encoded: false,
-  };
-}
-
 function lambdaContext(functionName: string, timeoutMs: number, stopAt: () => number | undefined): Context {
   const deadline = Date.now() + timeoutMs;
   const requestId = `local-${randomUUID()}`;
@@ -117,17 +78,6 @@ function lambdaContext(functionName: string, timeoutMs: number, stopAt: () => nu
   };
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw Object.assign(new Error('body too large'), { statusCode: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 async function main(): Promise<void> {
   const database = await openDatabase();
   const env = { ...process.env, DATABASE_URL: database.url };
@@ -136,7 +86,9 @@ async function main(): Promise<void> {
     connectionString: database.url,
     applicationName: 'dte-local',
     max: embedded ? 1 : 10,
-    queryTimeoutMs: 60_000,
+    // The configured bounds, as deployed: a frozen database answers /health with 503 in time.
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
   });
   const applied = await migrate(db, loadMigrations(migrationsDir()));
   const stopController = new AbortController();
@@ -155,38 +107,15 @@ async function main(): Promise<void> {
   const reaper = createReaper({ env, db, metrics: metrics.container('reaper', 'local-reaper') });
   const dashboard = createDashboard({ db, token: process.env.DASHBOARD_TOKEN || undefined });
 
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    try {
-      if (await dashboard.handle(req, res)) return;
-      if (req.method === 'GET' && url.pathname === '/metrics') {
-        const text = await metrics.render();
-        res.writeHead(200, { 'Content-Type': metrics.contentType });
-        res.end(text);
-        return;
-      }
-      const body = await readBody(req);
-      const event = toEvent(req, body, url);
-      const out = (await api(
-        event,
-        lambdaContext('dte-api', 30_000, () => undefined),
-      )) as APIGatewayProxyStructuredResultV2;
-      res.writeHead(out.statusCode ?? 200, (out.headers ?? {}) as Record<string, string>);
-      res.end(out.body ?? '');
-    } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode === 413 ? 413 : 500;
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          error: {
-            code: status === 413 ? 'payload_too_large' : 'internal_error',
-            message: status === 413 ? 'request body too large' : 'internal error',
-            details: null,
-          },
-        }),
-      );
-    }
-  });
+  const server = createServer(
+    createLocalHttp({
+      api,
+      dashboard,
+      metrics,
+      context: () => lambdaContext('dte-api', 30_000, () => undefined),
+      onError: (err) => process.stderr.write(`request failed: ${String(err)}\n`),
+    }),
+  );
   await new Promise<void>((r) => server.listen(config.PORT, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
 

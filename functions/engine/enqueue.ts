@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ANYONE, canSee, mayName, type Viewer } from './access.ts';
+import { deadlineMargin } from './consumer.ts';
 import { ConflictError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
 import {
@@ -37,6 +38,37 @@ export const LIMITS = {
   batch: 500,
 } as const;
 export const DEFAULT_MAX_ATTEMPTS = 5;
+
+/**
+ * Refuses a job whose task can never run to its own timeout inside one consumer invocation: the
+ * consumer keeps deadlineMargin() of every invocation for its final statements, so a task whose
+ * timeoutSeconds exceeds what is left would be aborted at the deadline on every attempt.
+ * Unknown invocation limit or no task timeout: nothing to check.
+ */
+export function checkFitsInvocation(
+  task: { type: string; timeoutSeconds?: number | undefined },
+  invocationSeconds: number | undefined,
+  index?: number,
+): void {
+  if (task.timeoutSeconds === undefined || invocationSeconds === undefined) return;
+  const invocationMs = invocationSeconds * 1000;
+  const usableMs = invocationMs - deadlineMargin(invocationMs);
+  if (task.timeoutSeconds * 1000 <= usableMs) return;
+  const where = index === undefined ? '' : `jobs.${index}.`;
+  throw new ValidationError(
+    `${where}type: task ${task.type} may run ${task.timeoutSeconds} s, but a consumer invocation gives a task at most ${usableMs / 1000} s (${invocationSeconds} s less the ${deadlineMargin(invocationMs) / 1000} s kept for its final statements); it could never finish`,
+    {
+      code: 'task_timeout_exceeds_invocation',
+      details: {
+        type: task.type,
+        timeoutSeconds: task.timeoutSeconds,
+        invocationSeconds,
+        usableSeconds: usableMs / 1000,
+        ...(index === undefined ? {} : { index, path: `${where}type` }),
+      },
+    },
+  );
+}
 
 /** JSON with object keys sorted, so equal requests hash equally whatever their key order. */
 function canonicalJson(value: unknown): string {
@@ -90,6 +122,9 @@ export function normalizeRequest(req: EnqueueRequest, index?: number): EnqueueRo
     ) {
       fail(index, 'must be an ISO 8601 timestamp', 'runAt');
     }
+    // PostgreSQL has no year 0 and cannot read toISOString's six-digit years (+010000-…).
+    const year = date.getUTCFullYear();
+    if (year < 1 || year > 9999) fail(index, 'must fall between the years 1 and 9999 (UTC)', 'runAt');
     runAt = date.toISOString();
   }
   const delay = req.delaySeconds ?? 0;

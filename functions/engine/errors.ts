@@ -39,8 +39,13 @@ export class ValidationError extends TaskEngineError {
 }
 
 export class UnknownTaskTypeError extends TaskEngineError {
-  constructor(type: string) {
-    super('unknown_task_type', `unknown task type: ${JSON.stringify(type)}`, { details: { type } });
+  /** `index`: the job's place in a batch, named in the message and details. */
+  constructor(type: string, index?: number) {
+    super(
+      'unknown_task_type',
+      `${index === undefined ? '' : `jobs.${index}.type: `}unknown task type: ${JSON.stringify(type)}`,
+      { details: index === undefined ? { type } : { type, index, path: `jobs.${index}.type` } },
+    );
     this.name = 'UnknownTaskTypeError';
   }
 }
@@ -68,9 +73,20 @@ export class PayloadTooLargeError extends TaskEngineError {
 
 /** The database could not be reached or dropped the connection; the caller may retry. */
 export class DatabaseUnavailableError extends TaskEngineError {
-  constructor(message: string, options?: ErrorOptions) {
-    super('database_unavailable', message, options);
+  constructor(message: string, options?: ErrorOptions & { code?: string }) {
+    super(options?.code ?? 'database_unavailable', message, options);
     this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/**
+ * The connection was lost after the statement was sent: it may have committed or not. Still a
+ * DatabaseUnavailableError (retryable), but no caller may say "nothing was stored".
+ */
+export class OutcomeUnknownError extends DatabaseUnavailableError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { ...options, code: 'outcome_unknown' });
+    this.name = 'OutcomeUnknownError';
   }
 }
 

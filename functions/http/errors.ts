@@ -4,6 +4,7 @@ import {
   ConflictError,
   DatabaseUnavailableError,
   NotFoundError,
+  OutcomeUnknownError,
   PayloadTooLargeError,
   TaskEngineError,
   UnknownTaskTypeError,
@@ -30,16 +31,18 @@ interface Mapped {
   headers?: Record<string, string>;
 }
 
+/** ValidationError codes that are 422 (well-formed but not acceptable for this task); the rest are 400. */
+const UNPROCESSABLE = new Set(['invalid_payload', 'task_timeout_exceeds_invocation']);
+
 /** The only place engine errors become HTTP statuses. Anything unknown is a 500 without details. */
-export function mapError(err: unknown): Mapped {
-  const e = err as { statusCode?: number; message?: string; cause?: { package?: string } };
+export function mapError(err: unknown, opts: { reading?: boolean } = {}): Mapped {
   if (err instanceof HttpError)
     return { statusCode: err.statusCode, code: err.code, message: err.message, details: err.details };
   if (err instanceof UnknownTaskTypeError)
     return { statusCode: 422, code: err.code, message: err.message, details: err.details };
   if (err instanceof ValidationError) {
     return {
-      statusCode: err.code === 'invalid_payload' ? 422 : 400,
+      statusCode: UNPROCESSABLE.has(err.code) ? 422 : 400,
       code: err.code,
       message: err.message,
       details: err.details,
@@ -51,6 +54,16 @@ export function mapError(err: unknown): Mapped {
     return { statusCode: 404, code: err.code, message: err.message, details: err.details };
   if (err instanceof ConflictError)
     return { statusCode: 409, code: err.code, message: err.message, details: err.details };
+  // A read that lost its connection changed nothing, whenever it was lost.
+  if (err instanceof OutcomeUnknownError && !opts.reading) {
+    return {
+      statusCode: 503,
+      code: 'outcome_unknown',
+      message:
+        'the connection to the database was lost after the request was sent: it may or may not have been stored; retry with the same Idempotency-Key (safe: a stored job is returned, not duplicated), or read the job before retrying without one',
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+    };
+  }
   if (err instanceof DatabaseUnavailableError) {
     return {
       statusCode: 503,
@@ -58,17 +71,6 @@ export function mapError(err: unknown): Mapped {
       message: 'the database is unavailable; nothing was stored, retry later',
       headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
     };
-  }
-  // @middy/http-json-body-parser: 415 for both a wrong content type and malformed JSON.
-  if (e?.cause?.package === '@middy/http-json-body-parser') {
-    if (e.message === 'Unsupported Media Type') {
-      return {
-        statusCode: 415,
-        code: 'unsupported_media_type',
-        message: 'Content-Type must be application/json',
-      };
-    }
-    return { statusCode: 400, code: 'invalid_json', message: 'the body is not valid JSON' };
   }
   return { statusCode: 500, code: 'internal_error', message: 'internal error' };
 }
@@ -83,12 +85,16 @@ export function errorShape(
 ): middy.MiddlewareObj {
   return {
     onError: async (request) => {
-      const mapped = mapError(request.error);
+      const method = (request.event as { requestContext?: { http?: { method?: string } } })?.requestContext
+        ?.http?.method;
+      const mapped = mapError(request.error, { reading: method === 'GET' || method === 'HEAD' });
       if (mapped.statusCode >= 500 && mapped.statusCode !== 503)
         logger.error('unhandled api error', { error: request.error });
       else if (mapped.statusCode === 503) {
         onDbUnavailable?.(request.event as never);
-        logger.warn('database unavailable', { error: request.error });
+        logger.warn(mapped.code === 'outcome_unknown' ? 'outcome unknown' : 'database unavailable', {
+          error: request.error,
+        });
       }
       const body = JSON.stringify({
         error: { code: mapped.code, message: mapped.message, details: mapped.details ?? null },

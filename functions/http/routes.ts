@@ -26,21 +26,34 @@ export const ROUTES = [
 ] as const;
 export type RouteKey = (typeof ROUTES)[number];
 
-/** Matches a method and path to a route key and its path parameters (for `$default` and the local engine). */
+/** Decodes one path segment; a bad percent-encoding (`%ZZ`) is the client's 400, not a URIError's 500. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'invalid_path', 'the path has an invalid percent-encoding');
+  }
+}
+
+/**
+ * Matches a method and path to a route key and its path parameters (for `$default` and the
+ * local engine). HEAD matches the GET routes (RFC 9110 9.3.2); the answer has no body.
+ */
 export function matchRoute(
   method: string,
   path: string,
 ): { routeKey: RouteKey; pathParameters: Record<string, string> } | undefined {
   const parts = path.replace(/\/+$/, '').split('/').filter(Boolean);
+  const wanted = method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase();
   for (const route of ROUTES) {
     const [m, pattern] = route.split(' ') as [string, string];
-    if (m !== method.toUpperCase()) continue;
+    if (m !== wanted) continue;
     const want = pattern.split('/').filter(Boolean);
     if (want.length !== parts.length) continue;
     const params: Record<string, string> = {};
     const ok = want.every((seg, i) => {
       if (seg.startsWith('{')) {
-        params[seg.slice(1, -1)] = decodeURIComponent(parts[i]!);
+        params[seg.slice(1, -1)] = decodeSegment(parts[i]!);
         return true;
       }
       return seg === parts[i];
@@ -65,6 +78,17 @@ function iso(d: Date): string {
   return lastIso;
 }
 
+/**
+ * last_error as the API shows it: no `stack` (absolute paths and code layout are for operators;
+ * the row keeps it for taskctl and the dashboard).
+ */
+function publicError(lastError: unknown): unknown {
+  if (lastError === null || lastError === undefined) return null;
+  if (typeof lastError !== 'object' || Array.isArray(lastError) || !('stack' in lastError)) return lastError;
+  const { stack: _stack, ...rest } = lastError as Record<string, unknown>;
+  return rest;
+}
+
 /** The job as the API shows it (DESIGN.md section 3); batch entries also say whether they were created. */
 export function present(job: Job, created?: boolean) {
   const shown = {
@@ -76,7 +100,7 @@ export function present(job: Job, created?: boolean) {
     runAt: iso(job.runAt),
     attempts: job.attempts,
     maxAttempts: job.maxAttempts,
-    lastError: job.lastError ?? null,
+    lastError: publicError(job.lastError),
     result: job.result ?? null,
     createdAt: iso(job.createdAt),
     updatedAt: iso(job.updatedAt),
@@ -94,6 +118,8 @@ export interface ApiDeps {
   maxPayloadBytes: number;
   /** JOBS_VISIBLE_TO: `creator` limits reading and cancelling a job to its creator (default all). */
   jobsVisibleTo?: JobsVisibleTo;
+  /** CONSUMER_TIMEOUT_SECONDS: jobs whose task timeout cannot fit an invocation are refused. */
+  consumerTimeoutSeconds?: number | undefined;
 }
 
 const json = (
@@ -117,6 +143,12 @@ function actorOf(event: ParsedEvent): string {
 
 /** Routes one (already JSON-parsed) API Gateway v2 event. Errors are thrown and shaped by errorShape. */
 export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
+  const out = await dispatch(event, deps);
+  if (event.requestContext.http.method.toUpperCase() !== 'HEAD' || typeof out === 'string') return out;
+  return { ...out, body: '' };
+}
+
+async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
   const resolved =
     event.routeKey && event.routeKey !== '$default'
       ? { routeKey: event.routeKey as RouteKey, pathParameters: event.pathParameters ?? {} }
@@ -143,11 +175,19 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
         registry: deps.registry,
         maxPayloadBytes: deps.maxPayloadBytes,
         headerKey,
+        consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
       });
       const { job, created } = await enqueue(deps.db, req, viewer);
       return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
     }
     case 'POST /jobs/batch': {
+      // One header key cannot name many jobs; silently ignoring it made a retried batch twice.
+      if (headerKey !== undefined) {
+        throw new ValidationError(
+          'POST /jobs/batch does not take an Idempotency-Key header: give each job its own idempotencyKey in the body',
+          { code: 'batch_idempotency_key', details: { path: 'Idempotency-Key' } },
+        );
+      }
       const { jobs } = parseWith(batchRequestSchema, event.body);
       if (jobs.length === 0)
         throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
@@ -163,7 +203,12 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
         );
       }
       const reqs = jobs.map((raw, index) =>
-        validateJobRequest(raw, { registry: deps.registry, maxPayloadBytes: deps.maxPayloadBytes, index }),
+        validateJobRequest(raw, {
+          registry: deps.registry,
+          maxPayloadBytes: deps.maxPayloadBytes,
+          index,
+          consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
+        }),
       );
       const results = await enqueueMany(deps.db, reqs, { viewer });
       const anyCreated = results.some((r) => r.created);

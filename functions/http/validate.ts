@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LIMITS } from '../engine/enqueue.ts';
+import { checkFitsInvocation, LIMITS } from '../engine/enqueue.ts';
 import { PayloadTooLargeError, UnknownTaskTypeError, ValidationError } from '../engine/errors.ts';
 import type { EnqueueRequest } from '../engine/index.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
@@ -28,8 +28,20 @@ export const batchRequestSchema = z.strictObject({
   jobs: z.array(z.unknown(), { error: 'jobs must be an array' }),
 });
 
+/** Text PostgreSQL can store: no NUL (text refuses it) and no lone UTF-16 surrogate (not UTF-8). */
+export function storableText(s: string): boolean {
+  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
+}
+
 export const cancelRequestSchema = z
-  .strictObject({ reason: z.string().min(1).max(1000).optional() })
+  .strictObject({
+    reason: z
+      .string()
+      .min(1)
+      .max(1000)
+      .refine(storableText, 'reason must not contain NUL characters or lone UTF-16 surrogates')
+      .optional(),
+  })
   .optional();
 
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown, prefix = ''): T {
@@ -82,7 +94,14 @@ function checkString(s: string, path: string): void {
  */
 export function validateJobRequest(
   raw: unknown,
-  opts: { registry: TaskRegistry; maxPayloadBytes: number; headerKey?: string | undefined; index?: number },
+  opts: {
+    registry: TaskRegistry;
+    maxPayloadBytes: number;
+    headerKey?: string | undefined;
+    index?: number;
+    /** The deployed consumer's invocation limit, when known (CONSUMER_TIMEOUT_SECONDS). */
+    consumerTimeoutSeconds?: number | undefined;
+  },
 ): EnqueueRequest {
   const prefix = opts.index === undefined ? '' : `jobs.${opts.index}.`;
   const req = parseWith(jobRequestSchema, raw, prefix);
@@ -102,6 +121,8 @@ export function validateJobRequest(
     });
   }
   const payload = req.payload ?? null;
+  // Depth first: JSON.stringify recurses and would overflow the stack on a deep enough value.
+  checkJsonValue(payload, `${where}payload`);
   const bytes = Buffer.byteLength(JSON.stringify(payload));
   if (bytes > opts.maxPayloadBytes) {
     throw new PayloadTooLargeError(
@@ -111,10 +132,10 @@ export function validateJobRequest(
       },
     );
   }
-  checkJsonValue(payload, `${where}payload`);
   if (req.idempotencyKey !== undefined) checkString(req.idempotencyKey, `${where}idempotencyKey`);
   const task = opts.registry.get(req.type);
-  if (!task) throw new UnknownTaskTypeError(req.type);
+  if (!task) throw new UnknownTaskTypeError(req.type, opts.index);
+  checkFitsInvocation(task, opts.consumerTimeoutSeconds, opts.index);
   const parsed = task.schema.safeParse(payload);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({

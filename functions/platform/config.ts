@@ -35,6 +35,8 @@ const schema = z
     CONSUMER_IDLE_EXIT_MS: int(0, 900_000).default(2000),
     CONSUMER_POLL_MS: int(1, 60_000).default(20),
     CONSUMER_FANOUT_MAX: int(0, 100).default(0),
+    /** The deployed consumer function's timeout, told to the api so it refuses tasks that can never fit. */
+    CONSUMER_TIMEOUT_SECONDS: int(1, 900).optional(),
     BACKOFF_BASE_SECONDS: z.coerce.number().min(0).max(86_400).default(2),
     MAX_BACKOFF_SECONDS: z.coerce.number().min(0).max(604_800).default(600),
     USE_ADVISORY_LOCKS: flag.default(false),

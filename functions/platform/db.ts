@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DatabaseUnavailableError } from '../engine/errors.ts';
+import { DatabaseUnavailableError, OutcomeUnknownError } from '../engine/errors.ts';
 import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
 
 /** Keep bigint ids as strings (JSON has no 64-bit ints) and int8 counts as strings too. */
@@ -70,21 +70,49 @@ export function isRetryableDbError(err: unknown): boolean {
   return PG_CLIENT_FAILURES.some((m) => message.includes(m));
 }
 
+/** A rejected login (bad password, expired IAM token, no rds_iam grant), raw or already wrapped. */
 export function isAuthFailure(err: unknown): boolean {
-  const code = sqlState(err);
+  const code =
+    err instanceof DatabaseUnavailableError ? (err as { sqlState?: string }).sqlState : sqlState(err);
   return code !== undefined && AUTH_FAILED_SQLSTATES.has(code);
 }
 
-/** Wraps connection-level failures in DatabaseUnavailableError; leaves SQL errors as they are. */
-function classify(err: unknown): unknown {
-  if (isRetryableDbError(err) && !(err instanceof DatabaseUnavailableError)) {
-    const message = err instanceof Error ? err.message : String(err);
-    const wrapped = new DatabaseUnavailableError(`database unavailable: ${message}`, { cause: err });
-    (wrapped as { sqlState?: string }).sqlState = sqlState(err);
-    return wrapped;
-  }
-  return err;
+/**
+ * Errors the server itself reported for a statement (statement_timeout, deadlock, serialization,
+ * lock_not_available): the statement failed, so nothing it wrote was committed.
+ */
+const STATEMENT_FAILED_SQLSTATES = new Set(['40001', '40P01', '55P03', '57014']);
+
+/**
+ * Where a failure happened decides what the caller may say. `connect`: nothing was sent, so
+ * nothing was stored. `statement`: the statement was sent; when the connection then fails
+ * without the server's answer (socket reset, 'Connection terminated', the client-side query
+ * timeout) it may have committed: OutcomeUnknownError. `inTransaction`: a statement before
+ * COMMIT; a connection lost there rolls back, so nothing was stored.
+ */
+export type FailurePhase = 'connect' | 'statement' | 'inTransaction';
+
+/**
+ * Wraps connection-level failures (and rejected logins: an IAM token refused is as transient as
+ * an unreachable host) in DatabaseUnavailableError or OutcomeUnknownError; leaves SQL errors as
+ * they are.
+ */
+export function classifyDbError(err: unknown, phase: FailurePhase): unknown {
+  if (err instanceof DatabaseUnavailableError) return err;
+  const auth = isAuthFailure(err);
+  if (!auth && !isRetryableDbError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  const code = sqlState(err);
+  const unknown =
+    phase === 'statement' && !auth && !(code !== undefined && STATEMENT_FAILED_SQLSTATES.has(code));
+  const wrapped = unknown
+    ? new OutcomeUnknownError(`connection lost after the statement was sent: ${message}`, { cause: err })
+    : new DatabaseUnavailableError(`database unavailable: ${message}`, { cause: err });
+  (wrapped as { sqlState?: string }).sqlState = code;
+  return wrapped;
 }
+
+const ignore = () => {};
 
 export interface PgDb extends Db {
   readonly pool: pg.Pool;
@@ -111,12 +139,26 @@ export function createDb(options: DbOptions): PgDb {
   // process would crash. The next query gets a fresh connection.
   pool.on('error', () => {});
 
+  // pool.query would hide whether a failure came before or after the statement was sent.
   const query = async <R>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> => {
+    let client: pg.PoolClient;
     try {
-      const res = await pool.query(text, values as unknown[] | undefined);
+      client = await pool.connect();
+    } catch (err) {
+      throw classifyDbError(err, 'connect');
+    }
+    // A checked-out client whose socket dies emits 'error' besides failing its query; pool.query
+    // listens for it, and so must we, or the process dies of an unhandled 'error' event.
+    client.on('error', ignore);
+    try {
+      const res = await client.query(text, values as unknown[] | undefined);
+      client.off('error', ignore);
+      client.release();
       return { rows: res.rows as R[], rowCount: res.rowCount };
     } catch (err) {
-      throw classify(err);
+      client.off('error', ignore);
+      client.release(isRetryableDbError(err) ? (err as Error) : undefined);
+      throw classifyDbError(err, 'statement');
     }
   };
 
@@ -128,24 +170,27 @@ export function createDb(options: DbOptions): PgDb {
       try {
         client = await pool.connect();
       } catch (err) {
-        throw classify(err);
+        throw classifyDbError(err, 'connect');
       }
+      client.on('error', ignore);
       let broken = false;
+      const run = async <R>(text: string, values: readonly unknown[] | undefined, phase: FailurePhase) => {
+        try {
+          const res = await client.query(text, values as unknown[] | undefined);
+          return { rows: res.rows as R[], rowCount: res.rowCount };
+        } catch (err) {
+          if (isRetryableDbError(err)) broken = true;
+          throw classifyDbError(err, phase);
+        }
+      };
       const tx: Queryable = {
-        async query<R>(text: string, values?: readonly unknown[]) {
-          try {
-            const res = await client.query(text, values as unknown[] | undefined);
-            return { rows: res.rows as R[], rowCount: res.rowCount };
-          } catch (err) {
-            if (isRetryableDbError(err)) broken = true;
-            throw classify(err);
-          }
-        },
+        query: <R>(text: string, values?: readonly unknown[]) => run<R>(text, values, 'inTransaction'),
       };
       try {
         await tx.query('BEGIN');
         const result = await fn(tx);
-        await tx.query('COMMIT');
+        // Only a connection lost during COMMIT leaves the outcome open.
+        await run('COMMIT', undefined, 'statement');
         return result;
       } catch (err) {
         if (!broken)
@@ -154,6 +199,7 @@ export function createDb(options: DbOptions): PgDb {
           });
         throw err;
       } finally {
+        client.off('error', ignore);
         client.release(broken ? true : undefined);
       }
     },

@@ -282,4 +282,31 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
     expect(forged).toEqual([401, 401]);
     expect(await snapshot()).toEqual(before);
   });
+
+  it('a reload in the same tab keeps the change token (sessionStorage), though the reloaded page itself carries none', async () => {
+    // Prepare
+    await page.goto(server.url);
+    await page.waitForSelector('tr[data-queue="reports"]');
+    // Act: the address bar no longer has ?token=, so the reload is served on the read-only cookie.
+    await page.reload();
+    await page.waitForSelector('tr[data-queue="reports"]');
+    const meta = await page.locator('meta[name="dashboard-token"]').getAttribute('content');
+    const status = await page.evaluate(async () => {
+      // Runs in the page: the test's tsconfig has no DOM types.
+      const storage = (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } })
+        .sessionStorage;
+      const token = storage.getItem('dte-dashboard-token') ?? '';
+      const res = await fetch('/api/dashboard/queues/reports/pause', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Dashboard-Token': token },
+        body: '{"reason":"after reload"}',
+      });
+      return res.status;
+    });
+    // Assess
+    expect(meta).toBe('');
+    expect(status).toBe(200);
+    const { rows } = await t.db.query("SELECT paused FROM queues WHERE name = 'reports'");
+    expect(rows).toEqual([{ paused: true }]);
+  });
 });

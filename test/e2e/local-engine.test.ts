@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestSchema, postgresAvailable } from '../helpers/pg.ts';
+import { startProxy } from '../fault/proxy.ts';
+import { createTestSchema, DATABASE_URL, postgresAvailable } from '../helpers/pg.ts';
 import { ROOT, type Spawned, spawnTs } from '../helpers/processes.ts';
 
 const FAST = {
@@ -125,6 +126,42 @@ describe('npm start (local engine) end to end', () => {
         expect(JSON.parse(preflight.stdout)).toMatchObject({ ok: true });
         expect(await engine.stop('SIGINT')).toBe(0);
       } finally {
+        await t.drop();
+      }
+    },
+    120_000,
+  );
+
+  it.runIf(pgUp)(
+    'during a database freeze, /health answers 503 within DB_QUERY_TIMEOUT_MS instead of hanging',
+    async () => {
+      const t = await createTestSchema('e2efreeze');
+      const target = new URL(DATABASE_URL);
+      const proxy = await startProxy({ host: target.hostname, port: Number(target.port || 5432) });
+      let engine: Spawned | undefined;
+      try {
+        const url = new URL(t.url);
+        url.host = `127.0.0.1:${proxy.port}`;
+        const started = await startEngine({
+          DATABASE_URL: url.toString(),
+          LOCAL_CONSUMERS: '0',
+          DB_QUERY_TIMEOUT_MS: '1500',
+          DB_CONNECT_TIMEOUT_MS: '1500',
+        });
+        engine = started.engine;
+        const { base } = started;
+        expect((await fetch(`${base}/health`)).status).toBe(200);
+        // Frozen: connections stay open and silent, as with a SIGSTOPped server or a dead path.
+        proxy.blackhole();
+        // The bound here is the client's patience (30 s); the old fixed 60 s query timeout
+        // outlasted it.
+        const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(30_000) });
+        expect(res.status).toBe(503);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('database_unavailable');
+      } finally {
+        proxy.heal();
+        await engine?.stop('SIGINT');
+        await proxy.close();
         await t.drop();
       }
     },

@@ -202,6 +202,11 @@ describe.runIf(await postgresAvailable())('api handler under hostile input (fast
         '[',
         'null',
         '""',
+        `{"type":"example.echo","payload":${'['.repeat(10_000)}${']'.repeat(10_000)}}`,
+        `{"type":"example.echo","payload":${'{"a":'.repeat(3000)}1${'}'.repeat(3000)}}`,
+        '{"type":"example.echo","runAt":"0000-01-01T00:00:00Z"}',
+        '{"type":"example.echo","runAt":"9999-12-31T23:59:59-00:01"}',
+        '{"type":"example.echo","payload":{"a":1,"\\u0061":2}}',
       ),
       fc
         .integer({ min: MAX_PAYLOAD_BYTES, max: 300_000 })
@@ -210,6 +215,9 @@ describe.runIf(await postgresAvailable())('api handler under hostile input (fast
     const contentType = fc.constantFrom(
       'application/json',
       'application/json; charset=utf-8',
+      'APPLICATION/JSON',
+      'application/json; charset=iso-8859-1',
+      'application/problem+json',
       'text/plain',
       'application/x-www-form-urlencoded',
       '',
@@ -220,6 +228,41 @@ describe.runIf(await postgresAvailable())('api handler under hostile input (fast
         await probe(apiEvent('POST', batch ? '/jobs/batch' : '/jobs', body, headers));
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('integers in a payload are never silently rounded: beyond ±(2^53-1) refused (400 unsafe_integer), within it stored digit for digit', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), async (n) => {
+        const res = await probe(apiEvent('POST', '/jobs', `{"type":"example.echo","payload":{"n":${n}}}`));
+        const safe = n <= BigInt(Number.MAX_SAFE_INTEGER) && n >= -BigInt(Number.MAX_SAFE_INTEGER);
+        if (!safe) {
+          expect(res.status).toBe(400);
+          expect(res.json.error?.code).toBe('unsafe_integer');
+          return;
+        }
+        expect(res.status).toBe(201);
+        const { rows: stored } = await t.db.query<{ n: string }>(
+          "SELECT payload->>'n' AS n FROM jobs WHERE id = $1",
+          [res.json.id],
+        );
+        expect(stored[0]!.n).toBe(String(n));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('an object with a key given twice, at any depth, is refused (400 duplicate_key), never last-one-wins', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 8 }), fc.integer({ min: 0, max: 20 }), async (key, depth) => {
+        const k = JSON.stringify(key);
+        const inner = `{${k}:1,"other":true,${k}:2}`;
+        const body = `{"type":"example.echo","payload":${'{"x":'.repeat(depth)}${inner}${'}'.repeat(depth)}}`;
+        const res = await probe(apiEvent('POST', '/jobs', body));
+        expect(res.status).toBe(400);
+        expect(res.json.error?.code).toBe('duplicate_key');
+      }),
+      { numRuns: 100 },
     );
   });
 

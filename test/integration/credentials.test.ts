@@ -107,7 +107,11 @@ describe.runIf(await postgresAvailable())('database credentials from Secrets Man
       tls: false,
     });
     try {
-      await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: '28000' });
+      // A rejected login is reported as the database being unavailable (503 at the api), SQLSTATE kept.
+      await expect(db.query('SELECT 1')).rejects.toMatchObject({
+        code: 'database_unavailable',
+        sqlState: '28000',
+      });
       expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(2);
     } finally {
       await db.end();

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -130,6 +130,92 @@ describe.runIf(await postgresAvailable())('dashboard JSON routes', () => {
       headers: { Cookie: cookie.split(';')[0]! },
     });
     expect(overview.status).toBe(200);
+  });
+
+  it('the cookie is a read-only session value, not the token: it reads, but shown as the change header it changes nothing, and a page served on it alone carries no token', async () => {
+    const id = await failedJob();
+    const before = await snapshot();
+    const page = await fetch(`${base}/?token=${TOKEN}`);
+    expect(await page.text()).toContain(`content="${TOKEN}"`);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const value = cookie.slice(cookie.indexOf('=') + 1);
+    expect(value).not.toBe(TOKEN);
+    expect(value).not.toContain(TOKEN);
+    expect((await fetch(`${base}/api/dashboard/overview`, { headers: { Cookie: cookie } })).status).toBe(200);
+    // What another service on 127.0.0.1 receives (cookies are not separated by port) is no change token.
+    const forged = await fetch(`${base}/api/dashboard/jobs/${id}/retry`, {
+      method: 'POST',
+      headers: { Cookie: cookie, 'X-Dashboard-Token': value, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    await expectError(forged, 401, 'unauthorized');
+    const reloaded = await fetch(`${base}/`, { headers: { Cookie: cookie } });
+    expect(reloaded.status).toBe(200);
+    const html = await reloaded.text();
+    expect(html).not.toContain(TOKEN);
+    expect(html).toContain('<meta name="dashboard-token" content="" />');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('answers only to loopback Host names (DNS rebinding) and takes changes only from a loopback Origin', async () => {
+    const id = await failedJob();
+    const before = await snapshot();
+    const { port } = new URL(base);
+    const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    for (const host of [
+      'evil.example',
+      `evil.example:${port}`,
+      '127.0.0.1.nip.io',
+      'localhost.evil.example',
+    ]) {
+      const res = await raw('GET', `/api/dashboard/overview`, { Host: host, 'X-Dashboard-Token': TOKEN });
+      expect(res.status, host).toBe(403);
+      expect(JSON.parse(res.body).error.code).toBe('host_not_allowed');
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST']) {
+      const res = await raw('GET', `/api/dashboard/overview`, { Host: host, 'X-Dashboard-Token': TOKEN });
+      expect(res.status, host).toBe(200);
+    }
+    const crossOrigin = await raw(
+      'POST',
+      `/api/dashboard/jobs/${id}/retry`,
+      {
+        Host: `127.0.0.1:${port}`,
+        Origin: 'https://evil.example',
+        'X-Dashboard-Token': TOKEN,
+        'Content-Type': 'application/json',
+      },
+      '{}',
+    );
+    expect(crossOrigin.status).toBe(403);
+    expect(JSON.parse(crossOrigin.body).error.code).toBe('cross_origin_refused');
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('a NUL or a lone surrogate in a reason is a 400, not a 500, and changes nothing', async () => {
+    const id = await failedJob();
+    const before = await snapshot();
+    for (const body of ['{"reason":"a\\u0000b"}', '{"reason":"\\ud800"}']) {
+      await expectError(await call(`/api/dashboard/jobs/${id}/retry`, { method: 'POST', body }), 400);
+      await expectError(await call(`/api/dashboard/queues/mail/pause`, { method: 'POST', body }), 400);
+    }
+    const { job } = await enqueue(t.db, { type: 'example.echo', queue: 'mail' });
+    const after = await snapshot();
+    await expectError(
+      await call(`/api/dashboard/jobs/${job.id}/cancel`, { method: 'POST', body: '{"reason":"x\\u0000"}' }),
+      400,
+    );
+    expect(await snapshot()).toEqual(after);
+    expect(after.audit).toEqual(before.audit);
   });
 
   it('answers 404 for an unknown job id on reads and on every action, and changes nothing', async () => {

@@ -247,6 +247,33 @@ describe.runIf(await postgresAvailable())('taskctl job commands on PostgreSQL', 
     ]);
   });
 
+  it('resume without a queue name needs --yes (exit 2, nothing resumed); with it every paused queue resumes', async () => {
+    // Prepare
+    await taskctl(t.url, ['pause', 'q-a', 'q-b', '--reason', 'incident'], { TASKCTL_ACTOR: 'dan' });
+    const paused = async () =>
+      (await t.db.query<{ name: string }>('SELECT name FROM queues WHERE paused ORDER BY name')).rows.map(
+        (r) => r.name,
+      );
+    // Act
+    const refused = await cli('resume');
+    const afterRefusal = await paused();
+    const applied = await cli('resume', '--yes');
+    // Assess
+    expect(refused.code).toBe(2);
+    expect(oneLine(refused.stderr)).toMatch(/--yes/);
+    expect(afterRefusal).toEqual(expect.arrayContaining(['q-a', 'q-b']));
+    expect(applied.code).toBe(0);
+    expect(applied.json.resumed).toEqual(expect.arrayContaining(['q-a', 'q-b']));
+    expect(await paused()).toEqual([]);
+  });
+
+  it('retry-failed --since past any date the database can compute is a usage error (exit 2), not a database error', async () => {
+    const res = await cli('retry-failed', '--since', '99999999999d', '--dry-run');
+    expect(res.code).toBe(2);
+    expect(oneLine(res.stderr)).toMatch(/--since/);
+    expect((await cli('retry-failed', '--since', '36500d', '--dry-run')).code).toBe(0);
+  });
+
   it('status lists running jobs past their lease with worker and age, and the 5-minute failure ratio', async () => {
     const a = (await enqueue(t.db, { type: 'example.echo' })).job;
     const b = (await enqueue(t.db, { type: 'example.echo', maxAttempts: 1 })).job;

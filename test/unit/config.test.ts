@@ -26,6 +26,13 @@ describe('loadConfig', () => {
     expect(c.PUSHGATEWAY_URL).toBeUndefined();
   });
 
+  it("CONSUMER_TIMEOUT_SECONDS is optional (unknown: nothing checked) and bounded by Lambda's 900 s", () => {
+    expect(loadConfig({}).CONSUMER_TIMEOUT_SECONDS).toBeUndefined();
+    expect(loadConfig({ CONSUMER_TIMEOUT_SECONDS: '60' }).CONSUMER_TIMEOUT_SECONDS).toBe(60);
+    expect(() => loadConfig({ CONSUMER_TIMEOUT_SECONDS: '901' })).toThrow(/CONSUMER_TIMEOUT_SECONDS/);
+    expect(() => loadConfig({ CONSUMER_TIMEOUT_SECONDS: '0' })).toThrow(ConfigError);
+  });
+
   it('parses numbers and flags from their string form', () => {
     const c = loadConfig({
       LEASE_SECONDS: '45',

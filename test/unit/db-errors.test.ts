@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { DatabaseUnavailableError } from '../../functions/engine/errors.ts';
-import { createDb, isAuthFailure, isRetryableDbError, sqlState } from '../../functions/platform/db.ts';
+import { DatabaseUnavailableError, OutcomeUnknownError } from '../../functions/engine/errors.ts';
+import { mapError } from '../../functions/http/errors.ts';
+import {
+  classifyDbError,
+  createDb,
+  isAuthFailure,
+  isRetryableDbError,
+  sqlState,
+} from '../../functions/platform/db.ts';
 
 /** An error shaped as pg raises it: a message and a SQLSTATE (or socket) code. */
 const pgError = (code: string, message = `error ${code}`) => Object.assign(new Error(message), { code });
@@ -70,5 +77,49 @@ describe('database error classification', () => {
     } finally {
       await db.end();
     }
+  });
+
+  describe('what a failure says about the outcome (classifyDbError)', () => {
+    const lost = new Error('Connection terminated unexpectedly');
+    it('before anything was sent (connect): DatabaseUnavailableError, answered 503 database_unavailable', () => {
+      const err = classifyDbError(pgError('ECONNREFUSED'), 'connect');
+      expect(err).toBeInstanceOf(DatabaseUnavailableError);
+      expect(err).not.toBeInstanceOf(OutcomeUnknownError);
+      expect(mapError(err)).toMatchObject({ statusCode: 503, code: 'database_unavailable' });
+    });
+    it('after the statement was sent, a lost connection or the client-side timeout: OutcomeUnknownError, 503 outcome_unknown', () => {
+      for (const raw of [lost, new Error('Query read timeout'), pgError('ECONNRESET', 'read ECONNRESET')]) {
+        const err = classifyDbError(raw, 'statement');
+        expect(err).toBeInstanceOf(OutcomeUnknownError);
+        // Still retryable for every caller that only asks "may I retry?".
+        expect(err).toBeInstanceOf(DatabaseUnavailableError);
+        expect(mapError(err)).toMatchObject({ statusCode: 503, code: 'outcome_unknown' });
+        expect(mapError(err).headers).toEqual({ 'Retry-After': '5' });
+        // A read that lost its answer changed nothing.
+        expect(mapError(err, { reading: true }).code).toBe('database_unavailable');
+      }
+    });
+    it('a failure the server reported for the statement (statement_timeout, deadlock) is definite: nothing was stored', () => {
+      for (const code of ['57014', '40P01', '40001', '55P03']) {
+        const err = classifyDbError(pgError(code), 'statement');
+        expect(err).toBeInstanceOf(DatabaseUnavailableError);
+        expect(err).not.toBeInstanceOf(OutcomeUnknownError);
+      }
+    });
+    it('a statement inside a transaction that loses its connection before COMMIT rolled back: database_unavailable', () => {
+      expect(classifyDbError(lost, 'inTransaction')).not.toBeInstanceOf(OutcomeUnknownError);
+    });
+    it('a rejected login (IAM token refused: 28000, 28P01) is DatabaseUnavailableError (503, not 500), still recognised as an auth failure', () => {
+      for (const code of ['28000', '28P01']) {
+        const err = classifyDbError(pgError(code, 'PAM authentication failed for user "dte_api"'), 'connect');
+        expect(err).toBeInstanceOf(DatabaseUnavailableError);
+        expect(isAuthFailure(err)).toBe(true);
+        expect(mapError(err)).toMatchObject({ statusCode: 503, code: 'database_unavailable' });
+      }
+    });
+    it('SQL errors pass through unchanged', () => {
+      const unique = pgError('23505');
+      expect(classifyDbError(unique, 'statement')).toBe(unique);
+    });
   });
 });

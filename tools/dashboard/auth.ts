@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 /** 32 random bytes, hex: 256 bits, nothing to guess in the lifetime of a dashboard. */
@@ -29,9 +29,18 @@ export function cookieName(token: string): string {
   return `dte_dashboard_${digest(token).toString('hex').slice(0, 12)}`;
 }
 
+/**
+ * The cookie's value: derived from the token, good for reads only. Cookies are not separated by
+ * port, so any other service on 127.0.0.1 the browser visits receives it; with the token itself
+ * in it, that service could make changes. This value cannot be turned back into the token.
+ */
+export function readSession(token: string): string {
+  return createHmac('sha256', token).update('dte-dashboard read session').digest('hex');
+}
+
 /** HttpOnly: page scripts never read it; SameSite=Strict: no other site's page can send it. */
 export function sessionCookie(token: string): string {
-  return `${cookieName(token)}=${token}; Path=/; HttpOnly; SameSite=Strict`;
+  return `${cookieName(token)}=${readSession(token)}; Path=/; HttpOnly; SameSite=Strict`;
 }
 
 function readCookie(req: IncomingMessage, name: string): string | undefined {
@@ -60,12 +69,19 @@ export function credentialsOf(req: IncomingMessage, url: URL, token: string): Cr
 }
 
 /**
- * Reads may use any of the three (the first page load comes from the printed URL's ?token=,
- * later loads and assets from the cookie). A state change needs the header: a cookie is sent
+ * Reads may use the token (header or the printed URL's ?token=) or the read-session cookie
+ * (later loads and assets). A state change needs the token itself in the header: a cookie is sent
  * by the browser on its own and a query string ends up in logs and history, while a custom
  * header can only be set by our own page's script (another origin would need CORS, never granted).
+ * `'token'`: the real token was shown; `'session'`: only the cookie; undefined: refused.
  */
-export function authorized(token: string, c: Credentials, mutating: boolean): boolean {
-  if (mutating) return tokenMatches(token, c.header);
-  return tokenMatches(token, c.header) || tokenMatches(token, c.query) || tokenMatches(token, c.cookie);
+export function authorized(
+  token: string,
+  c: Credentials,
+  mutating: boolean,
+): 'token' | 'session' | undefined {
+  if (tokenMatches(token, c.header)) return 'token';
+  if (mutating) return undefined;
+  if (tokenMatches(token, c.query)) return 'token';
+  return tokenMatches(readSession(token), c.cookie) ? 'session' : undefined;
 }

@@ -10,6 +10,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Db } from '../../functions/engine/queryable.ts';
 import { HttpError, mapError } from '../../functions/http/errors.ts';
+import { checkHost, checkOrigin } from '../loopback.ts';
 import { authorized, credentialsOf, MIN_TOKEN_LENGTH, newToken, sessionCookie } from './auth.ts';
 import { API_PREFIX, createOverviewCache, resolve } from './routes.ts';
 import { MAX_BODY_BYTES } from './validate.ts';
@@ -142,9 +143,14 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       { ...a, body: readFileSync(join(STATIC_DIR, a.file), 'utf8') },
     ]),
   );
-  const page = readFileSync(join(STATIC_DIR, 'index.html'), 'utf8')
-    .replace('{{TOKEN}}', escapeHtml(token))
-    .replace('{{ACTOR}}', escapeHtml(actor));
+  // The token goes into the page only when the request showed it (the printed URL): a page
+  // served on the read-session cookie alone must not hand out the change token.
+  const template = readFileSync(join(STATIC_DIR, 'index.html'), 'utf8').replace(
+    '{{ACTOR}}',
+    escapeHtml(actor),
+  );
+  const pageWithToken = template.replace('{{TOKEN}}', escapeHtml(token));
+  const pageReadOnly = template.replace('{{TOKEN}}', '');
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL, method: string): Promise<void> {
     try {
@@ -172,7 +178,16 @@ export function createDashboard(options: DashboardOptions): Dashboard {
     if (!isDashboardPath(url.pathname)) return false;
     const method = (req.method ?? 'GET').toUpperCase();
     const reading = method === 'GET' || method === 'HEAD';
-    if (!authorized(token, credentialsOf(req, url, token), !reading)) {
+    try {
+      checkHost(req);
+      if (!reading) checkOrigin(req);
+    } catch (err) {
+      const mapped = mapError(err);
+      sendError(res, mapped.statusCode, mapped.code, mapped.message);
+      return true;
+    }
+    const shown = authorized(token, credentialsOf(req, url, token), !reading);
+    if (!shown) {
       sendError(
         res,
         401,
@@ -193,7 +208,9 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       return true;
     }
     if (url.pathname === '/') {
-      send(res, 200, 'text/html; charset=utf-8', page, { 'Set-Cookie': sessionCookie(token) });
+      send(res, 200, 'text/html; charset=utf-8', shown === 'token' ? pageWithToken : pageReadOnly, {
+        'Set-Cookie': sessionCookie(token),
+      });
       return true;
     }
     const asset = assets[url.pathname];

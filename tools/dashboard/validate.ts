@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { LIMITS } from '../../functions/engine/enqueue.ts';
 import { ValidationError } from '../../functions/engine/errors.ts';
 import { JOB_STATUSES } from '../../functions/engine/types.ts';
-import { parseWith } from '../../functions/http/validate.ts';
+import { parseWith, storableText } from '../../functions/http/validate.ts';
 
 /** Reasons are kept in last_error and the audit: a sentence or two, not a document. */
 export const MAX_REASON_LENGTH = 500;
@@ -35,7 +35,8 @@ const reason = z
   .string()
   .trim()
   .min(1, 'reason must not be empty')
-  .max(MAX_REASON_LENGTH, `reason must be at most ${MAX_REASON_LENGTH} characters`);
+  .max(MAX_REASON_LENGTH, `reason must be at most ${MAX_REASON_LENGTH} characters`)
+  .refine(storableText, 'reason must not contain NUL characters or lone UTF-16 surrogates');
 
 /** A job id from the path: bad shape is 400; a well-formed id that does not exist is 404 later. */
 export function parseJobId(raw: string): string {

@@ -15,6 +15,11 @@ export function parseIds(raws: readonly string[]): string[] {
 }
 
 const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
+/**
+ * Longest duration accepted: 100 years. Far beyond any retention or delay, and well inside what
+ * `now() - interval` can compute (99999999999d overflowed it and surfaced as a database error).
+ */
+export const MAX_DURATION_SECONDS = 36_500 * 86_400;
 
 /** `90s`, `10m`, `1h30m`, `2d`: seconds. A bare number is refused: a unit says what was meant. */
 export function parseDuration(raw: string, what = 'duration'): number {
@@ -29,6 +34,8 @@ export function parseDuration(raw: string, what = 'duration'): number {
   if (text.length === 0 || consumed !== text.length || !Number.isFinite(seconds)) {
     throw new UsageError(`invalid ${what} ${JSON.stringify(raw)}: expected e.g. 90s, 10m, 1h30m, 2d`);
   }
+  if (seconds > MAX_DURATION_SECONDS)
+    throw new UsageError(`invalid ${what} ${JSON.stringify(raw)}: at most 36500d (100 years)`);
   return seconds;
 }
 

@@ -4,7 +4,18 @@
 // is never interrupted by a refresh.
 
 const REFRESH_MS = 5000;
-const token = document.querySelector('meta[name="dashboard-token"]').content;
+// The server puts the change token in the page only when it was opened with it (the printed
+// URL); reloads are served on the read-only cookie and take it from this tab's sessionStorage,
+// which, unlike cookies, is kept per origin including the port.
+const token = (() => {
+  const shown = document.querySelector('meta[name="dashboard-token"]').content;
+  try {
+    if (shown) sessionStorage.setItem('dte-dashboard-token', shown);
+    return shown || sessionStorage.getItem('dte-dashboard-token') || '';
+  } catch {
+    return shown;
+  }
+})();
 const actor = document.querySelector('meta[name="dashboard-actor"]').content;
 
 // The cookie carries later loads: keep the token out of the address bar, history and screenshots.

@@ -67,38 +67,45 @@ export function registerQueues(program: Command): void {
 
   program
     .command('resume')
-    .description('let consumers claim from paused queues again. No queue named: every paused queue')
+    .description(
+      'let consumers claim from paused queues again. No queue named: every paused queue (needs --yes)',
+    )
     .argument('[queue...]', 'queue names')
     .option('--reason <text>', 'why (kept in the audit)')
+    .option('--yes', 'needed when no queue is named')
     .option('--dry-run', 'show what would change, change nothing')
-    .addHelpText('after', examples('taskctl resume reports', 'taskctl resume'))
-    .action(async (names: string[], o: { reason?: string; dryRun?: boolean }, cmd: Command) => {
-      const given = names.map(parseQueueName);
-      const db = database();
-      const queues =
-        given.length > 0
-          ? [...new Set(given)]
-          : (await listQueueControls(db)).filter((q) => q.paused).map((q) => q.name);
-      const apply = mayApply(cmd, {
-        plan: { action: 'resume', queues },
-        human: () => `would resume: ${queues.join(', ') || '(no paused queues)'}`,
-        count: queues.length,
-        bulk: false,
-        dryRun: o.dryRun,
-      });
-      if (!apply) return;
-      const actor = actorOf(cmd);
-      await db.transaction(async (tx) => {
-        for (const q of queues) await resumeQueue(tx, q, actor);
-        await insertAudit(
-          tx,
-          queues.map((q) => ({ jobId: null, queue: q, action: 'resume', actor, reason: o.reason ?? null })),
+    .addHelpText('after', examples('taskctl resume reports', 'taskctl resume --yes'))
+    .action(
+      async (names: string[], o: { reason?: string; yes?: boolean; dryRun?: boolean }, cmd: Command) => {
+        const given = names.map(parseQueueName);
+        const db = database();
+        const queues =
+          given.length > 0
+            ? [...new Set(given)]
+            : (await listQueueControls(db)).filter((q) => q.paused).map((q) => q.name);
+        const apply = mayApply(cmd, {
+          plan: { action: 'resume', queues },
+          human: () => `would resume: ${queues.join(', ') || '(no paused queues)'}`,
+          count: queues.length,
+          // Resuming everything at once undoes every pause an incident put in place: as deliberate as pausing all.
+          bulk: given.length === 0,
+          yes: o.yes,
+          dryRun: o.dryRun,
+        });
+        if (!apply) return;
+        const actor = actorOf(cmd);
+        await db.transaction(async (tx) => {
+          for (const q of queues) await resumeQueue(tx, q, actor);
+          await insertAudit(
+            tx,
+            queues.map((q) => ({ jobId: null, queue: q, action: 'resume', actor, reason: o.reason ?? null })),
+          );
+        });
+        emit(
+          cmd,
+          { action: 'resume', resumed: queues, actor },
+          () => `resumed: ${queues.join(', ') || '(none)'}`,
         );
-      });
-      emit(
-        cmd,
-        { action: 'resume', resumed: queues, actor },
-        () => `resumed: ${queues.join(', ') || '(none)'}`,
-      );
-    });
+      },
+    );
 }
