@@ -13,10 +13,12 @@ import { createHandler as createApi } from '../functions/api.ts';
 import { createHandler as createConsumer } from '../functions/consumer.ts';
 import { loadMigrations, migrate } from '../functions/engine/migrator.ts';
 import type { Db } from '../functions/engine/queryable.ts';
+import { syncCodeSchedules } from '../functions/engine/schedules.ts';
 import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
 import { migrationsDir } from '../functions/platform/paths.ts';
 import { createHandler as createReaper } from '../functions/reaper.ts';
+import { codeSchedules, createRegistry } from '../functions/tasks/index.ts';
 import { createDashboard } from './dashboard/index.ts';
 import { createLocalHttp } from './local-http.ts';
 import { createLocalMetrics } from './local-metrics.ts';
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
   });
   const applied = await migrate(db, loadMigrations(migrationsDir()));
+  await syncCodeSchedules(db, codeSchedules(), createRegistry());
   const stopController = new AbortController();
   let stopAt: number | undefined;
   const metrics = createLocalMetrics(db);
