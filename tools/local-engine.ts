@@ -164,7 +164,7 @@ async function main(): Promise<void> {
 
   say(`durable-task-engine local engine`);
   say(
-    `  API:       http://127.0.0.1:${port}  (POST /jobs, POST /jobs/batch, GET /jobs/{id}, POST /jobs/{id}/cancel, GET /health)`,
+    `  API:       http://127.0.0.1:${port}  (POST /jobs, POST /jobs/batch, GET /jobs/{id}, POST /jobs/{id}/cancel, /schedules, /queues/{name}/limits, GET /health)`,
   );
   say(`  metrics:   http://127.0.0.1:${port}/metrics`);
   say(`  dashboard: http://127.0.0.1:${port}${dashboard.entryPath}`);
