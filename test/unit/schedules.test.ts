@@ -153,3 +153,25 @@ describe('schedule validation', () => {
     });
   });
 });
+
+describe('schedule and limit metrics', () => {
+  it('exports max_running per limited queue and the last enqueued occurrence and cursor per schedule', async () => {
+    const { ledgerRegistry } = await import('../../functions/platform/metrics.ts');
+    const registry = ledgerRegistry({
+      snapshot: {
+        totals: { submitted: 0, completed: 0, failed: 0, recovered: 0 },
+        running: 0,
+        queues: [],
+      } as never,
+      limits: [{ name: 'emails', maxRunning: 5, ratePerSecond: 20, rateBurst: 20 }],
+      schedules: [{ name: 'nightly', lastRunAt: 1_780_000_000, nextAt: 1_780_086_400 }],
+    });
+    const text = await registry.metrics();
+    expect(text).toContain('phase6_queue_limit_max_running{queue="emails"} 5');
+    expect(text).toContain('phase6_queue_limit_rate_per_second{queue="emails"} 20');
+    expect(text).toContain('phase6_schedule_last_enqueued_timestamp_seconds{schedule="nightly"} 1780000000');
+    expect(text).toContain(
+      'phase6_schedule_next_occurrence_timestamp_seconds{schedule="nightly"} 1780086400',
+    );
+  });
+});
