@@ -427,11 +427,14 @@ BEGIN
 END
 $$;
 
+-- CREATE OR REPLACE resets a function's SET clauses: jobs_claim gets its fixed search_path back
+-- here (its EXECUTE grant to dte_consumer is kept by the replace).
 DO $$
 DECLARE
   f text;
 BEGIN
   FOREACH f IN ARRAY ARRAY[
+    'jobs_claim(text, integer, integer, text[], boolean, jsonb)',
     'queue_set_limits(text, boolean, integer, boolean, float8, integer)',
     'schedule_put(text, text, text, text, jsonb, text, integer, integer, boolean, text)',
     'schedule_delete(text)',
