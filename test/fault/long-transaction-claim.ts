@@ -131,7 +131,7 @@ async function openSnapshot(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   c.on('error', (e) => {
-    readerEnded = e.message;
+    if (readerEnded === 'still open') readerEnded = e.message;
   });
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await c.query('SELECT count(*) FROM jobs');
