@@ -13,10 +13,12 @@ import {
   migrationStatus,
 } from './engine/migrator.ts';
 import type { Db } from './engine/queryable.ts';
+import { syncCodeSchedules } from './engine/schedules.ts';
 import { loadConfig } from './platform/config.ts';
 import { connectFromConfig } from './platform/db-connect.ts';
 import { createLogger } from './platform/logger.ts';
 import { migrationsDir } from './platform/paths.ts';
+import { codeSchedules, createRegistry } from './tasks/index.ts';
 
 export interface MigrateHandlerOptions {
   env?: Record<string, string | undefined>;
@@ -100,6 +102,9 @@ export function createHandler(
       await checkRoleMigration(db, files);
       const result = await migrate(db, files, (line) => logger.info(line));
       logger.info('migrations done', { ...result });
+      // The code-defined schedules (defineSchedule) become the table's `code` rows.
+      const synced = await syncCodeSchedules(db, codeSchedules(), createRegistry());
+      logger.info('code schedules synced', synced);
       return result;
     }) as unknown as (event: unknown, context: Context) => Promise<MigrateResult>;
 }

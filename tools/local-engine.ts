@@ -13,11 +13,13 @@ import { createHandler as createApi } from '../functions/api.ts';
 import { createHandler as createConsumer } from '../functions/consumer.ts';
 import { loadMigrations, migrate } from '../functions/engine/migrator.ts';
 import type { Db } from '../functions/engine/queryable.ts';
+import { syncCodeSchedules } from '../functions/engine/schedules.ts';
 import type { Invoker } from '../functions/engine/wake.ts';
 import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
 import { migrationsDir } from '../functions/platform/paths.ts';
 import { createHandler as createReaper } from '../functions/reaper.ts';
+import { codeSchedules, createRegistry } from '../functions/tasks/index.ts';
 import { createDashboard } from './dashboard/index.ts';
 import { createLocalHttp } from './local-http.ts';
 import { createLocalMetrics } from './local-metrics.ts';
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
   });
   const applied = await migrate(db, loadMigrations(migrationsDir()));
+  await syncCodeSchedules(db, codeSchedules(), createRegistry());
   const stopController = new AbortController();
   let stopAt: number | undefined;
   const metrics = createLocalMetrics(db);
@@ -181,7 +184,7 @@ async function main(): Promise<void> {
 
   say(`durable-task-engine local engine`);
   say(
-    `  API:       http://127.0.0.1:${port}  (POST /jobs, POST /jobs/batch, GET /jobs/{id}, POST /jobs/{id}/cancel, GET /health)`,
+    `  API:       http://127.0.0.1:${port}  (POST /jobs, POST /jobs/batch, GET /jobs/{id}, POST /jobs/{id}/cancel, /schedules, /queues/{name}/limits, GET /health)`,
   );
   say(`  metrics:   http://127.0.0.1:${port}/metrics`);
   say(`  dashboard: http://127.0.0.1:${port}${dashboard.entryPath}`);

@@ -12,7 +12,7 @@
  *
  * The deployed API is different: every request is signed (SigV4) or carries a JWT, there is no
  * ambient credential a page could ride on, so it accepts a POST without a Content-Type as JSON
- * (AWS's own sample events carry none; see functions/http/body.ts).
+ * (a SigV4-signing client need not send one; see functions/http/body.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import { isJsonMediaType } from '../functions/http/body.ts';

@@ -1,5 +1,6 @@
 import type { EngineLogger } from './consumer.ts';
 import type { Db } from './queryable.ts';
+import { type MaterialiseOptions, type MaterialiseSummary, materialiseSchedules } from './schedules.ts';
 import { compactCounters } from './sql/counters.ts';
 import { pruneFinished } from './sql/pruneFinished.ts';
 import { requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
@@ -9,6 +10,8 @@ export interface ReaperSettings {
   /** Leases taken per statement (default 1,000). 5,000 was tried: 100,000 expired leases took 3.3-5.1 s against 3.4-3.9 s, so the statement count is not what bounds the reaper. */
   batchSize?: number;
   pruneBatchSize?: number;
+  /** The schedule materialiser's clock and look-ahead (tests inject the clock). */
+  schedules?: MaterialiseOptions;
 }
 
 export interface ReaperSummary {
@@ -17,6 +20,8 @@ export interface ReaperSummary {
   failed: number;
   pruned: number;
   compacted: number;
+  /** The schedule materialiser's pass (runs first: an occurrence must not wait for a long requeue). */
+  schedules: MaterialiseSummary;
   /** Stopped for lack of time with work left; the next run continues. */
   truncated: boolean;
   durationMs: number;
@@ -25,7 +30,8 @@ export interface ReaperSummary {
 /**
  * One reaper run: requeue (or fail, when attempts are exhausted) expired leases in bounded
  * batches until none are left or time runs short, prune finished jobs past retention, and
- * compact the counter deltas.
+ * compact the counter deltas. First, the schedules' next occurrences are enqueued
+ * (materialiseSchedules: exactly once per occurrence however many reapers run).
  */
 export async function runReaper(
   deps: { db: Db; logger: EngineLogger; settings: ReaperSettings },
@@ -43,9 +49,13 @@ export async function runReaper(
     failed: 0,
     pruned: 0,
     compacted: 0,
+    schedules: { schedules: 0, enqueued: 0, raced: 0, failed: 0 },
     truncated: false,
     durationMs: 0,
   };
+  summary.schedules = await materialiseSchedules(db, settings.schedules, (name, err) =>
+    deps.logger.warn('schedule not materialised', { schedule: name, error: err as Error }),
+  );
   for (;;) {
     if (remainingMs() < reserve) {
       summary.truncated = true;
@@ -68,7 +78,7 @@ export async function runReaper(
   }
   summary.compacted = await compactCounters(db);
   summary.durationMs = Date.now() - started;
-  const idle = summary.recovered + summary.pruned + summary.compacted === 0;
+  const idle = summary.recovered + summary.pruned + summary.compacted + summary.schedules.enqueued === 0;
   if (idle) deps.logger.debug('reaper run', { ...summary });
   else deps.logger.info('reaper run', { ...summary });
   return summary;

@@ -8,8 +8,8 @@ import { MAX_PAYLOAD_DEPTH } from './validate.ts';
  * case-sensitively, ignored charsets, answered 415 to every malformed body and let JSON.parse
  * round integers past 2^53 and keep the last of duplicate keys without a word).
  *
- * Deliberate choice (issue 16): a POST without a Content-Type is parsed as JSON. AWS's own
- * sample events for IAM-authorized POSTs carry none, and the deployed API authenticates every
+ * Deliberate choice (issue 16): a POST without a Content-Type is parsed as JSON. A SigV4-signing
+ * client need not send one to the IAM-authorized API, and the deployed API authenticates every
  * request with SigV4 or a JWT, so there is no ambient credential a cross-site page could ride
  * on. The local engine, which has no authentication, refuses such POSTs before they get here
  * (tools/local-engine.ts).

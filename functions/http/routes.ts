@@ -3,8 +3,18 @@ import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
 import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts';
 import type { Db } from '../engine/queryable.ts';
+import {
+  deleteSchedule,
+  getSchedule,
+  listSchedules,
+  putSchedule,
+  type Schedule,
+  type ScheduleDefinition,
+  setScheduleEnabled,
+} from '../engine/schedules.ts';
 import { cancelJob } from '../engine/sql/cancelJob.ts';
 import { getJob } from '../engine/sql/getJob.ts';
+import { listQueueLimits, type QueueLimitChange, setQueueLimits } from '../engine/sql/queueLimits.ts';
 import { type Job, toJob } from '../engine/types.ts';
 import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
@@ -23,6 +33,14 @@ export const ROUTES = [
   'POST /jobs/batch',
   'GET /jobs/{id}',
   'POST /jobs/{id}/cancel',
+  'GET /schedules',
+  'POST /schedules',
+  'GET /schedules/{name}',
+  'DELETE /schedules/{name}',
+  'POST /schedules/{name}/pause',
+  'POST /schedules/{name}/resume',
+  'GET /queues/limits',
+  'POST /queues/{name}/limits',
   'GET /health',
 ] as const;
 export type RouteKey = (typeof ROUTES)[number];
@@ -125,6 +143,64 @@ export interface ApiDeps {
   wake?: ((jobs: readonly Enqueued[]) => Promise<unknown>) | undefined;
 }
 
+/** A schedule as the API shows it. */
+export function presentSchedule(s: Schedule) {
+  return {
+    name: s.name,
+    cron: s.cron,
+    timezone: s.timezone,
+    type: s.type,
+    payload: s.payload,
+    queue: s.queue,
+    priority: s.priority,
+    maxAttempts: s.maxAttempts,
+    enabled: s.enabled,
+    catchUp: s.catchUp,
+    source: s.source,
+    nextAt: s.nextAt ? s.nextAt.toISOString() : null,
+    lastRunAt: s.lastRunAt ? s.lastRunAt.toISOString() : null,
+    lastEnqueuedAt: s.lastEnqueuedAt ? s.lastEnqueuedAt.toISOString() : null,
+  };
+}
+
+const SCHEDULE_FIELDS = new Set([
+  'name',
+  'cron',
+  'timezone',
+  'type',
+  'payload',
+  'queue',
+  'priority',
+  'maxAttempts',
+  'enabled',
+  'catchUp',
+]);
+const LIMIT_FIELDS = new Set(['maxRunning', 'rate', 'burst']);
+
+/** A JSON object with only `allowed` keys, or a 400 naming the first stranger. */
+function objectBody(body: unknown, allowed: Set<string>, what: string): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new ValidationError(`${what} must be a JSON object`, { code: 'invalid_request' });
+  for (const k of Object.keys(body)) {
+    if (!allowed.has(k))
+      throw new ValidationError(
+        `${what}: unknown field ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`,
+        {
+          code: 'invalid_request',
+          details: { path: k },
+        },
+      );
+  }
+  return body as Record<string, unknown>;
+}
+
+function scheduleName(raw: string | undefined): string {
+  const name = raw ?? '';
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(name))
+    throw new ValidationError('schedule name must be 1-128 of [A-Za-z0-9_.:-]', { code: 'invalid_request' });
+  return name;
+}
+
 const json = (
   statusCode: number,
   body: unknown,
@@ -164,7 +240,11 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
     );
   const viewer = viewerOf(event.requestContext, deps.jobsVisibleTo);
   const headerKey = event.headers?.['idempotency-key'];
-  const needsBody = resolved.routeKey === 'POST /jobs' || resolved.routeKey === 'POST /jobs/batch';
+  const needsBody =
+    resolved.routeKey === 'POST /jobs' ||
+    resolved.routeKey === 'POST /jobs/batch' ||
+    resolved.routeKey === 'POST /schedules' ||
+    resolved.routeKey === 'POST /queues/{name}/limits';
   if (needsBody && (event.body === undefined || event.body === null || event.body === '')) {
     throw new ValidationError('a JSON body is required', { code: 'missing_body' });
   }
@@ -223,6 +303,41 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       return json(anyCreated ? 201 : 200, {
         jobs: results.map((r) => present(r.job, r.created)),
       });
+    }
+    case 'GET /schedules':
+      return json(200, { schedules: (await listSchedules(deps.db)).map(presentSchedule) });
+    case 'POST /schedules': {
+      const def = objectBody(event.body, SCHEDULE_FIELDS, 'schedule') as unknown as ScheduleDefinition;
+      const existed = (await getSchedule(deps.db, String(def.name ?? ''))) !== null;
+      const s = await putSchedule(deps.db, def, deps.registry);
+      return json(
+        existed ? 200 : 201,
+        presentSchedule(s),
+        existed ? {} : { Location: `/schedules/${s.name}` },
+      );
+    }
+    case 'GET /schedules/{name}': {
+      const name = scheduleName(resolved.pathParameters.name);
+      const s = await getSchedule(deps.db, name);
+      if (!s) throw new NotFoundError(`no schedule ${JSON.stringify(name)}`, { details: { name } });
+      return json(200, presentSchedule(s));
+    }
+    case 'DELETE /schedules/{name}': {
+      const name = scheduleName(resolved.pathParameters.name);
+      await deleteSchedule(deps.db, name);
+      return json(200, { name, removed: true });
+    }
+    case 'POST /schedules/{name}/pause':
+    case 'POST /schedules/{name}/resume': {
+      const name = scheduleName(resolved.pathParameters.name);
+      const s = await setScheduleEnabled(deps.db, name, resolved.routeKey.endsWith('/resume'));
+      return json(200, presentSchedule(s));
+    }
+    case 'GET /queues/limits':
+      return json(200, { queues: await listQueueLimits(deps.db) });
+    case 'POST /queues/{name}/limits': {
+      const change = objectBody(event.body, LIMIT_FIELDS, 'limits') as QueueLimitChange;
+      return json(200, await setQueueLimits(deps.db, resolved.pathParameters.name ?? '', change));
     }
     case 'GET /jobs/{id}': {
       const id = parseJobId(resolved.pathParameters.id);

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queryable } from '../engine/queryable.ts';
 import { readCounters, type Snapshot } from '../engine/sql/counters.ts';
+import { listQueueLimits, type QueueLimits } from '../engine/sql/queueLimits.ts';
 import { type RunningAge, readRunningAges } from '../engine/sql/runningAges.ts';
 
 /**
@@ -27,6 +28,10 @@ export const METRIC = {
   queueRunning: 'phase6_queue_running',
   queueOldestReadyAge: 'phase6_queue_oldest_ready_age_seconds',
   queuePaused: 'phase6_queue_paused',
+  queueLimitMaxRunning: 'phase6_queue_limit_max_running',
+  queueLimitRate: 'phase6_queue_limit_rate_per_second',
+  scheduleLastEnqueued: 'phase6_schedule_last_enqueued_timestamp_seconds',
+  scheduleNextOccurrence: 'phase6_schedule_next_occurrence_timestamp_seconds',
   runningOldestAge: 'phase6_task_running_oldest_age_seconds',
   runningStuck: 'phase6_task_running_stuck',
   claimLatency: 'dte_claim_latency_seconds',
@@ -51,6 +56,10 @@ export interface LedgerInput {
   snapshot: Snapshot;
   /** Per-queue running ages (readRunningAges); queues missing here export 0. */
   runningAges?: readonly RunningAge[];
+  /** Queues with a limit (listQueueLimits). */
+  limits?: readonly QueueLimits[];
+  /** Enabled schedules: the latest occurrence enqueued and the cursor (Unix seconds, null: none yet). */
+  schedules?: ReadonlyArray<{ name: string; lastRunAt: number | null; nextAt: number | null }>;
 }
 
 /**
@@ -58,7 +67,12 @@ export interface LedgerInput {
  * one inc() by the absolute value on a registry that lives for this export only: the
  * exposition says `counter`, and the value is exactly the PostgreSQL total.
  */
-export function ledgerRegistry({ snapshot, runningAges = [] }: LedgerInput): Registry {
+export function ledgerRegistry({
+  snapshot,
+  runningAges = [],
+  limits = [],
+  schedules = [],
+}: LedgerInput): Registry {
   const registry = new Registry();
   const total = (name: string, help: string, value: number) => {
     new Counter({ name, help: `${help} ${FROM_PG}`, registers: [registry] }).inc(value);
@@ -117,14 +131,47 @@ export function ledgerRegistry({ snapshot, runningAges = [] }: LedgerInput): Reg
     runningAge.set({ queue }, a?.oldestAgeSeconds ?? 0);
     stuck.set({ queue }, a?.stuck ?? 0);
   }
+
+  const maxRunning = perQueue(
+    METRIC.queueLimitMaxRunning,
+    "The queue's max_running limit (only queues that have one).",
+  );
+  const rate = perQueue(
+    METRIC.queueLimitRate,
+    "The queue's rate limit in claims per second (only queues that have one).",
+  );
+  for (const l of limits) {
+    if (l.maxRunning !== null) maxRunning.set({ queue: l.name }, l.maxRunning);
+    if (l.ratePerSecond !== null) rate.set({ queue: l.name }, l.ratePerSecond);
+  }
+  const perSchedule = (name: string, help: string) =>
+    new Gauge({ name, help: `${help} ${FROM_PG}`, labelNames: ['schedule'] as const, registers: [registry] });
+  const lastEnqueued = perSchedule(
+    METRIC.scheduleLastEnqueued,
+    'Unix time of the latest occurrence of the schedule enqueued (enabled schedules that have enqueued one).',
+  );
+  const next = perSchedule(
+    METRIC.scheduleNextOccurrence,
+    "Unix time of the schedule's cursor: its earliest occurrence not yet enqueued (enabled schedules). Normally about a minute ahead; in the past means an occurrence is being missed.",
+  );
+  for (const s of schedules) {
+    if (s.lastRunAt !== null) lastEnqueued.set({ schedule: s.name }, s.lastRunAt);
+    if (s.nextAt !== null) next.set({ schedule: s.name }, s.nextAt);
+  }
   return registry;
 }
 
-/** Reads the ledger from PostgreSQL (two short statements) and builds its registry. */
+/** Reads the ledger from PostgreSQL (four short statements) and builds its registry. */
 export async function collectLedger(db: Queryable): Promise<Registry> {
   const snapshot = await readCounters(db);
   const runningAges = await readRunningAges(db, STUCK_LEASE_MULTIPLE);
-  return ledgerRegistry({ snapshot, runningAges });
+  const limits = await listQueueLimits(db);
+  const { rows } = await db.query<{ name: string; last_run_at: number | null; next_at: number | null }>(
+    `SELECT name, extract(epoch FROM last_run_at)::float8 AS last_run_at, extract(epoch FROM next_at)::float8 AS next_at
+       FROM schedules WHERE enabled ORDER BY name`,
+  );
+  const schedules = rows.map((r) => ({ name: r.name, lastRunAt: r.last_run_at, nextAt: r.next_at }));
+  return ledgerRegistry({ snapshot, runningAges, limits, schedules });
 }
 
 // ---------------------------------------------------------------------------------------------

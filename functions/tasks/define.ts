@@ -61,3 +61,32 @@ export class TaskRegistry {
     return [...this.#tasks.keys()].sort();
   }
 }
+
+/**
+ * A recurring schedule defined in code, beside the tasks (see README, "Schedules"). Synced into
+ * the `schedules` table at migrate and at `npm start`; not editable through the API, taskctl or
+ * the dashboard (they may pause and resume it). Validated when it is synced, against the
+ * registry: the cron, the time zone, the task type and the payload against the task's schema.
+ */
+export interface ScheduleSpec {
+  name: string;
+  /** Standard 5-field cron (minute hour day-of-month month day-of-week), or 6 with seconds first. */
+  cron: string;
+  /** IANA time zone, default UTC. */
+  timezone?: string;
+  type: string;
+  payload?: unknown;
+  queue?: string;
+  priority?: number;
+  maxAttempts?: number;
+  enabled?: boolean;
+  /** What an occurrence missed while everything was down does: skip it, run the latest, or run all (bounded). */
+  catchUp?: 'skip' | 'latest' | 'all';
+}
+
+export function defineSchedule(spec: ScheduleSpec): ScheduleSpec {
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(spec.name)) {
+    throw new Error(`schedule name ${JSON.stringify(spec.name)} must be 1-128 of [A-Za-z0-9_.:-]`);
+  }
+  return spec;
+}

@@ -11,6 +11,7 @@ import { enqueueMany } from '../../functions/engine/enqueue.ts';
 import { createDb } from '../../functions/platform/db.ts';
 import { REPO_ROOT } from '../../infra/paths.ts';
 import { type Cfn, type Synthesized, synth } from '../infra/synth.ts';
+import { httpApiEvent } from './events.ts';
 import {
   ARM64_SYSROOT,
   lambdaNode,
@@ -29,7 +30,8 @@ import {
  * template gives each function; moto_server's Secrets Manager holding the secret shape RDS really
  * writes ({username, password}); moto's Lambda taking the consumer's fan-out; a PostgreSQL that
  * speaks only TLS with scram, its CA reaching the functions the way Lambda's does
- * (NODE_EXTRA_CA_CERTS, read at process start); AWS's own API Gateway sample events.
+ * (NODE_EXTRA_CA_CERTS, read at process start); API Gateway HTTP API events authored after AWS's
+ * documented payload 2.0 format and checked against Powertools' parser schemas (test/aws/events.ts).
  *
  * What only a real account can show (IAM tokens accepted by RDS, the RDS CA bundle, VPC
  * endpoints, quotas) is listed in docs/DEPLOY.md; here the runtime logins use scram passwords
@@ -38,7 +40,6 @@ import {
 const available = toolsPresent('test/aws/deploy-path', ['moto', 'openssl', 'initdb', 'npm']);
 
 const REGION = 'us-east-1';
-const FIXTURES = join(REPO_ROOT, 'test', 'aws', 'fixtures');
 const RUNNER = join(REPO_ROOT, 'test', 'aws', 'lambda-runner.mjs');
 type Fn = 'api' | 'consumer' | 'reaper' | 'migrate';
 const LOGINS = { api: 'dte_api_login', consumer: 'dte_consumer_login', reaper: 'dte_reaper_login' } as const;
@@ -48,24 +49,6 @@ interface Invocation {
   arch: string;
   results: Array<{ ok: true; value: Cfn } | { ok: false; error: { name: string; message: string } }>;
   output: string;
-}
-
-/** One of AWS's sample events with only path, method and body adapted. */
-function sampleEvent(
-  name: 'iam' | 'jwt-authorizer' | 'lambda-authorizer' | 'no-authorizer',
-  method: string,
-  path: string,
-  body?: unknown,
-  base64 = false,
-): Cfn {
-  const event = JSON.parse(readFileSync(join(FIXTURES, `apigw-v2-request-${name}.json`), 'utf8'));
-  event.rawPath = path;
-  event.requestContext.http.path = path;
-  event.requestContext.http.method = method;
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  event.body = text === undefined ? undefined : base64 ? Buffer.from(text).toString('base64') : text;
-  event.isBase64Encoded = base64;
-  return event;
 }
 
 describe.runIf(available)(
@@ -290,16 +273,16 @@ describe.runIf(available)(
       }
     };
 
-    it("routes AWS's sample events (no authorizer, JWT, Lambda authorizer, IAM) as dte_api_login", async () => {
+    it('routes HTTP API events (no authorizer, JWT, Lambda authorizer on stage v1, IAM) as dte_api_login', async () => {
       const [a, b] = await enqueueAsOwner([
         { type: 'example.echo', payload: { n: 1 } },
         { type: 'example.echo', payload: { n: 2 } },
       ]);
       const inv = await invoke('api', [
-        sampleEvent('no-authorizer', 'GET', '/health'),
-        sampleEvent('jwt-authorizer', 'GET', `/jobs/${a!.job.id}`),
-        sampleEvent('lambda-authorizer', 'POST', `/jobs/${b!.job.id}/cancel`),
-        sampleEvent('iam', 'GET', '/jobs/999999'),
+        httpApiEvent('none', { method: 'GET', path: '/health' }),
+        httpApiEvent('jwt', { method: 'GET', path: `/jobs/${a!.job.id}` }),
+        httpApiEvent('lambda', { method: 'POST', path: `/jobs/${b!.job.id}/cancel` }),
+        httpApiEvent('iam', { method: 'GET', path: '/jobs/999999' }),
       ]);
       const res = inv.results.map((r) => (r.ok ? r.value : r.error));
       expect(
@@ -318,19 +301,38 @@ describe.runIf(available)(
       );
     });
 
-    // AWS's sample events carry no Content-Type (a SigV4 client such as awscurl may send none):
-    // a JSON body without one is accepted as JSON (issue 16; the api handler's side of it).
-    it("accepts AWS's sample POSTs, which carry no Content-Type, as JSON: IAM plain and JWT base64", async () => {
+    // A SigV4 client such as awscurl may send no Content-Type: a JSON body without one is accepted
+    // as JSON (issue 16; the api handler's side of it), plain or base64-encoded by API Gateway.
+    it('accepts IAM-signed POSTs without Content-Type as JSON, plain and base64, and a base64 JWT POST', async () => {
       const inv = await invoke('api', [
-        sampleEvent('iam', 'POST', '/jobs', { type: 'example.echo', payload: { hello: 'world' } }),
-        sampleEvent('jwt-authorizer', 'POST', '/jobs', { type: 'example.echo', payload: { n: 3 } }, true),
+        httpApiEvent('iam', {
+          method: 'POST',
+          path: '/jobs',
+          body: { type: 'example.echo', payload: { hello: 'world' } },
+        }),
+        httpApiEvent('iam', {
+          method: 'POST',
+          path: '/jobs',
+          body: { type: 'example.echo', payload: { n: 3 } },
+          base64: true,
+        }),
+        httpApiEvent('jwt', {
+          method: 'POST',
+          path: '/jobs',
+          body: { type: 'example.echo', payload: { n: 4 } },
+          base64: true,
+        }),
       ]);
       const res = inv.results.map((r) => (r.ok ? r.value : r.error));
       expect(
         res.map((r) => r.statusCode),
         JSON.stringify(res).slice(0, 2000),
-      ).toEqual([201, 201]);
-      expect(JSON.parse(res[1].body)).toMatchObject({ type: 'example.echo', status: 'queued' });
+      ).toEqual([201, 201, 201]);
+      expect(res.map((r) => JSON.parse(r.body))).toMatchObject([
+        { type: 'example.echo', status: 'queued' },
+        { type: 'example.echo', status: 'queued' },
+        { type: 'example.echo', status: 'queued' },
+      ]);
     });
 
     it("drains as dte_consumer_login and fans out with Event invokes that moto's Lambda accepts (202)", async () => {
@@ -394,7 +396,7 @@ describe.runIf(available)(
       'runs the api bundle on the arm64 Node 24 (the functions are arm64) under qemu',
       async () => {
         const arm = lambdaNode('arm64');
-        const inv = await invoke('api', [sampleEvent('no-authorizer', 'GET', '/health')], {
+        const inv = await invoke('api', [httpApiEvent('none', { method: 'GET', path: '/health' })], {
           command: ['qemu-aarch64-static', '-L', ARM64_SYSROOT, arm],
         });
         expect(inv.arch).toBe('arm64');

@@ -193,9 +193,23 @@ describe('TaskEngineStack (default settings)', () => {
     const routes = ofType(R, 'AWS::ApiGatewayV2::Route');
     // DESIGN.md section 3, written out: the stack takes its routes from the handler's table.
     expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(
-      ['POST /jobs', 'POST /jobs/batch', 'GET /jobs/{id}', 'POST /jobs/{id}/cancel', 'GET /health'].sort(),
+      [
+        'POST /jobs',
+        'POST /jobs/batch',
+        'GET /jobs/{id}',
+        'POST /jobs/{id}/cancel',
+        'GET /schedules',
+        'POST /schedules',
+        'GET /schedules/{name}',
+        'DELETE /schedules/{name}',
+        'POST /schedules/{name}/pause',
+        'POST /schedules/{name}/resume',
+        'GET /queues/limits',
+        'POST /queues/{name}/limits',
+        'GET /health',
+      ].sort(),
     );
-    expect(API_ROUTES).toHaveLength(5);
+    expect(API_ROUTES).toHaveLength(13);
     for (const [, route] of routes) expect(route.Properties.AuthorizationType).toBe('AWS_IAM');
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',

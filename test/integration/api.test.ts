@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type ApiHandler, createHandler } from '../../functions/api.ts';
 import { createRegistry, defineTask, TaskRegistry } from '../../functions/tasks/index.ts';
+import { httpApiEvent } from '../aws/events.ts';
 import { countByStatus } from '../helpers/invariants.ts';
 import { apiEvent, fakeContext, logSink } from '../helpers/lambda.ts';
 import { createTestSchema, DATABASE_URL, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
@@ -516,49 +517,15 @@ describe.runIf(await postgresAvailable())('api handler (API Gateway v2 events)',
     });
   });
 
-  it('issue 16: a POST without Content-Type, shaped as AWS sample IAM-authorized events are, is parsed as JSON; base64 bodies are decoded', async () => {
-    // The shape of aws-lambda-go events/testdata/apigw-v2-request-iam.json: IAM authorizer,
-    // headers without a content type, a CRLF/tab-formatted JSON body; adapted in path, method and body.
-    const iamEvent = (body: string, isBase64Encoded: boolean) => {
-      const event = apiEvent(
-        'POST',
-        '/jobs',
-        undefined,
-        { Header1: 'value1', Header2: 'value2' },
-        'POST /jobs',
-      );
-      return {
-        ...event,
-        cookies: ['cookie1', 'cookie2'],
-        queryStringParameters: { parameter1: 'value1,value2' },
-        stageVariables: { stageVariable1: 'value1' },
-        requestContext: {
-          ...event.requestContext,
-          authorizer: {
-            iam: {
-              accessKey: 'ARIA2ZJZYVUEREEIHAKY',
-              accountId: '1234567890',
-              callerId: 'AROA7ZJZYVRE7C3DUXHH6:CognitoIdentityCredentials',
-              principalOrgId: 'AwsOrgId',
-              userArn: 'arn:aws:iam::1234567890:user/Admin',
-              userId: 'AROA2ZJZYVRE7Y3TUXHH6',
-            },
-          },
-        },
-        body,
-        isBase64Encoded,
-      };
-    };
+  it('issue 16: a POST without Content-Type, as a SigV4 client sends it through the IAM-authorized HTTP API, is parsed as JSON; base64 bodies are decoded', async () => {
+    // test/aws/events.ts: an IAM-authorized HTTP API event (payload 2.0) without a content type,
+    // here with a CRLF/tab-formatted JSON body.
+    const iamEvent = (body: string, isBase64Encoded: boolean) =>
+      httpApiEvent('iam', { method: 'POST', path: '/jobs', body, base64: isBase64Encoded });
     const text = '{\r\n\t"type": "example.echo",\r\n\t"payload": {"a": 1}\r\n}';
-    const plain = (await api(
-      iamEvent(text, false) as never,
-      fakeContext(),
-    )) as APIGatewayProxyStructuredResultV2;
+    const plain = (await api(iamEvent(text, false), fakeContext())) as APIGatewayProxyStructuredResultV2;
     expect(plain.statusCode, plain.body).toBe(201);
-    const b64 = (await api(
-      iamEvent(Buffer.from(text).toString('base64'), true) as never,
-      fakeContext(),
-    )) as APIGatewayProxyStructuredResultV2;
+    const b64 = (await api(iamEvent(text, true), fakeContext())) as APIGatewayProxyStructuredResultV2;
     expect(b64.statusCode, b64.body).toBe(201);
     const { rows: stored } = await t.db.query<{ payload: unknown }>('SELECT payload FROM jobs ORDER BY id');
     expect(stored.map((r) => r.payload)).toEqual([{ a: 1 }, { a: 1 }]);

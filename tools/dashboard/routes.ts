@@ -1,5 +1,6 @@
-import { ConflictError, NotFoundError } from '../../functions/engine/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../functions/engine/errors.ts';
 import type { Db, Queryable } from '../../functions/engine/queryable.ts';
+import { listSchedules, SCHEDULE_NAME, setScheduleEnabled } from '../../functions/engine/schedules.ts';
 import { insertAudit, listAudit } from '../../functions/engine/sql/audit.ts';
 import { cancelJob } from '../../functions/engine/sql/cancelJob.ts';
 import { readCounterHistory } from '../../functions/engine/sql/counterHistory.ts';
@@ -7,6 +8,11 @@ import { findJobsByIdempotencyKeys } from '../../functions/engine/sql/enqueueJob
 import { getJob } from '../../functions/engine/sql/getJob.ts';
 import { countJobsByQueue, queueRows } from '../../functions/engine/sql/jobStats.ts';
 import { listJobs } from '../../functions/engine/sql/listJobs.ts';
+import {
+  listQueueLimits,
+  type QueueLimitChange,
+  setQueueLimits,
+} from '../../functions/engine/sql/queueLimits.ts';
 import { listQueueControls, pauseQueue, resumeQueue } from '../../functions/engine/sql/queues.ts';
 import { type RequeueTarget, requeueJobs } from '../../functions/engine/sql/requeueJobs.ts';
 import { findFailedJobs } from '../../functions/engine/sql/retryFailed.ts';
@@ -28,6 +34,32 @@ import {
 } from './validate.ts';
 
 export const API_PREFIX = '/api/dashboard';
+
+const scheduleName = (raw: string): string => {
+  if (!SCHEDULE_NAME.test(raw)) throw new ValidationError('schedule name must be 1-128 of [A-Za-z0-9_.:-]');
+  return raw;
+};
+
+/** Pauses or resumes a schedule, with an audit row (queue: the schedule's queue). */
+async function setScheduleState(ctx: RouteContext, name: string, enabled: boolean): Promise<JsonReply> {
+  const body = parseWith(queueBody, ctx.body ?? {});
+  const s = await ctx.db.transaction(async (tx) => {
+    const changed = await setScheduleEnabled(tx, name, enabled);
+    await insertAudit(tx, [
+      {
+        jobId: null,
+        queue: changed.queue,
+        action: enabled ? 'schedule-resume' : 'schedule-pause',
+        actor: ctx.actor,
+        reason: body.reason ?? null,
+        details: { schedule: name },
+      },
+    ]);
+    return changed;
+  });
+  ctx.overview.invalidate();
+  return ok({ schedule: s.name, enabled: s.enabled });
+}
 
 /** The five series the release checklist requires, in the order the overview lists them. */
 const REQUIRED = [METRIC.submitted, METRIC.running, METRIC.completed, METRIC.failed, METRIC.recovered];
@@ -99,7 +131,7 @@ function requiredFamilies(text: string): { text: string; values: Record<string, 
 }
 
 async function buildOverview(db: Db) {
-  const [counts, controls, ages, history, ledger, now] = await Promise.all([
+  const [counts, controls, ages, history, ledger, now, schedules, limits] = await Promise.all([
     countJobsByQueue(db),
     listQueueControls(db),
     // Multiple 1: running past the lease itself (the reaper's own criterion), not the alert's 5×.
@@ -107,10 +139,30 @@ async function buildOverview(db: Db) {
     readCounterHistory(db, 60),
     collectLedger(db),
     dbNow(db),
+    listSchedules(db),
+    listQueueLimits(db),
   ]);
   const pastLease = new Map(ages.map((a) => [a.queue, a.stuck]));
   const queues = queueRows(counts, controls).map((q) => ({ ...q, pastLease: pastLease.get(q.queue) ?? 0 }));
-  return { now, queues, history, metrics: requiredFamilies(await renderExposition(ledger)) };
+  return {
+    now,
+    queues,
+    history,
+    schedules: schedules.map((s) => ({
+      name: s.name,
+      cron: s.cron,
+      timezone: s.timezone,
+      type: s.type,
+      queue: s.queue,
+      enabled: s.enabled,
+      catchUp: s.catchUp,
+      source: s.source,
+      nextAt: s.nextAt,
+      lastRunAt: s.lastRunAt,
+    })),
+    limits,
+    metrics: requiredFamilies(await renderExposition(ledger)),
+  };
 }
 
 export interface OverviewCache {
@@ -329,6 +381,17 @@ const TABLE: Array<[string, RegExp, Handler]> = [
   ['POST', /^\/retry-failed$/, (ctx) => bulkRetry(ctx)],
   ['POST', /^\/queues\/([^/]+)\/pause$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), true)],
   ['POST', /^\/queues\/([^/]+)\/resume$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), false)],
+  [
+    'POST',
+    /^\/queues\/([^/]+)\/limits$/,
+    async (ctx, raw) => {
+      const limits = await setQueueLimits(ctx.db, parseQueueName(raw), (ctx.body ?? {}) as QueueLimitChange);
+      ctx.overview.invalidate();
+      return ok(limits);
+    },
+  ],
+  ['POST', /^\/schedules\/([^/]+)\/pause$/, (ctx, raw) => setScheduleState(ctx, scheduleName(raw), false)],
+  ['POST', /^\/schedules\/([^/]+)\/resume$/, (ctx, raw) => setScheduleState(ctx, scheduleName(raw), true)],
 ];
 
 /** Which route a path under API_PREFIX names, before the body is read (404/405 need no body). */

@@ -12,6 +12,7 @@ import { registerJobs } from './commands/jobs.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerQueues } from './commands/queues.ts';
 import { registerRequeue } from './commands/requeue.ts';
+import { registerSchedules } from './commands/schedules.ts';
 import { registerStatus } from './commands/status.ts';
 import { closeDatabase } from './context.ts';
 import { errorLine, exitCodeFor } from './errors.ts';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerRequeue(program);
   registerCancel(program);
   registerQueues(program);
+  registerSchedules(program);
   registerMigrate(program);
   registerChecks(program);
   registerEnqueue(program);

@@ -200,6 +200,57 @@ const overview = {
         </div>
       </section>
       <div class="grid-2">
+        <section class="panel" aria-labelledby="schedules-h">
+          <h2 id="schedules-h">Schedules</h2>
+          <div class="scroll">
+            <table class="schedules">
+              <thead>
+                <tr>
+                  <th scope="col">Schedule</th><th scope="col">Cron</th><th scope="col">Type → queue</th>
+                  <th scope="col">Next</th><th scope="col">State</th><th scope="col"><span class="visually-hidden">Action</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                ${(d.schedules ?? []).length === 0 ? html`<tr><td colspan="6" class="muted">No schedules: taskctl schedule add, or POST /schedules.</td></tr>` : ''}
+                ${(d.schedules ?? []).map(
+                  (s) => html`<tr data-schedule="${s.name}">
+                    <th scope="row">${s.name}${s.source === 'code' ? html` <span class="muted">(code)</span>` : ''}</th>
+                    <td><code>${s.cron}</code> ${s.timezone}</td>
+                    <td>${s.type} → ${s.queue}</td>
+                    <td>${s.nextAt ? fmtTime(s.nextAt) : '–'}</td>
+                    <td>${s.enabled ? 'Active' : html`<span class="paused">Paused</span>`}</td>
+                    <td>${
+                      s.enabled
+                        ? html`<button type="button" data-action="schedule-pause" data-schedule="${s.name}" data-key="sp-${s.name}">Pause</button>`
+                        : html`<button type="button" data-action="schedule-resume" data-schedule="${s.name}" data-key="sp-${s.name}">Resume</button>`
+                    }</td>
+                  </tr>`,
+                )}
+              </tbody>
+            </table>
+          </div>
+        </section>
+        <section class="panel" aria-labelledby="limits-h">
+          <h2 id="limits-h">Queue limits</h2>
+          <table class="limits">
+            <thead>
+              <tr><th scope="col">Queue</th><th scope="col" class="num">Max running</th><th scope="col" class="num">Rate/s</th><th scope="col" class="num">Burst</th></tr>
+            </thead>
+            <tbody>
+              ${(d.limits ?? []).length === 0 ? html`<tr><td colspan="4" class="muted">No limits: taskctl queue set-limit, or POST /queues/{name}/limits.</td></tr>` : ''}
+              ${(d.limits ?? []).map(
+                (l) => html`<tr data-limit="${l.name}">
+                  <th scope="row">${l.name}</th>
+                  <td class="num">${l.maxRunning ?? '–'}</td>
+                  <td class="num">${l.ratePerSecond ?? '–'}</td>
+                  <td class="num">${l.rateBurst ?? '–'}</td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>
+        </section>
+      </div>
+      <div class="grid-2">
         <section class="panel chart" aria-labelledby="chart-h">
           <h2 id="chart-h">Completions and failures per minute, last hour</h2>
           ${chart(d.history)}
@@ -651,6 +702,33 @@ const describeJob = (j) =>
   html`job <strong>${j.id}</strong> (<code>${j.type}</code> in queue <code>${j.queue}</code>)`;
 
 const ACTIONS = {
+  'schedule-pause'(button) {
+    const name = button.dataset.schedule;
+    ask({
+      title: `Pause schedule ${name}?`,
+      body: html`<p>No further occurrences of <code>${name}</code> are enqueued until it is resumed; jobs already enqueued stay.
+        Recorded as <code>schedule-pause</code> by <code>${actor}</code>.</p>`,
+      confirmLabel: 'Pause schedule',
+      danger: true,
+      run: async (reason) => {
+        await api(`/schedules/${encodeURIComponent(name)}/pause`, { method: 'POST', body: { reason } });
+        return `Schedule ${name} is paused.`;
+      },
+    });
+  },
+  'schedule-resume'(button) {
+    const name = button.dataset.schedule;
+    ask({
+      title: `Resume schedule ${name}?`,
+      body: html`<p>Occurrences of <code>${name}</code> are enqueued again; its catchUp setting decides what happens to the ones
+        missed while it was paused. Recorded as <code>schedule-resume</code> by <code>${actor}</code>.</p>`,
+      confirmLabel: 'Resume schedule',
+      run: async (reason) => {
+        await api(`/schedules/${encodeURIComponent(name)}/resume`, { method: 'POST', body: { reason } });
+        return `Schedule ${name} is active again.`;
+      },
+    });
+  },
   retry() {
     const j = state.data.job;
     ask({

@@ -5,7 +5,9 @@ import {
   migrate,
   migrationStatus,
 } from '../../../functions/engine/migrator.ts';
+import { syncCodeSchedules } from '../../../functions/engine/schedules.ts';
 import { migrationsDir } from '../../../functions/platform/paths.ts';
+import { codeSchedules, createRegistry } from '../../../functions/tasks/index.ts';
 import { database, emit } from '../context.ts';
 import { examples, table } from '../render.ts';
 
@@ -45,6 +47,8 @@ export function registerMigrate(program: Command): void {
         return;
       }
       const result = await migrate(db, files);
+      // The code-defined schedules (defineSchedule) become the table's `code` rows.
+      await syncCodeSchedules(db, codeSchedules(), createRegistry());
       emit(
         cmd,
         result,

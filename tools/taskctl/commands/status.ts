@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { countJobsByQueue, failureRatio, queueRows } from '../../../functions/engine/sql/jobStats.ts';
+import { listQueueLimits } from '../../../functions/engine/sql/queueLimits.ts';
 import { listQueueControls } from '../../../functions/engine/sql/queues.ts';
 import { findStuckJobs } from '../../../functions/engine/sql/releaseStuck.ts';
 import { database, emit } from '../context.ts';
@@ -12,16 +13,17 @@ export function registerStatus(program: Command): void {
   program
     .command('status')
     .description(
-      'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues',
+      'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues, queue limits',
     )
     .addHelpText('after', examples('taskctl status', 'taskctl --json status | jq .failureRatio'))
     .action(async (_o: unknown, cmd: Command) => {
       const db = database();
-      const [counts, controls, expired, ratio] = await Promise.all([
+      const [counts, controls, expired, ratio, limits] = await Promise.all([
         countJobsByQueue(db),
         listQueueControls(db),
         findStuckJobs(db, { limit: EXPIRED_SHOWN }),
         failureRatio(db, 300),
+        listQueueLimits(db),
       ]);
       const queues = queueRows(counts, controls);
       const pausedQueues = controls.filter((c) => c.paused);
@@ -35,7 +37,7 @@ export function registerStatus(program: Command): void {
         attempts: e.attempts,
         maxAttempts: e.maxAttempts,
       }));
-      emit(cmd, { queues, expiredLeases, failureRatio: ratio, pausedQueues }, () =>
+      emit(cmd, { queues, expiredLeases, failureRatio: ratio, pausedQueues, queueLimits: limits }, () =>
         [
           'queues:',
           table(
@@ -72,6 +74,12 @@ export function registerStatus(program: Command): void {
           table(
             ['queue', 'since', 'by', 'reason'],
             pausedQueues.map((p) => [p.name, p.pausedAt, p.pausedBy, p.reason]),
+          ),
+          '',
+          'queue limits:',
+          table(
+            ['queue', 'max running', 'rate/s', 'burst'],
+            limits.map((l) => [l.name, l.maxRunning ?? '-', l.ratePerSecond ?? '-', l.rateBurst ?? '-']),
           ),
         ].join('\n'),
       );
