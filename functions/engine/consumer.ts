@@ -63,13 +63,15 @@ export interface ConsumerSettings {
   pauseCheckMs?: number;
   /**
    * Wake on enqueue (migration 0010): while claiming, the invocation is live for this long after
-   * each touch of its presence row (touched every quarter of it), so the api does not invoke
-   * another. 0 (the default): no presence.
+   * each touch of its presence row (touched every quarter of it, before a claim), so the api does
+   * not invoke another. One whose slots stay full claims nothing and lapses: the api's next
+   * enqueue then wakes another for the backlog. 0 (the default): no presence.
    */
   liveMs?: number;
   /**
-   * An invocation that has run work stays this long after its last job (polling every
-   * stayPollMs) instead of exiting after idleExitMs: a trickle keeps one consumer. Default 0.
+   * An invocation that saw work arrive while it polled (a claim found jobs after an empty one)
+   * stays this long after its last job, polling every stayPollMs, instead of exiting after
+   * idleExitMs: a trickle keeps one consumer. Never into the deadline. Default 0.
    */
   stayMs?: number;
   /** The poll interval once idle for longer than idleExitMs. Default: pollMs. */
