@@ -368,10 +368,11 @@ describe.runIf(available)(
       const [r] = inv.results;
       expect(r, inv.output.slice(-3000)).toMatchObject({ ok: true });
       expect(r!.ok && r!.value, JSON.stringify(r)).toMatchObject({ backlog: true, fannedOut: fanout });
-      const accepted = moto
-        .log()
-        .match(new RegExp(`POST /2015-03-31/functions/${name}/invocations HTTP/1.1" 202`, 'g'));
-      expect(accepted).toHaveLength(fanout);
+      // moto writes its access log line after answering: wait for the lines, not for a time.
+      const accepted = () =>
+        moto.log().match(new RegExp(`POST /2015-03-31/functions/${name}/invocations HTTP/1.1" 202`, 'g'))
+          ?.length ?? 0;
+      await expect.poll(accepted, { timeout: 15_000, interval: 200 }).toBe(fanout);
       expect(cluster.serverLog()).toMatch(
         /connection authorized: user=dte_consumer_login database=taskengine.*SSL enabled/,
       );
