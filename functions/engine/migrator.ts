@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MigrationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
@@ -12,13 +12,41 @@ export interface MigrationFile {
   checksum: string;
 }
 
+/**
+ * A file of migrations/functions/: the reviewed source of one function or a few related ones,
+ * `CREATE OR REPLACE`d after the versioned files whenever it changed (or a versioned file was
+ * applied since), like Flyway's repeatable migrations.
+ */
+export interface FunctionFile {
+  /** `functions/<name>.sql`, as recorded in schema_functions. */
+  file: string;
+  sql: string;
+  checksum: string;
+}
+
+/** The versioned files in order, carrying the function files of `<dir>/functions` alongside. */
+export interface Migrations extends Array<MigrationFile> {
+  functions: FunctionFile[];
+}
+
 export interface MigrateResult {
   applied: string[];
   alreadyApplied: number;
+  /** Function files (re)applied by this run, e.g. `functions/claim.sql`. */
+  functions: string[];
 }
 
 export const DESTRUCTIVE_MARKER = '-- destructive: reviewed';
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+const FUNCTION_FILE_PATTERN = /^[a-z0-9_]+\.sql$/;
+export const FUNCTIONS_DIR = 'functions';
+/** The checked-in schema dump (tools/schema-dump.ts) beside the migrations; not a migration. */
+export const SCHEMA_DUMP_FILE = 'schema.sql';
+/**
+ * Written in a function file where the schema goes (`SET search_path TO :"schema", pg_temp`),
+ * as psql's `:"var"`; the runner puts the quoted current schema there before running the file.
+ */
+export const SCHEMA_TOKEN = ':"schema"';
 
 /**
  * The text of the statements that will run, in one pass from left to right: comments, string
@@ -107,10 +135,18 @@ export function checksum(sql: string): string {
   return createHash('sha256').update(sql).digest('hex');
 }
 
-/** Reads `NNNN_name.sql` files in order; refuses stray names, duplicate versions and unmarked destructive files. */
-export function loadMigrations(dir: string): MigrationFile[] {
+/**
+ * Reads `NNNN_name.sql` files in order; refuses stray names, duplicate versions and unmarked
+ * destructive files. The function files of `<dir>/functions` come along as `.functions` (a copy
+ * made with map or filter carries the versioned files only).
+ */
+export function loadMigrations(dir: string): Migrations {
+  return Object.assign(loadVersioned(dir), { functions: loadFunctionFiles(join(dir, FUNCTIONS_DIR)) });
+}
+
+function loadVersioned(dir: string): MigrationFile[] {
   const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.sql'))
+    .filter((f) => f.endsWith('.sql') && f !== SCHEMA_DUMP_FILE)
     .sort();
   const seen = new Map<number, string>();
   return files.map((file) => {
@@ -133,6 +169,43 @@ export function loadMigrations(dir: string): MigrationFile[] {
   });
 }
 
+/**
+ * Reads `<name>.sql` function files in name order (none when the folder is absent). Each is
+ * run again and again, so it may only `CREATE OR REPLACE`, never drop (a signature change or a
+ * removal is a versioned migration), and every `SECURITY DEFINER` function in it fixes its
+ * search_path to the schema: `SET search_path TO :"schema", pg_temp`.
+ */
+export function loadFunctionFiles(dir: string): FunctionFile[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort()
+    .map((name) => {
+      const file = `${FUNCTIONS_DIR}/${name}`;
+      if (!FUNCTION_FILE_PATTERN.test(name))
+        throw new MigrationError(`function file ${file} does not match name.sql`);
+      const sql = readFileSync(join(dir, name), 'utf8');
+      const problem = functionFileProblem(sql);
+      if (problem)
+        throw new MigrationError(`function file ${file} ${problem}; refusing to run`, { details: { file } });
+      return { file, sql, checksum: checksum(sql) };
+    });
+}
+
+/** Why a function file cannot be re-applied safely, or undefined. */
+export function functionFileProblem(sql: string): string | undefined {
+  const destructive = destructiveStatements(sql);
+  if (destructive.length > 0) return `contains ${destructive.join(', ')} (write a versioned migration)`;
+  const text = statementText(sql);
+  if (/\bCREATE\s+(?!OR\s+REPLACE\b)(?:FUNCTION|PROCEDURE)\b/i.test(text))
+    return 'has a CREATE FUNCTION without OR REPLACE';
+  const definers = text.match(/\bSECURITY\s+DEFINER\b/gi)?.length ?? 0;
+  const fixed = text.match(/\bSET\s+search_path\s*(?:TO|=)\s*:"q"\s*,\s*pg_temp\b/gi)?.length ?? 0;
+  if (definers > fixed)
+    return `has a SECURITY DEFINER function without SET search_path TO ${SCHEMA_TOKEN}, pg_temp`;
+  return undefined;
+}
+
 interface AppliedRow {
   version: number;
   name: string;
@@ -147,20 +220,28 @@ const CREATE_TABLE = `
     applied_at timestamptz NOT NULL DEFAULT now()
   )`;
 
+const CREATE_FUNCTIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_functions (
+    file              text PRIMARY KEY,
+    checksum          text NOT NULL,
+    migration_version integer NOT NULL,
+    applied_at        timestamptz NOT NULL DEFAULT now()
+  )`;
+
+const LOCK = `SELECT pg_advisory_xact_lock(hashtext('durable-task-engine:migrate:' || current_schema()))`;
+
 /**
  * Serialises runners on a transaction-scoped advisory lock (per schema, so parallel test
  * schemas don't wait on each other); nothing outlives the transaction, so it is pooler-safe.
  */
 async function lockAndReadApplied(tx: Queryable): Promise<Map<number, AppliedRow>> {
-  await tx.query(
-    `SELECT pg_advisory_xact_lock(hashtext('durable-task-engine:migrate:' || current_schema()))`,
-  );
+  await tx.query(LOCK);
   await tx.query(CREATE_TABLE);
   const { rows } = await tx.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations');
   return new Map(rows.map((r) => [r.version, r]));
 }
 
-function verifyApplied(files: MigrationFile[], applied: Map<number, AppliedRow>): void {
+function verifyApplied(files: readonly MigrationFile[], applied: Map<number, AppliedRow>): void {
   for (const file of files) {
     const row = applied.get(file.version);
     if (row && row.checksum !== file.checksum) {
@@ -198,17 +279,63 @@ export async function migrationStatus(db: Db, files: MigrationFile[]): Promise<M
   });
 }
 
+interface FunctionRow {
+  file: string;
+  checksum: string;
+  migration_version: number;
+}
+
+/**
+ * Runs the function files whose checksum is not the one recorded in schema_functions, or that
+ * were recorded before the latest versioned migration (which may have replaced a body): all in
+ * one transaction under the runners' lock, with the quoted current schema put in place of
+ * SCHEMA_TOKEN. Returns the files run.
+ */
+async function applyFunctions(db: Db, functions: readonly FunctionFile[]): Promise<string[]> {
+  if (functions.length === 0) return [];
+  return db.transaction(async (tx) => {
+    await tx.query(LOCK);
+    await tx.query(CREATE_FUNCTIONS_TABLE);
+    const { rows: head } = await tx.query<{ latest: number; schema: string | null }>(
+      `SELECT coalesce((SELECT max(version) FROM schema_migrations), 0) AS latest,
+              quote_ident(current_schema()) AS schema`,
+    );
+    const { latest, schema } = head[0]!;
+    if (!schema)
+      throw new MigrationError('no current schema (check search_path); refusing to apply functions');
+    const { rows } = await tx.query<FunctionRow>(
+      'SELECT file, checksum, migration_version FROM schema_functions',
+    );
+    const recorded = new Map(rows.map((r) => [r.file, r]));
+    const run: string[] = [];
+    for (const f of functions) {
+      const row = recorded.get(f.file);
+      if (row && row.checksum === f.checksum && row.migration_version === latest) continue;
+      await tx.query(f.sql.replaceAll(SCHEMA_TOKEN, schema));
+      await tx.query(
+        `INSERT INTO schema_functions (file, checksum, migration_version) VALUES ($1, $2, $3)
+         ON CONFLICT (file) DO UPDATE
+           SET checksum = EXCLUDED.checksum, migration_version = EXCLUDED.migration_version, applied_at = now()`,
+        [f.file, f.checksum, latest],
+      );
+      run.push(f.file);
+    }
+    return run;
+  });
+}
+
 /**
  * Applies pending files in order, each in its own transaction together with its
- * schema_migrations row. Two runners at once: the second waits on the lock, then finds the
- * file recorded and skips it, so each file is applied exactly once.
+ * schema_migrations row, then the function files that changed (applyFunctions). Two runners at
+ * once: the second waits on the lock, then finds the file recorded and skips it, so each file
+ * is applied exactly once.
  */
 export async function migrate(
   db: Db,
-  files: MigrationFile[],
+  files: readonly MigrationFile[] & { functions?: readonly FunctionFile[] },
   log: (msg: string) => void = () => {},
 ): Promise<MigrateResult> {
-  const result: MigrateResult = { applied: [], alreadyApplied: 0 };
+  const result: MigrateResult = { applied: [], alreadyApplied: 0, functions: [] };
   for (const file of files) {
     const didApply = await db.transaction(async (tx) => {
       const applied = await lockAndReadApplied(tx);
@@ -229,7 +356,9 @@ export async function migrate(
       result.alreadyApplied++;
     }
   }
-  if (result.applied.length === 0)
+  result.functions = await applyFunctions(db, files.functions ?? []);
+  for (const f of result.functions) log(`applied ${f}`);
+  if (result.applied.length === 0 && result.functions.length === 0)
     log(`nothing to apply (${result.alreadyApplied} migration(s) already applied)`);
   return result;
 }

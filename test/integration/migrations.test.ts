@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadMigrations, MigrationError, migrate } from '../../functions/engine/index.ts';
+import { SCHEMA_DUMP_FILE } from '../../functions/engine/migrator.ts';
 import { createDb, type PgDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 import { DATABASE_URL, postgresAvailable } from '../helpers/pg.ts';
@@ -73,8 +74,12 @@ async function tableExists(db: PgDb, table: string): Promise<boolean> {
 }
 
 const realFiles = readdirSync(migrationsDir())
-  .filter((f) => f.endsWith('.sql'))
+  .filter((f) => f.endsWith('.sql') && f !== SCHEMA_DUMP_FILE)
   .sort();
+const realFunctions = readdirSync(join(migrationsDir(), 'functions'))
+  .filter((f) => f.endsWith('.sql'))
+  .sort()
+  .map((f) => `functions/${f}`);
 
 describe.runIf(await postgresAvailable())('migration runner on PostgreSQL', () => {
   afterEach(async () => {
@@ -95,8 +100,8 @@ describe.runIf(await postgresAvailable())('migration runner on PostgreSQL', () =
     const first = await migrate(db, files);
     const second = await migrate(db, files, (line) => log.push(line));
     // Assess
-    expect(first).toEqual({ applied: realFiles, alreadyApplied: 0 });
-    expect(second).toEqual({ applied: [], alreadyApplied: realFiles.length });
+    expect(first).toEqual({ applied: realFiles, alreadyApplied: 0, functions: realFunctions });
+    expect(second).toEqual({ applied: [], alreadyApplied: realFiles.length, functions: [] });
     expect(log.join('\n')).toMatch(/nothing to apply/);
     expect((await appliedRows(db)).map((r) => r.version)).toEqual(files.map((f) => f.version));
     expect(await tableExists(db, 'jobs')).toBe(true);
@@ -132,6 +137,95 @@ describe.runIf(await postgresAvailable())('migration runner on PostgreSQL', () =
     expect(rows.every((r) => r.n === '1')).toBe(true);
     const { rows: marker } = await db.query<{ n: string }>('SELECT count(*) AS n FROM once_marker');
     expect(marker[0]!.n).toBe('1');
+  });
+
+  it('five runners at once run each function file exactly once, after every versioned file', async () => {
+    // Prepare
+    const schema = await bareSchema();
+    const files = loadMigrations(migrationsDir());
+    // Act
+    const results = await Promise.all(Array.from({ length: 5 }, () => migrate(schema.connect(), files)));
+    // Assess
+    expect(results.flatMap((r) => r.functions).sort()).toEqual(realFunctions);
+    const { rows } = await schema
+      .connect()
+      .query<{ file: string; migration_version: number }>(
+        'SELECT file, migration_version FROM schema_functions ORDER BY file',
+      );
+    expect(rows).toEqual(realFunctions.map((file) => ({ file, migration_version: files.at(-1)!.version })));
+  });
+
+  /** The repo's migrations with their function files, in a folder a test may edit. */
+  function copyOfMigrations(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'dte-mig-'));
+    tempDirs.push(dir);
+    cpSync(migrationsDir(), dir, { recursive: true });
+    return dir;
+  }
+
+  async function cancelFunction(db: PgDb) {
+    const { rows } = await db.query<{
+      def: string;
+      definer: boolean;
+      config: string[];
+      api: boolean;
+      anyone: boolean;
+    }>(
+      `SELECT pg_get_functiondef(p.oid) AS def, p.prosecdef AS definer, p.proconfig AS config,
+              has_function_privilege('dte_api', p.oid, 'EXECUTE') AS api,
+              EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS anyone
+         FROM pg_proc p WHERE p.oid = 'jobs_cancel(bigint, text, text, boolean, text)'::regprocedure`,
+    );
+    return rows[0]!;
+  }
+
+  it('runs a changed function file again, alone, keeping SECURITY DEFINER, the fixed search_path and the grants', async () => {
+    // Prepare
+    const dir = copyOfMigrations();
+    const schema = await bareSchema();
+    const db = schema.connect();
+    await migrate(db, loadMigrations(dir));
+    const file = join(dir, 'functions', 'cancel.sql');
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('#variable_conflict error', '#variable_conflict error\n-- edited'),
+    );
+    // Act
+    const result = await migrate(db, loadMigrations(dir));
+    const again = await migrate(db, loadMigrations(dir));
+    // Assess
+    expect(result).toEqual({
+      applied: [],
+      alreadyApplied: realFiles.length,
+      functions: ['functions/cancel.sql'],
+    });
+    expect(again.functions).toEqual([]);
+    const fn = await cancelFunction(db);
+    expect(fn.def).toContain('-- edited');
+    expect(fn).toMatchObject({ definer: true, api: true, anyone: false });
+    expect(fn.config).toContain(`search_path=${schema.name}, pg_temp`);
+  });
+
+  it('runs the function files again after a versioned file that replaced a body: the file wins', async () => {
+    // Prepare: a later versioned migration that redefines jobs_cancel as an older one did.
+    const dir = copyOfMigrations();
+    const schema = await bareSchema();
+    const db = schema.connect();
+    await migrate(db, loadMigrations(dir));
+    writeFileSync(
+      join(dir, '9000_redefine.sql'),
+      `CREATE OR REPLACE FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text)
+         RETURNS SETOF jobs LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$;\n`,
+    );
+    // Act
+    const result = await migrate(db, loadMigrations(dir));
+    // Assess
+    expect(result.applied).toEqual(['9000_redefine.sql']);
+    expect(result.functions).toEqual(realFunctions);
+    const fn = await cancelFunction(db);
+    expect(fn.def).toContain("status = 'failed'");
+    expect(fn).toMatchObject({ definer: true, api: true, anyone: false });
+    expect(fn.config).toContain(`search_path=${schema.name}, pg_temp`);
   });
 
   it('refuses to run when an applied file changed, naming the file, and applies nothing after it', async () => {

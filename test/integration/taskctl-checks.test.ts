@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,7 +104,7 @@ describe.runIf(await postgresAvailable())(
       // Prepare: the repo's migrations plus two pending files.
       const dir = mkdtempSync(join(tmpdir(), 'taskctl-migrations-'));
       try {
-        for (const f of readdirSync(migrationsDir())) copyFileSync(join(migrationsDir(), f), join(dir, f));
+        cpSync(migrationsDir(), dir, { recursive: true });
         writeFileSync(
           join(dir, '0098_reviewed.sql'),
           '-- destructive: reviewed\nDROP INDEX IF EXISTS nothing_here;\n',

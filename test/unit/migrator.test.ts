@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,8 +8,11 @@ import {
   checksum,
   DESTRUCTIVE_MARKER,
   destructiveStatements,
+  functionFileProblem,
   hasDestructiveMarker,
+  loadFunctionFiles,
   loadMigrations,
+  SCHEMA_TOKEN,
 } from '../../functions/engine/migrator.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 
@@ -177,5 +180,69 @@ describe('checksum and loadMigrations', () => {
     expect(() => loadMigrations(unmarked)).toThrow(/0001_drop\.sql contains DROP, TRUNCATE/);
     const marked = dirWith({ '0001_drop.sql': `${DESTRUCTIVE_MARKER}\nTRUNCATE t;` });
     expect(loadMigrations(marked).map((f) => f.file)).toEqual(['0001_drop.sql']);
+  });
+});
+
+describe('function files (migrations/functions)', () => {
+  const dirs: string[] = [];
+  const migrationsWith = (functions: Record<string, string>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'dte-functions-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, '0001_first.sql'), 'SELECT 1;');
+    writeFileSync(join(dir, 'schema.sql'), '-- the dump, not a migration');
+    mkdirSync(join(dir, 'functions'));
+    for (const [name, sql] of Object.entries(functions)) writeFileSync(join(dir, 'functions', name), sql);
+    return dir;
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const definer = (name: string, path = `${SCHEMA_TOKEN}, pg_temp`) =>
+    `CREATE OR REPLACE FUNCTION ${name}() RETURNS int LANGUAGE plpgsql SECURITY DEFINER\n SET search_path TO ${path}\nAS $$ BEGIN RETURN 1; END $$;\n`;
+
+  it('come along with the versioned files, in name order, checksummed; schema.sql is neither', () => {
+    const dir = migrationsWith({ 'b.sql': definer('b'), 'a.sql': definer('a'), 'notes.md': '# notes' });
+    const files = loadMigrations(dir);
+    expect(files.map((f) => f.file)).toEqual(['0001_first.sql']);
+    expect(files.functions.map((f) => [f.file, f.checksum])).toEqual([
+      ['functions/a.sql', checksum(definer('a'))],
+      ['functions/b.sql', checksum(definer('b'))],
+    ]);
+    // A copy made with map carries the versioned files only.
+    expect('functions' in files.map((f) => f)).toBe(false);
+  });
+
+  it('are none when the folder is absent', () => {
+    expect(loadFunctionFiles(join(tmpdir(), 'dte-no-such-folder'))).toEqual([]);
+  });
+
+  it('refuse a bad name, a drop, a plain CREATE FUNCTION and a SECURITY DEFINER without the fixed path', () => {
+    expect(() => loadMigrations(migrationsWith({ 'Claim.sql': definer('c') }))).toThrow(
+      /functions\/Claim\.sql does not match/,
+    );
+    const cases: Array<[string, RegExp]> = [
+      [`DROP FUNCTION f();\n${definer('f')}`, /contains DROP/],
+      [definer('f').replace('CREATE OR REPLACE', 'CREATE'), /without OR REPLACE/],
+      [definer('f', 'public, pg_temp'), /without SET search_path TO :"schema", pg_temp/],
+      [definer('f', `pg_temp, ${SCHEMA_TOKEN}`), /without SET search_path/],
+      [`${definer('f')}${definer('g').replace(/\n SET search_path[^\n]*/, '')}`, /without SET search_path/],
+    ];
+    for (const [sql, problem] of cases) {
+      expect(functionFileProblem(sql), sql).toMatch(problem);
+      expect(() => loadMigrations(migrationsWith({ 'f.sql': sql })), sql).toThrow(MigrationError);
+    }
+    expect(functionFileProblem(definer('f'))).toBeUndefined();
+    // The words in comments and bodies do not count.
+    expect(functionFileProblem(`-- never DROP here; SECURITY DEFINER\n${definer('f')}`)).toBeUndefined();
+  });
+
+  it('the shipped function files pass, each SECURITY DEFINER with the fixed path', () => {
+    const shipped = loadFunctionFiles(join(migrationsDir(), 'functions'));
+    expect(shipped.length).toBeGreaterThan(0);
+    for (const f of shipped) {
+      const text = readFileSync(join(migrationsDir(), f.file), 'utf8');
+      const creates = text.match(/CREATE OR REPLACE FUNCTION/g)?.length ?? 0;
+      expect(text.match(/SET search_path TO :"schema", pg_temp/g)?.length, f.file).toBe(creates);
+    }
   });
 });

@@ -1,0 +1,233 @@
+-- The consumer's claim: completes the previous batch, then claims up to p_limit queued jobs
+-- (limited queues first, then by priority level) under fresh fenced leases.
+--
+-- Source of truth for these functions (migrations/README.md, "Function files").
+
+CREATE OR REPLACE FUNCTION jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_queues text[] := p_queues;
+  v_ids bigint[] := '{}';
+  v_got bigint[];
+  v_prio integer;
+  v_need integer;
+  v_window integer;
+  v_limited text[];
+  v_ctl record;
+  v_at timestamptz := now();
+  v_running integer;
+  v_tokens float8;
+  v_allow integer;
+BEGIN
+  IF jsonb_array_length(p_completions) > 0 THEN
+    o_completed := jobs_complete(p_completions);
+  END IF;
+
+  -- Limited queues (only when some queue has a limit): each under its control row's lock.
+  IF EXISTS (SELECT 1 FROM queues q WHERE q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL) THEN
+    SELECT coalesce(array_agg(q.name ORDER BY q.name), '{}') INTO v_limited FROM queues q
+     WHERE (q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL)
+       AND (v_queues IS NULL OR q.name = ANY (v_queues));
+    FOR i IN 1 .. cardinality(v_limited) LOOP
+      EXIT WHEN cardinality(v_ids) >= p_limit;
+      SELECT q.paused, q.max_running, q.rate_per_second, q.rate_burst, q.tokens, q.tokens_at
+        INTO v_ctl FROM queues q WHERE q.name = v_limited[i] FOR UPDATE;
+      CONTINUE WHEN v_ctl.paused OR (v_ctl.max_running IS NULL AND v_ctl.rate_per_second IS NULL);
+      -- After the lock: the previous holder's claims are committed and visible to this
+      -- statement's snapshot, and clock_timestamp() is later than the tokens_at it wrote.
+      v_at := clock_timestamp();
+      v_allow := p_limit - cardinality(v_ids);
+      IF v_ctl.max_running IS NOT NULL THEN
+        SELECT count(*) INTO v_running FROM jobs j WHERE j.queue = v_limited[i] AND j.status = 'running';
+        v_allow := least(v_allow, v_ctl.max_running - v_running);
+      END IF;
+      IF v_ctl.rate_per_second IS NOT NULL THEN
+        v_tokens := least(v_ctl.rate_burst::float8,
+                          coalesce(v_ctl.tokens, v_ctl.rate_burst::float8)
+                          + v_ctl.rate_per_second
+                            * greatest(0, extract(epoch FROM v_at - coalesce(v_ctl.tokens_at, v_at))));
+        v_allow := least(v_allow, floor(v_tokens)::integer);
+      END IF;
+      CONTINUE WHEN v_allow <= 0 AND v_ctl.rate_per_second IS NULL;
+      IF v_allow > 0 THEN
+        v_got := ARRAY(
+          SELECT j.id FROM jobs j
+           WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now()
+           ORDER BY j.priority DESC, j.run_at, j.id
+           LIMIT v_allow
+           FOR UPDATE SKIP LOCKED);
+      ELSE
+        v_got := '{}';
+      END IF;
+      v_ids := v_ids || v_got;
+      IF v_ctl.rate_per_second IS NOT NULL THEN
+        UPDATE queues q SET tokens = v_tokens - cardinality(v_got), tokens_at = v_at
+         WHERE q.name = v_limited[i];
+      END IF;
+    END LOOP;
+    -- The unlimited rest: named queues minus the limited ones, or (all queues) the queues with
+    -- queued jobs, listed as 0008 does for a paused queue, minus the limited and paused ones.
+    IF cardinality(v_limited) > 0 OR v_queues IS NULL THEN
+      IF v_queues IS NULL THEN
+        WITH RECURSIVE qs(name) AS (
+          (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+          UNION ALL
+          SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+                   ORDER BY j.queue LIMIT 1)
+            FROM qs WHERE qs.name IS NOT NULL
+        )
+        SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
+         WHERE qs.name IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name
+                            AND (q.paused OR q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL));
+      ELSE
+        v_queues := ARRAY(SELECT qn.name FROM unnest(v_queues) AS qn(name) WHERE qn.name <> ALL (v_limited));
+      END IF;
+    END IF;
+    IF cardinality(v_ids) >= p_limit OR cardinality(v_queues) = 0 THEN
+      v_queues := '{}';
+    END IF;
+  END IF;
+
+  -- A queue is paused: list the queues with queued jobs, jumping from one queue to the next
+  -- through jobs_claim_queue_idx, and claim from the unpaused ones by name.
+  IF v_queues IS NULL AND EXISTS (SELECT 1 FROM queues q WHERE q.paused) THEN
+    WITH RECURSIVE qs(name) AS (
+      (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+      UNION ALL
+      SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+               ORDER BY j.queue LIMIT 1)
+        FROM qs WHERE qs.name IS NOT NULL
+    )
+    SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
+     WHERE qs.name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name AND q.paused);
+  END IF;
+
+  IF v_queues IS NULL THEN
+    SELECT j.priority INTO v_prio FROM jobs j WHERE j.status = 'queued' ORDER BY j.priority DESC LIMIT 1;
+  ELSIF cardinality(v_queues) > 0 THEN
+    SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
+     CROSS JOIN LATERAL (
+       SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued'
+        ORDER BY j.priority DESC LIMIT 1
+     ) h
+     WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
+  END IF;
+
+  WHILE v_prio IS NOT NULL LOOP
+    v_need := p_limit - cardinality(v_ids);
+    IF NOT p_advisory AND v_queues IS NULL THEN
+      v_ids := v_ids || ARRAY(
+        SELECT j.id FROM jobs j
+         WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+         ORDER BY j.run_at, j.id
+         LIMIT v_need
+         FOR UPDATE SKIP LOCKED);
+    ELSIF NOT p_advisory THEN
+      v_ids := v_ids || ARRAY(
+        SELECT c.id FROM unnest(v_queues) AS qn(name)
+         CROSS JOIN LATERAL (
+           SELECT j.id, j.run_at FROM jobs j
+            WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+            ORDER BY j.run_at, j.id
+            LIMIT v_need
+              FOR UPDATE SKIP LOCKED
+         ) c
+         WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+         ORDER BY c.run_at, c.id
+         LIMIT v_need);
+    ELSE
+      v_window := v_need * 8;
+      LOOP
+        IF v_queues IS NULL THEN
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT j.id FROM jobs j
+               WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+               ORDER BY j.run_at, j.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
+             CROSS JOIN LATERAL (
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
+        ELSE
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT c.id FROM unnest(v_queues) AS qn(name)
+               CROSS JOIN LATERAL (
+                 SELECT j.id, j.run_at FROM jobs j
+                  WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
+                    AND j.run_at <= now()
+                  ORDER BY j.run_at, j.id
+                  LIMIT v_window
+               ) c
+               WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+               ORDER BY c.run_at, c.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
+             CROSS JOIN LATERAL (
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
+        END IF;
+        EXIT WHEN cardinality(v_got) > 0 OR v_window > v_need * 8;
+        v_window := v_need * 16;
+      END LOOP;
+      v_ids := v_ids || v_got;
+    END IF;
+    EXIT WHEN cardinality(v_ids) >= p_limit;
+    IF v_queues IS NULL THEN
+      SELECT j.priority INTO v_prio FROM jobs j
+       WHERE j.status = 'queued' AND j.priority < v_prio ORDER BY j.priority DESC LIMIT 1;
+    ELSE
+      SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
+       CROSS JOIN LATERAL (
+         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_prio
+          ORDER BY j.priority DESC LIMIT 1
+       ) h
+       WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
+    END IF;
+  END LOOP;
+
+  IF cardinality(v_ids) = 0 THEN
+    o_claimed := '[]'::jsonb;
+    RETURN;
+  END IF;
+  -- v_at: now(), or the time taken under the last limited queue's lock (so a rate-limited
+  -- queue's claims carry the time its tokens were spent).
+  WITH claimed AS (
+    UPDATE jobs j
+       SET status = 'running', attempts = j.attempts + 1,
+           max_attempts = greatest(j.max_attempts, j.attempts + 1),
+           lease_token = j.lease_token + 1, locked_at = v_at, locked_by = p_worker,
+           lease_seconds = p_lease_seconds, started_at = v_at, updated_at = v_at
+     WHERE j.id = ANY (v_ids)
+    RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
+              j.lease_seconds, j.priority, j.run_at
+  )
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
+           'attempt', c.attempts, 'maxAttempts', c.max_attempts,
+           'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
+           ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
+    INTO o_claimed FROM claimed c;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_claim(text, integer, integer, text[], boolean, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_claim(text, integer, integer, text[], boolean, jsonb) TO dte_consumer;

@@ -1,0 +1,125 @@
+-- The consumer's writes besides the claim: complete, fail (with backoff), renew and release leases,
+-- each fenced by the lease token.
+--
+-- Source of truth for these functions (migrations/README.md, "Function files").
+
+CREATE OR REPLACE FUNCTION jobs_complete(p_completions jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_ids text;
+BEGIN
+  WITH done AS (
+    UPDATE jobs d
+       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
+      FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb)
+     WHERE d.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_completions) e))
+       AND d.id = x.id AND (d.status = 'running') IS TRUE AND d.lease_token = x.token
+    RETURNING d.id
+  )
+  SELECT string_agg(done.id::text, ',') INTO v_ids FROM done;
+  RETURN v_ids;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_complete(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_complete(jsonb) TO dte_consumer;
+
+CREATE OR REPLACE FUNCTION jobs_fail(p_id bigint, p_token bigint, p_permanent boolean, p_backoff_base_seconds double precision, p_max_backoff_seconds double precision, p_error jsonb)
+ RETURNS TABLE(status text, run_at timestamp with time zone, attempts integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  WITH decision AS (
+    SELECT d.id, (p_permanent OR d.attempts >= d.max_attempts) AS final,
+           least(p_max_backoff_seconds, p_backoff_base_seconds * power(2, greatest(d.attempts - 1, 0))) AS cap
+      FROM jobs d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
+  )
+  UPDATE jobs j SET
+    status = CASE WHEN x.final THEN 'failed' ELSE 'queued' END,
+    run_at = CASE WHEN x.final THEN j.run_at
+             ELSE now() + make_interval(secs => greatest(p_backoff_base_seconds, x.cap / 2 + random() * x.cap / 2)) END,
+    finished_at = CASE WHEN x.final THEN now() END,
+    last_error = p_error,
+    locked_at = NULL,
+    locked_by = CASE WHEN x.final THEN j.locked_by END,
+    updated_at = now()
+  FROM decision x
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = p_token
+  RETURNING j.status, j.run_at, j.attempts;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_fail(bigint, bigint, boolean, double precision, double precision, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_fail(bigint, bigint, boolean, double precision, double precision, jsonb) TO dte_consumer;
+
+CREATE OR REPLACE FUNCTION jobs_renew(p_leases jsonb)
+ RETURNS TABLE(id bigint)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  UPDATE jobs j SET locked_at = now(), updated_at = now()
+    FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint)
+   WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
+     AND j.id = x.id AND (j.status = 'running') IS TRUE AND j.lease_token = x.token
+  RETURNING j.id;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_renew(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_renew(jsonb) TO dte_consumer;
+
+CREATE OR REPLACE FUNCTION jobs_release(p_leases jsonb, p_reason text, p_max_deadline_releases integer)
+ RETURNS TABLE(id bigint, status text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  WITH leases AS (
+    SELECT x.id, x.token, coalesce(x.deadline, false) AS deadline
+      FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint, deadline boolean)
+  )
+  UPDATE jobs j SET
+    status = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN 'failed' ELSE 'queued' END,
+    attempts = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.attempts
+               ELSE j.attempts - 1 END,
+    finished_at = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN now() END,
+    deadline_releases = j.deadline_releases + CASE WHEN l.deadline THEN 1 ELSE 0 END,
+    locked_at = NULL,
+    locked_by = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.locked_by END,
+    updated_at = now(),
+    last_error = CASE
+      WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN jsonb_build_object(
+        'name', 'InvocationTimeExceeded',
+        'message', format('exceeds the invocation time: stopped at the invocation deadline %s times '
+                          '(released %s times, the most allowed)', j.deadline_releases + 1, j.deadline_releases),
+        'attempt', j.attempts, 'deadlineReleases', j.deadline_releases + 1,
+        'worker', j.locked_by, 'at', now())
+      ELSE jsonb_build_object(
+        'name', 'Released', 'message', p_reason, 'worker', j.locked_by, 'at', now(),
+        'deadlineReleases', j.deadline_releases + CASE WHEN l.deadline THEN 1 ELSE 0 END)
+      END
+  FROM leases l
+  WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
+    AND j.id = l.id AND (j.status = 'running') IS TRUE AND j.lease_token = l.token
+  RETURNING j.id, j.status;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_release(jsonb, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_release(jsonb, text, integer) TO dte_consumer;

@@ -1,0 +1,78 @@
+-- The counting triggers on jobs (one delta row per statement) and the reaper's compaction of old
+-- deltas into per-minute history rows.
+--
+-- Source of truth for these functions (migrations/README.md, "Function files").
+
+CREATE OR REPLACE FUNCTION jobs_count_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (submitted, completed, failed)
+  SELECT count(*),
+         count(*) FILTER (WHERE status = 'completed'),
+         count(*) FILTER (WHERE status = 'failed')
+  FROM inserted_rows
+  HAVING count(*) > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION jobs_count_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('completed', 'failed')) THEN
+    RETURN NULL;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM old_rows WHERE status IN ('completed', 'failed')) THEN
+    INSERT INTO job_counter_deltas (completed, failed)
+    SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+    FROM new_rows;
+    RETURN NULL;
+  END IF;
+  INSERT INTO job_counter_deltas (completed, failed)
+  SELECT c, f
+  FROM (
+    SELECT count(*) FILTER (WHERE n.status = 'completed' AND o.status <> 'completed') AS c,
+           count(*) FILTER (WHERE n.status = 'failed' AND o.status <> 'failed') AS f
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+  ) s
+  WHERE c > 0 OR f > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION job_counters_compact(p_older_than_seconds double precision, p_history_hours integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_moved bigint;
+BEGIN
+  WITH moved AS (
+    DELETE FROM job_counter_deltas d
+     WHERE (NOT d.compacted AND d.at < now() - make_interval(secs => p_older_than_seconds))
+        OR (d.compacted AND d.at < now() - make_interval(hours => p_history_hours))
+    RETURNING d.at, d.submitted, d.completed, d.failed, d.recovered
+  ), folded AS (
+    INSERT INTO job_counter_deltas (at, compacted, submitted, completed, failed, recovered)
+    SELECT CASE WHEN moved.at < now() - make_interval(hours => p_history_hours) THEN '-infinity'::timestamptz
+                ELSE date_trunc('minute', moved.at) END,
+           true, sum(moved.submitted), sum(moved.completed), sum(moved.failed), sum(moved.recovered)
+      FROM moved GROUP BY 1
+  )
+  SELECT count(*) INTO v_moved FROM moved;
+  RETURN v_moved;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION job_counters_compact(double precision, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION job_counters_compact(double precision, integer) TO dte_reaper;

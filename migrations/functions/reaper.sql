@@ -1,0 +1,66 @@
+-- The reaper: requeue (or fail) jobs whose leases expired, prune old finished jobs.
+--
+-- Source of truth for these functions (migrations/README.md, "Function files").
+
+CREATE OR REPLACE FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued bigint, OUT o_failed bigint)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+BEGIN
+  WITH expired AS (
+    SELECT e.id FROM jobs e
+     WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
+     ORDER BY e.locked_at
+     LIMIT p_limit
+     FOR UPDATE SKIP LOCKED
+  ), taken AS (
+    UPDATE jobs j SET
+      status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+      finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+      last_error = jsonb_build_object(
+        'name', 'LeaseExpired',
+        'message', CASE WHEN j.attempts >= j.max_attempts
+          THEN format('lease expired on attempt %s of %s; attempts exhausted', j.attempts, j.max_attempts)
+          ELSE format('lease expired on attempt %s of %s; requeued', j.attempts, j.max_attempts) END,
+        'attempt', j.attempts, 'worker', j.locked_by, 'lockedAt', j.locked_at, 'recoveredAt', now()),
+      locked_at = NULL,
+      locked_by = NULL,
+      updated_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+    RETURNING j.status
+  ), counted AS (
+    INSERT INTO job_counter_deltas (recovered)
+    SELECT count(*) FROM taken HAVING count(*) > 0
+  )
+  SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
+    INTO o_requeued, o_failed
+    FROM taken;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_requeue_expired(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_requeue_expired(integer) TO dte_reaper;
+
+CREATE OR REPLACE FUNCTION jobs_prune_finished(p_older_than_days double precision, p_limit integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_deleted bigint;
+BEGIN
+  DELETE FROM jobs WHERE jobs.id IN (
+    SELECT f.id FROM jobs f
+     WHERE f.status IN ('completed', 'failed')
+       AND coalesce(f.finished_at, f.updated_at) < now() - make_interval(secs => p_older_than_days * 86400)
+     LIMIT p_limit);
+  GET DIAGNOSTICS v_deleted = ROW_COUNT;
+  RETURN v_deleted;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_prune_finished(double precision, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_prune_finished(double precision, integer) TO dte_reaper;

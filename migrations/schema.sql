@@ -1,0 +1,1046 @@
+-- The schema the migrations build, dumped by tools/schema-dump.ts (npm run schema:dump).
+-- Generated: do not edit. test/integration/schema-dump.test.ts compares it with a fresh migration.
+
+-- tables
+
+CREATE TABLE consumer_presence (
+  worker_id text NOT NULL,
+  queues text[],
+  seen_until timestamp with time zone NOT NULL
+);
+
+CREATE TABLE job_audit (
+  id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+  job_id bigint,
+  queue text,
+  action text NOT NULL,
+  actor text NOT NULL,
+  reason text,
+  at timestamp with time zone NOT NULL DEFAULT now(),
+  details jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+
+CREATE TABLE job_counter_deltas (
+  id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+  at timestamp with time zone NOT NULL DEFAULT now(),
+  compacted boolean NOT NULL DEFAULT false,
+  submitted bigint NOT NULL DEFAULT 0,
+  completed bigint NOT NULL DEFAULT 0,
+  failed bigint NOT NULL DEFAULT 0,
+  recovered bigint NOT NULL DEFAULT 0
+);
+
+CREATE TABLE jobs (
+  id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE queue_wakes (
+  queue text NOT NULL,
+  woken_at timestamp with time zone NOT NULL,
+  wakes bigint NOT NULL DEFAULT 1
+);
+
+CREATE TABLE queues (
+  name text NOT NULL,
+  paused boolean NOT NULL DEFAULT false,
+  paused_at timestamp with time zone,
+  paused_by text,
+  reason text,
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  max_running integer,
+  rate_per_second double precision,
+  rate_burst integer,
+  tokens double precision,
+  tokens_at timestamp with time zone
+);
+
+CREATE TABLE schedules (
+  name text NOT NULL,
+  cron text NOT NULL,
+  timezone text NOT NULL DEFAULT 'UTC'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  queue text NOT NULL DEFAULT 'default'::text,
+  priority integer NOT NULL DEFAULT 0,
+  max_attempts integer,
+  enabled boolean NOT NULL DEFAULT true,
+  catch_up text NOT NULL DEFAULT 'latest'::text,
+  source text NOT NULL DEFAULT 'api'::text,
+  next_at timestamp with time zone,
+  last_enqueued_at timestamp with time zone,
+  last_run_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now()
+);
+
+CREATE TABLE schema_functions (
+  file text NOT NULL,
+  checksum text NOT NULL,
+  migration_version integer NOT NULL,
+  applied_at timestamp with time zone NOT NULL DEFAULT now()
+);
+
+CREATE TABLE schema_migrations (
+  version integer NOT NULL,
+  name text NOT NULL,
+  checksum text NOT NULL,
+  applied_at timestamp with time zone NOT NULL DEFAULT now()
+);
+
+-- constraints
+
+ALTER TABLE consumer_presence ADD CONSTRAINT consumer_presence_pkey PRIMARY KEY (worker_id);
+ALTER TABLE consumer_presence ADD CONSTRAINT consumer_presence_worker_id_check CHECK (((length(worker_id) >= 1) AND (length(worker_id) <= 256)));
+ALTER TABLE job_audit ADD CONSTRAINT job_audit_action_check CHECK (((length(action) >= 1) AND (length(action) <= 64)));
+ALTER TABLE job_audit ADD CONSTRAINT job_audit_actor_check CHECK (((length(actor) >= 1) AND (length(actor) <= 200)));
+ALTER TABLE job_audit ADD CONSTRAINT job_audit_pkey PRIMARY KEY (id);
+ALTER TABLE job_counter_deltas ADD CONSTRAINT job_counter_deltas_pkey PRIMARY KEY (id);
+ALTER TABLE jobs ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048)))) NOT VALID;
+ALTER TABLE jobs ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+ALTER TABLE jobs ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE queue_wakes ADD CONSTRAINT queue_wakes_pkey PRIMARY KEY (queue);
+ALTER TABLE queue_wakes ADD CONSTRAINT queue_wakes_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE queues ADD CONSTRAINT queues_max_running_check CHECK (((max_running IS NULL) OR (max_running > 0)));
+ALTER TABLE queues ADD CONSTRAINT queues_name_check CHECK (((length(name) >= 1) AND (length(name) <= 128)));
+ALTER TABLE queues ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+ALTER TABLE queues ADD CONSTRAINT queues_rate_burst_check CHECK (((rate_burst IS NULL) OR (rate_burst > 0)));
+ALTER TABLE queues ADD CONSTRAINT queues_rate_per_second_check CHECK (((rate_per_second IS NULL) OR ((rate_per_second > (0)::double precision) AND (rate_per_second <= (1000000)::double precision))));
+ALTER TABLE schedules ADD CONSTRAINT schedules_catch_up_check CHECK ((catch_up = ANY (ARRAY['skip'::text, 'latest'::text, 'all'::text])));
+ALTER TABLE schedules ADD CONSTRAINT schedules_cron_check CHECK (((length(cron) >= 1) AND (length(cron) <= 256)));
+ALTER TABLE schedules ADD CONSTRAINT schedules_max_attempts_check CHECK (((max_attempts IS NULL) OR ((max_attempts >= 1) AND (max_attempts <= 1000))));
+ALTER TABLE schedules ADD CONSTRAINT schedules_name_check CHECK ((name ~ '^[A-Za-z0-9_.:-]{1,128}$'::text));
+ALTER TABLE schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (name);
+ALTER TABLE schedules ADD CONSTRAINT schedules_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE schedules ADD CONSTRAINT schedules_source_check CHECK ((source = ANY (ARRAY['api'::text, 'code'::text])));
+ALTER TABLE schedules ADD CONSTRAINT schedules_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE schedules ADD CONSTRAINT schedules_timezone_check CHECK (((length(timezone) >= 1) AND (length(timezone) <= 64)));
+ALTER TABLE schema_functions ADD CONSTRAINT schema_functions_pkey PRIMARY KEY (file);
+ALTER TABLE schema_migrations ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+-- indexes
+
+CREATE UNIQUE INDEX consumer_presence_pkey ON <schema>.consumer_presence USING btree (worker_id);
+CREATE INDEX job_audit_at_idx ON <schema>.job_audit USING btree (at);
+CREATE INDEX job_audit_job_idx ON <schema>.job_audit USING btree (job_id, at) WHERE (job_id IS NOT NULL);
+CREATE UNIQUE INDEX job_audit_pkey ON <schema>.job_audit USING btree (id);
+CREATE INDEX job_counter_deltas_at_idx ON <schema>.job_counter_deltas USING btree (at) WHERE (NOT compacted);
+CREATE UNIQUE INDEX job_counter_deltas_pkey ON <schema>.job_counter_deltas USING btree (id);
+CREATE INDEX jobs_claim_idx ON <schema>.jobs USING btree (priority DESC, run_at, id) WHERE (status = 'queued'::text);
+CREATE INDEX jobs_claim_queue_idx ON <schema>.jobs USING btree (queue, priority DESC, run_at, id) WHERE (status = 'queued'::text);
+CREATE INDEX jobs_finished_idx ON <schema>.jobs USING btree (COALESCE(finished_at, updated_at)) WHERE (status = ANY (ARRAY['completed'::text, 'failed'::text]));
+CREATE UNIQUE INDEX jobs_idempotency_key_idx ON <schema>.jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE UNIQUE INDEX jobs_pkey ON <schema>.jobs USING btree (id);
+CREATE INDEX jobs_running_lease_idx ON <schema>.jobs USING btree (locked_at) WHERE (status = 'running'::text);
+CREATE INDEX jobs_running_queue_idx ON <schema>.jobs USING btree (queue) WHERE (status = 'running'::text);
+CREATE UNIQUE INDEX queue_wakes_pkey ON <schema>.queue_wakes USING btree (queue);
+CREATE UNIQUE INDEX queues_pkey ON <schema>.queues USING btree (name);
+CREATE UNIQUE INDEX schedules_pkey ON <schema>.schedules USING btree (name);
+CREATE UNIQUE INDEX schema_functions_pkey ON <schema>.schema_functions USING btree (file);
+CREATE UNIQUE INDEX schema_migrations_pkey ON <schema>.schema_migrations USING btree (version);
+
+-- sequences
+
+CREATE SEQUENCE job_audit_id_seq AS bigint OWNED BY job_audit.id;
+CREATE SEQUENCE job_counter_deltas_id_seq AS bigint OWNED BY job_counter_deltas.id;
+CREATE SEQUENCE jobs_id_seq AS bigint OWNED BY jobs.id;
+
+-- triggers
+
+CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE ON <schema>.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_updated();
+
+-- functions
+
+CREATE OR REPLACE FUNCTION <schema>.consumer_leave(p_worker text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  DELETE FROM consumer_presence c
+   WHERE c.worker_id = p_worker OR c.seen_until < now() - interval '1 hour';
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.consumer_touch(p_worker text, p_queues text[], p_live_ms integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  INSERT INTO consumer_presence (worker_id, queues, seen_until)
+  VALUES (p_worker, p_queues, now() + make_interval(secs => p_live_ms / 1000.0))
+  ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues, seen_until = excluded.seen_until;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.job_counters_compact(p_older_than_seconds double precision, p_history_hours integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_moved bigint;
+BEGIN
+  WITH moved AS (
+    DELETE FROM job_counter_deltas d
+     WHERE (NOT d.compacted AND d.at < now() - make_interval(secs => p_older_than_seconds))
+        OR (d.compacted AND d.at < now() - make_interval(hours => p_history_hours))
+    RETURNING d.at, d.submitted, d.completed, d.failed, d.recovered
+  ), folded AS (
+    INSERT INTO job_counter_deltas (at, compacted, submitted, completed, failed, recovered)
+    SELECT CASE WHEN moved.at < now() - make_interval(hours => p_history_hours) THEN '-infinity'::timestamptz
+                ELSE date_trunc('minute', moved.at) END,
+           true, sum(moved.submitted), sum(moved.completed), sum(moved.failed), sum(moved.recovered)
+      FROM moved GROUP BY 1
+  )
+  SELECT count(*) INTO v_moved FROM moved;
+  RETURN v_moved;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text)
+ RETURNS SETOF jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  UPDATE jobs j
+     SET status = 'failed', finished_at = now(), updated_at = now(), locked_at = NULL,
+         last_error = jsonb_build_object('name', 'Cancelled', 'message', p_reason, 'actor', p_actor,
+                                         'at', now(), 'previousStatus', j.status, 'attempt', j.attempts)
+   WHERE j.id = p_id AND j.status IN ('queued', 'running')
+     AND (NOT p_creator_only OR j.created_by = p_caller)
+  RETURNING j.*;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_queues text[] := p_queues;
+  v_ids bigint[] := '{}';
+  v_got bigint[];
+  v_prio integer;
+  v_need integer;
+  v_window integer;
+  v_limited text[];
+  v_ctl record;
+  v_at timestamptz := now();
+  v_running integer;
+  v_tokens float8;
+  v_allow integer;
+BEGIN
+  IF jsonb_array_length(p_completions) > 0 THEN
+    o_completed := jobs_complete(p_completions);
+  END IF;
+
+  -- Limited queues (only when some queue has a limit): each under its control row's lock.
+  IF EXISTS (SELECT 1 FROM queues q WHERE q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL) THEN
+    SELECT coalesce(array_agg(q.name ORDER BY q.name), '{}') INTO v_limited FROM queues q
+     WHERE (q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL)
+       AND (v_queues IS NULL OR q.name = ANY (v_queues));
+    FOR i IN 1 .. cardinality(v_limited) LOOP
+      EXIT WHEN cardinality(v_ids) >= p_limit;
+      SELECT q.paused, q.max_running, q.rate_per_second, q.rate_burst, q.tokens, q.tokens_at
+        INTO v_ctl FROM queues q WHERE q.name = v_limited[i] FOR UPDATE;
+      CONTINUE WHEN v_ctl.paused OR (v_ctl.max_running IS NULL AND v_ctl.rate_per_second IS NULL);
+      -- After the lock: the previous holder's claims are committed and visible to this
+      -- statement's snapshot, and clock_timestamp() is later than the tokens_at it wrote.
+      v_at := clock_timestamp();
+      v_allow := p_limit - cardinality(v_ids);
+      IF v_ctl.max_running IS NOT NULL THEN
+        SELECT count(*) INTO v_running FROM jobs j WHERE j.queue = v_limited[i] AND j.status = 'running';
+        v_allow := least(v_allow, v_ctl.max_running - v_running);
+      END IF;
+      IF v_ctl.rate_per_second IS NOT NULL THEN
+        v_tokens := least(v_ctl.rate_burst::float8,
+                          coalesce(v_ctl.tokens, v_ctl.rate_burst::float8)
+                          + v_ctl.rate_per_second
+                            * greatest(0, extract(epoch FROM v_at - coalesce(v_ctl.tokens_at, v_at))));
+        v_allow := least(v_allow, floor(v_tokens)::integer);
+      END IF;
+      CONTINUE WHEN v_allow <= 0 AND v_ctl.rate_per_second IS NULL;
+      IF v_allow > 0 THEN
+        v_got := ARRAY(
+          SELECT j.id FROM jobs j
+           WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now()
+           ORDER BY j.priority DESC, j.run_at, j.id
+           LIMIT v_allow
+           FOR UPDATE SKIP LOCKED);
+      ELSE
+        v_got := '{}';
+      END IF;
+      v_ids := v_ids || v_got;
+      IF v_ctl.rate_per_second IS NOT NULL THEN
+        UPDATE queues q SET tokens = v_tokens - cardinality(v_got), tokens_at = v_at
+         WHERE q.name = v_limited[i];
+      END IF;
+    END LOOP;
+    -- The unlimited rest: named queues minus the limited ones, or (all queues) the queues with
+    -- queued jobs, listed as 0008 does for a paused queue, minus the limited and paused ones.
+    IF cardinality(v_limited) > 0 OR v_queues IS NULL THEN
+      IF v_queues IS NULL THEN
+        WITH RECURSIVE qs(name) AS (
+          (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+          UNION ALL
+          SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+                   ORDER BY j.queue LIMIT 1)
+            FROM qs WHERE qs.name IS NOT NULL
+        )
+        SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
+         WHERE qs.name IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name
+                            AND (q.paused OR q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL));
+      ELSE
+        v_queues := ARRAY(SELECT qn.name FROM unnest(v_queues) AS qn(name) WHERE qn.name <> ALL (v_limited));
+      END IF;
+    END IF;
+    IF cardinality(v_ids) >= p_limit OR cardinality(v_queues) = 0 THEN
+      v_queues := '{}';
+    END IF;
+  END IF;
+
+  -- A queue is paused: list the queues with queued jobs, jumping from one queue to the next
+  -- through jobs_claim_queue_idx, and claim from the unpaused ones by name.
+  IF v_queues IS NULL AND EXISTS (SELECT 1 FROM queues q WHERE q.paused) THEN
+    WITH RECURSIVE qs(name) AS (
+      (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+      UNION ALL
+      SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+               ORDER BY j.queue LIMIT 1)
+        FROM qs WHERE qs.name IS NOT NULL
+    )
+    SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
+     WHERE qs.name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name AND q.paused);
+  END IF;
+
+  IF v_queues IS NULL THEN
+    SELECT j.priority INTO v_prio FROM jobs j WHERE j.status = 'queued' ORDER BY j.priority DESC LIMIT 1;
+  ELSIF cardinality(v_queues) > 0 THEN
+    SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
+     CROSS JOIN LATERAL (
+       SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued'
+        ORDER BY j.priority DESC LIMIT 1
+     ) h
+     WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
+  END IF;
+
+  WHILE v_prio IS NOT NULL LOOP
+    v_need := p_limit - cardinality(v_ids);
+    IF NOT p_advisory AND v_queues IS NULL THEN
+      v_ids := v_ids || ARRAY(
+        SELECT j.id FROM jobs j
+         WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+         ORDER BY j.run_at, j.id
+         LIMIT v_need
+         FOR UPDATE SKIP LOCKED);
+    ELSIF NOT p_advisory THEN
+      v_ids := v_ids || ARRAY(
+        SELECT c.id FROM unnest(v_queues) AS qn(name)
+         CROSS JOIN LATERAL (
+           SELECT j.id, j.run_at FROM jobs j
+            WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+            ORDER BY j.run_at, j.id
+            LIMIT v_need
+              FOR UPDATE SKIP LOCKED
+         ) c
+         WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+         ORDER BY c.run_at, c.id
+         LIMIT v_need);
+    ELSE
+      v_window := v_need * 8;
+      LOOP
+        IF v_queues IS NULL THEN
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT j.id FROM jobs j
+               WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+               ORDER BY j.run_at, j.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
+             CROSS JOIN LATERAL (
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
+        ELSE
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT c.id FROM unnest(v_queues) AS qn(name)
+               CROSS JOIN LATERAL (
+                 SELECT j.id, j.run_at FROM jobs j
+                  WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
+                    AND j.run_at <= now()
+                  ORDER BY j.run_at, j.id
+                  LIMIT v_window
+               ) c
+               WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+               ORDER BY c.run_at, c.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
+             CROSS JOIN LATERAL (
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
+        END IF;
+        EXIT WHEN cardinality(v_got) > 0 OR v_window > v_need * 8;
+        v_window := v_need * 16;
+      END LOOP;
+      v_ids := v_ids || v_got;
+    END IF;
+    EXIT WHEN cardinality(v_ids) >= p_limit;
+    IF v_queues IS NULL THEN
+      SELECT j.priority INTO v_prio FROM jobs j
+       WHERE j.status = 'queued' AND j.priority < v_prio ORDER BY j.priority DESC LIMIT 1;
+    ELSE
+      SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
+       CROSS JOIN LATERAL (
+         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_prio
+          ORDER BY j.priority DESC LIMIT 1
+       ) h
+       WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
+    END IF;
+  END LOOP;
+
+  IF cardinality(v_ids) = 0 THEN
+    o_claimed := '[]'::jsonb;
+    RETURN;
+  END IF;
+  -- v_at: now(), or the time taken under the last limited queue's lock (so a rate-limited
+  -- queue's claims carry the time its tokens were spent).
+  WITH claimed AS (
+    UPDATE jobs j
+       SET status = 'running', attempts = j.attempts + 1,
+           max_attempts = greatest(j.max_attempts, j.attempts + 1),
+           lease_token = j.lease_token + 1, locked_at = v_at, locked_by = p_worker,
+           lease_seconds = p_lease_seconds, started_at = v_at, updated_at = v_at
+     WHERE j.id = ANY (v_ids)
+    RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
+              j.lease_seconds, j.priority, j.run_at
+  )
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
+           'attempt', c.attempts, 'maxAttempts', c.max_attempts,
+           'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
+           ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
+    INTO o_claimed FROM claimed c;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_complete(p_completions jsonb)
+ RETURNS text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_ids text;
+BEGIN
+  WITH done AS (
+    UPDATE jobs d
+       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
+      FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb)
+     WHERE d.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_completions) e))
+       AND d.id = x.id AND (d.status = 'running') IS TRUE AND d.lease_token = x.token
+    RETURNING d.id
+  )
+  SELECT string_agg(done.id::text, ',') INTO v_ids FROM done;
+  RETURN v_ids;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (submitted, completed, failed)
+  SELECT count(*),
+         count(*) FILTER (WHERE status = 'completed'),
+         count(*) FILTER (WHERE status = 'failed')
+  FROM inserted_rows
+  HAVING count(*) > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status IN ('completed', 'failed')) THEN
+    RETURN NULL;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM old_rows WHERE status IN ('completed', 'failed')) THEN
+    INSERT INTO job_counter_deltas (completed, failed)
+    SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')
+    FROM new_rows;
+    RETURN NULL;
+  END IF;
+  INSERT INTO job_counter_deltas (completed, failed)
+  SELECT c, f
+  FROM (
+    SELECT count(*) FILTER (WHERE n.status = 'completed' AND o.status <> 'completed') AS c,
+           count(*) FILTER (WHERE n.status = 'failed' AND o.status <> 'failed') AS f
+    FROM new_rows n JOIN old_rows o ON o.id = n.id
+  ) s
+  WHERE c > 0 OR f > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue(p_rows json, p_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
+           coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+           coalesce(x.max_attempts, p_max_attempts)
+      FROM json_to_recordset(p_rows)
+        AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
+             max_attempts int)
+    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  )
+  SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
+         (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
+         CASE WHEN p_timed
+              THEN string_agg(((extract(epoch FROM ins.run_at) * 1000)::float8)::text, ',' ORDER BY ins.id)
+         END
+    INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
+    FROM ins;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_columns(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_rows integer := cardinality(p_types);
+BEGIN
+  IF jsonb_typeof(p_payloads) IS DISTINCT FROM 'array'
+     OR jsonb_array_length(p_payloads) <> v_rows
+     OR cardinality(p_queues) <> v_rows
+     OR cardinality(p_priorities) <> v_rows
+     OR cardinality(p_run_ats) <> v_rows
+     OR cardinality(p_delays) <> v_rows
+     OR cardinality(p_max_attempts) <> v_rows THEN
+    RAISE EXCEPTION 'jobs_enqueue_columns: every column needs one element per row (% types)', v_rows
+      USING ERRCODE = '22023';
+  END IF;
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
+           coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+           coalesce(x.max_attempts, p_default_max_attempts)
+      FROM ROWS FROM (
+             unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
+             unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
+           ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
+    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  )
+  SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
+         (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
+         CASE WHEN p_timed
+              THEN string_agg(((extract(epoch FROM ins.run_at) * 1000)::float8)::text, ',' ORDER BY ins.id)
+         END
+    INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
+    FROM ins;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_keyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_keys text[], p_hashes text[])
+ RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_rows integer := cardinality(p_types);
+BEGIN
+  IF jsonb_typeof(p_payloads) IS DISTINCT FROM 'array'
+     OR jsonb_array_length(p_payloads) <> v_rows
+     OR cardinality(p_queues) <> v_rows
+     OR cardinality(p_priorities) <> v_rows
+     OR cardinality(p_run_ats) <> v_rows
+     OR cardinality(p_delays) <> v_rows
+     OR cardinality(p_max_attempts) <> v_rows
+     OR cardinality(p_keys) <> v_rows
+     OR cardinality(p_hashes) <> v_rows THEN
+    RAISE EXCEPTION 'jobs_enqueue_keyed: every column needs one element per row (% types)', v_rows
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN QUERY
+  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
+                    request_hash, created_by)
+  SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
+         coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+         coalesce(x.max_attempts, p_default_max_attempts), x.key, x.hash, p_created_by
+    FROM ROWS FROM (unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues),
+                    unnest(p_priorities), unnest(p_run_ats), unnest(p_delays),
+                    unnest(p_max_attempts), unnest(p_keys), unnest(p_hashes)) WITH ORDINALITY
+         AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
+   ORDER BY x.key, x.ord
+  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
+            (extract(epoch FROM jobs.run_at) * 1000)::float8,
+            (extract(epoch FROM jobs.created_at) * 1000)::float8;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_rows integer := cardinality(p_types);
+BEGIN
+  IF jsonb_typeof(p_payloads) IS DISTINCT FROM 'array'
+     OR jsonb_array_length(p_payloads) <> v_rows
+     OR cardinality(p_queues) <> v_rows
+     OR cardinality(p_priorities) <> v_rows
+     OR cardinality(p_run_ats) <> v_rows
+     OR cardinality(p_delays) <> v_rows
+     OR cardinality(p_max_attempts) <> v_rows THEN
+    RAISE EXCEPTION 'jobs_enqueue_unkeyed: every column needs one element per row (% types)', v_rows
+      USING ERRCODE = '22023';
+  END IF;
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, created_by)
+    SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
+           coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
+           coalesce(x.max_attempts, p_default_max_attempts), p_created_by
+      FROM ROWS FROM (
+             unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
+             unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
+           ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
+    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  )
+  SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
+         (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
+         CASE WHEN p_timed
+              THEN string_agg(((extract(epoch FROM ins.run_at) * 1000)::float8)::text, ',' ORDER BY ins.id)
+         END
+    INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
+    FROM ins;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_fail(p_id bigint, p_token bigint, p_permanent boolean, p_backoff_base_seconds double precision, p_max_backoff_seconds double precision, p_error jsonb)
+ RETURNS TABLE(status text, run_at timestamp with time zone, attempts integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  WITH decision AS (
+    SELECT d.id, (p_permanent OR d.attempts >= d.max_attempts) AS final,
+           least(p_max_backoff_seconds, p_backoff_base_seconds * power(2, greatest(d.attempts - 1, 0))) AS cap
+      FROM jobs d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
+  )
+  UPDATE jobs j SET
+    status = CASE WHEN x.final THEN 'failed' ELSE 'queued' END,
+    run_at = CASE WHEN x.final THEN j.run_at
+             ELSE now() + make_interval(secs => greatest(p_backoff_base_seconds, x.cap / 2 + random() * x.cap / 2)) END,
+    finished_at = CASE WHEN x.final THEN now() END,
+    last_error = p_error,
+    locked_at = NULL,
+    locked_by = CASE WHEN x.final THEN j.locked_by END,
+    updated_at = now()
+  FROM decision x
+  WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = p_token
+  RETURNING j.status, j.run_at, j.attempts;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_prune_finished(p_older_than_days double precision, p_limit integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_deleted bigint;
+BEGIN
+  DELETE FROM jobs WHERE jobs.id IN (
+    SELECT f.id FROM jobs f
+     WHERE f.status IN ('completed', 'failed')
+       AND coalesce(f.finished_at, f.updated_at) < now() - make_interval(secs => p_older_than_days * 86400)
+     LIMIT p_limit);
+  GET DIAGNOSTICS v_deleted = ROW_COUNT;
+  RETURN v_deleted;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_release(p_leases jsonb, p_reason text, p_max_deadline_releases integer)
+ RETURNS TABLE(id bigint, status text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  WITH leases AS (
+    SELECT x.id, x.token, coalesce(x.deadline, false) AS deadline
+      FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint, deadline boolean)
+  )
+  UPDATE jobs j SET
+    status = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN 'failed' ELSE 'queued' END,
+    attempts = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.attempts
+               ELSE j.attempts - 1 END,
+    finished_at = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN now() END,
+    deadline_releases = j.deadline_releases + CASE WHEN l.deadline THEN 1 ELSE 0 END,
+    locked_at = NULL,
+    locked_by = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.locked_by END,
+    updated_at = now(),
+    last_error = CASE
+      WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN jsonb_build_object(
+        'name', 'InvocationTimeExceeded',
+        'message', format('exceeds the invocation time: stopped at the invocation deadline %s times '
+                          '(released %s times, the most allowed)', j.deadline_releases + 1, j.deadline_releases),
+        'attempt', j.attempts, 'deadlineReleases', j.deadline_releases + 1,
+        'worker', j.locked_by, 'at', now())
+      ELSE jsonb_build_object(
+        'name', 'Released', 'message', p_reason, 'worker', j.locked_by, 'at', now(),
+        'deadlineReleases', j.deadline_releases + CASE WHEN l.deadline THEN 1 ELSE 0 END)
+      END
+  FROM leases l
+  WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
+    AND j.id = l.id AND (j.status = 'running') IS TRUE AND j.lease_token = l.token
+  RETURNING j.id, j.status;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_renew(p_leases jsonb)
+ RETURNS TABLE(id bigint)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  UPDATE jobs j SET locked_at = now(), updated_at = now()
+    FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint)
+   WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
+     AND j.id = x.id AND (j.status = 'running') IS TRUE AND j.lease_token = x.token
+  RETURNING j.id;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_requeue_expired(p_limit integer, OUT o_requeued bigint, OUT o_failed bigint)
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  WITH expired AS (
+    SELECT e.id FROM jobs e
+     WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
+     ORDER BY e.locked_at
+     LIMIT p_limit
+     FOR UPDATE SKIP LOCKED
+  ), taken AS (
+    UPDATE jobs j SET
+      status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+      finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+      last_error = jsonb_build_object(
+        'name', 'LeaseExpired',
+        'message', CASE WHEN j.attempts >= j.max_attempts
+          THEN format('lease expired on attempt %s of %s; attempts exhausted', j.attempts, j.max_attempts)
+          ELSE format('lease expired on attempt %s of %s; requeued', j.attempts, j.max_attempts) END,
+        'attempt', j.attempts, 'worker', j.locked_by, 'lockedAt', j.locked_at, 'recoveredAt', now()),
+      locked_at = NULL,
+      locked_by = NULL,
+      updated_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+    RETURNING j.status
+  ), counted AS (
+    INSERT INTO job_counter_deltas (recovered)
+    SELECT count(*) FROM taken HAVING count(*) > 0
+  )
+  SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
+    INTO o_requeued, o_failed
+    FROM taken;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.queue_set_limits(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer)
+ RETURNS TABLE(name text, max_running integer, rate_per_second double precision, rate_burst integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  INSERT INTO queues AS q (name) VALUES (p_name) ON CONFLICT ON CONSTRAINT queues_pkey DO NOTHING;
+  RETURN QUERY
+  UPDATE queues q SET
+    max_running = CASE WHEN p_set_max_running THEN p_max_running ELSE q.max_running END,
+    rate_per_second = CASE WHEN p_set_rate THEN p_rate ELSE q.rate_per_second END,
+    rate_burst = CASE WHEN NOT p_set_rate THEN q.rate_burst
+                      WHEN p_rate IS NULL THEN NULL
+                      ELSE coalesce(p_burst, greatest(1, ceil(p_rate)::integer)) END,
+    tokens = CASE WHEN NOT p_set_rate THEN q.tokens
+                  WHEN p_rate IS NULL THEN NULL
+                  ELSE coalesce(p_burst, greatest(1, ceil(p_rate)::integer)) END,
+    tokens_at = CASE WHEN p_set_rate THEN clock_timestamp() ELSE q.tokens_at END,
+    updated_at = now()
+  WHERE q.name = p_name
+  RETURNING q.name, q.max_running, q.rate_per_second, q.rate_burst;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.queues_wake(p_queues text[], p_debounce_ms integer)
+ RETURNS SETOF text
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  WITH wanted AS (
+    SELECT DISTINCT w.name FROM unnest(p_queues) AS w(name)
+     WHERE w.name IS NOT NULL
+       AND NOT EXISTS (
+         SELECT 1 FROM consumer_presence c
+          WHERE c.seen_until > now() AND (c.queues IS NULL OR w.name = ANY (c.queues)))
+  )
+  INSERT INTO queue_wakes AS k (queue, woken_at)
+  SELECT wanted.name, now() FROM wanted ORDER BY wanted.name
+  ON CONFLICT (queue) DO UPDATE SET woken_at = now(), wakes = k.wakes + 1
+   WHERE k.woken_at < now() - make_interval(secs => p_debounce_ms / 1000.0)
+  RETURNING k.queue;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.schedule_advance(p_name text, p_expected timestamp with time zone, p_occurrences timestamp with time zone[], p_keys text[], p_next_at timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_s schedules;
+  v_inserted integer;
+BEGIN
+  IF cardinality(p_occurrences) <> cardinality(p_keys) THEN
+    RAISE EXCEPTION 'schedule_advance: one key per occurrence' USING ERRCODE = '22023';
+  END IF;
+  SELECT * INTO v_s FROM schedules s WHERE s.name = p_name FOR UPDATE;
+  IF NOT FOUND OR NOT v_s.enabled OR v_s.next_at IS DISTINCT FROM p_expected THEN
+    RETURN -1;
+  END IF;
+  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
+  SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
+    FROM unnest(p_occurrences, p_keys) AS o(at, key)
+   ORDER BY o.key
+  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+  GET DIAGNOSTICS v_inserted = ROW_COUNT;
+  UPDATE schedules s SET next_at = p_next_at,
+         last_enqueued_at = CASE WHEN cardinality(p_occurrences) > 0 THEN now() ELSE s.last_enqueued_at END,
+         last_run_at = coalesce((SELECT max(o) FROM unnest(p_occurrences) o), s.last_run_at),
+         updated_at = now()
+   WHERE s.name = p_name;
+  RETURN v_inserted;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.schedule_delete(p_name text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  DELETE FROM schedules s WHERE s.name = p_name AND s.source = 'api';
+  RETURN FOUND;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.schedule_put(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  INSERT INTO schedules AS s (name, cron, timezone, task_type, payload, queue, priority, max_attempts,
+                              enabled, catch_up, source)
+  VALUES (p_name, p_cron, p_timezone, p_type, p_payload, p_queue, p_priority, p_max_attempts,
+          p_enabled, p_catch_up, 'api')
+  ON CONFLICT ON CONSTRAINT schedules_pkey DO UPDATE SET
+    cron = excluded.cron, timezone = excluded.timezone, task_type = excluded.task_type,
+    payload = excluded.payload, queue = excluded.queue, priority = excluded.priority,
+    max_attempts = excluded.max_attempts, enabled = excluded.enabled, catch_up = excluded.catch_up,
+    next_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone THEN s.next_at END,
+    updated_at = now()
+  WHERE s.source = 'api'
+  RETURNING s.*;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.schedule_set_enabled(p_name text, p_enabled boolean)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  UPDATE schedules s SET enabled = p_enabled,
+         next_at = CASE WHEN p_enabled AND NOT s.enabled AND s.catch_up = 'skip' THEN NULL ELSE s.next_at END,
+         updated_at = now()
+   WHERE s.name = p_name
+  RETURNING s.*;
+END
+$function$;
+
+-- grants
+
+GRANT USAGE ON SCHEMA <schema> TO dte_api;
+GRANT USAGE ON SCHEMA <schema> TO dte_consumer;
+GRANT USAGE ON SCHEMA <schema> TO dte_reaper;
+GRANT SELECT ON TABLE consumer_presence TO dte_api;
+GRANT SELECT ON TABLE consumer_presence TO dte_consumer;
+GRANT SELECT ON TABLE consumer_presence TO dte_reaper;
+GRANT SELECT ON TABLE job_counter_deltas TO dte_consumer;
+GRANT SELECT ON TABLE job_counter_deltas TO dte_reaper;
+GRANT SELECT ON TABLE jobs TO dte_api;
+GRANT SELECT ON TABLE jobs TO dte_consumer;
+GRANT SELECT ON TABLE jobs TO dte_reaper;
+GRANT SELECT ON TABLE queue_wakes TO dte_api;
+GRANT SELECT ON TABLE queue_wakes TO dte_consumer;
+GRANT SELECT ON TABLE queue_wakes TO dte_reaper;
+GRANT SELECT ON TABLE queues TO dte_api;
+GRANT SELECT ON TABLE queues TO dte_consumer;
+GRANT SELECT ON TABLE queues TO dte_reaper;
+GRANT SELECT ON TABLE schedules TO dte_api;
+GRANT SELECT ON TABLE schedules TO dte_reaper;
+GRANT SELECT ON TABLE schema_migrations TO dte_api;
+GRANT SELECT ON TABLE schema_migrations TO dte_consumer;
+GRANT SELECT ON TABLE schema_migrations TO dte_reaper;
+GRANT INSERT ON TABLE jobs (idempotency_key) TO dte_api;
+GRANT INSERT ON TABLE jobs (max_attempts) TO dte_api;
+GRANT INSERT ON TABLE jobs (payload) TO dte_api;
+GRANT INSERT ON TABLE jobs (priority) TO dte_api;
+GRANT INSERT ON TABLE jobs (queue) TO dte_api;
+GRANT INSERT ON TABLE jobs (request_hash) TO dte_api;
+GRANT INSERT ON TABLE jobs (run_at) TO dte_api;
+GRANT INSERT ON TABLE jobs (task_type) TO dte_api;
+GRANT EXECUTE ON FUNCTION consumer_leave(p_worker text) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION consumer_touch(p_worker text, p_queues text[], p_live_ms integer) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION job_counters_compact(p_older_than_seconds double precision, p_history_hours integer) TO dte_reaper;
+GRANT EXECUTE ON FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_complete(p_completions jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_count_inserted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_count_updated() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_enqueue(p_rows json, p_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_enqueue_keyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_keys text[], p_hashes text[]) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_fail(p_id bigint, p_token bigint, p_permanent boolean, p_backoff_base_seconds double precision, p_max_backoff_seconds double precision, p_error jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_prune_finished(p_older_than_days double precision, p_limit integer) TO dte_reaper;
+GRANT EXECUTE ON FUNCTION jobs_release(p_leases jsonb, p_reason text, p_max_deadline_releases integer) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_renew(p_leases jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued bigint, OUT o_failed bigint) TO dte_reaper;
+GRANT EXECUTE ON FUNCTION queue_set_limits(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer) TO dte_api;
+GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_advance(p_name text, p_expected timestamp with time zone, p_occurrences timestamp with time zone[], p_keys text[], p_next_at timestamp with time zone) TO dte_reaper;
+GRANT EXECUTE ON FUNCTION schedule_delete(p_name text) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_put(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_set_enabled(p_name text, p_enabled boolean) TO dte_api;
