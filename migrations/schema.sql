@@ -265,9 +265,12 @@ DECLARE
   v_queues text[] := p_queues;
   v_ids bigint[] := '{}';
   v_got bigint[];
+  v_cand bigint[];
   v_prio integer;
+  v_below bigint := 2147483648;
   v_need integer;
   v_window integer;
+  v_limits boolean;
   v_limited text[];
   v_ctl record;
   v_at timestamptz := now();
@@ -279,8 +282,9 @@ BEGIN
     o_completed := jobs_complete(p_completions);
   END IF;
 
-  -- Limited queues (only when some queue has a limit): each under its control row's lock.
-  IF EXISTS (SELECT 1 FROM queues q WHERE q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL) THEN
+  -- 1. Limited queues (only when some queue has a limit): each under its control row's lock.
+  v_limits := EXISTS (SELECT 1 FROM queues q WHERE q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL);
+  IF v_limits THEN
     SELECT coalesce(array_agg(q.name ORDER BY q.name), '{}') INTO v_limited FROM queues q
      WHERE (q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL)
        AND (v_queues IS NULL OR q.name = ANY (v_queues));
@@ -305,6 +309,7 @@ BEGIN
         v_allow := least(v_allow, floor(v_tokens)::integer);
       END IF;
       CONTINUE WHEN v_allow <= 0 AND v_ctl.rate_per_second IS NULL;
+      v_got := '{}';
       IF v_allow > 0 THEN
         v_got := ARRAY(
           SELECT j.id FROM jobs j
@@ -312,8 +317,6 @@ BEGIN
            ORDER BY j.priority DESC, j.run_at, j.id
            LIMIT v_allow
            FOR UPDATE SKIP LOCKED);
-      ELSE
-        v_got := '{}';
       END IF;
       v_ids := v_ids || v_got;
       IF v_ctl.rate_per_second IS NOT NULL THEN
@@ -321,33 +324,13 @@ BEGIN
          WHERE q.name = v_limited[i];
       END IF;
     END LOOP;
-    -- The unlimited rest: named queues minus the limited ones, or (all queues) the queues with
-    -- queued jobs, listed as 0008 does for a paused queue, minus the limited and paused ones.
-    IF cardinality(v_limited) > 0 OR v_queues IS NULL THEN
-      IF v_queues IS NULL THEN
-        WITH RECURSIVE qs(name) AS (
-          (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
-          UNION ALL
-          SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
-                   ORDER BY j.queue LIMIT 1)
-            FROM qs WHERE qs.name IS NOT NULL
-        )
-        SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
-         WHERE qs.name IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name
-                            AND (q.paused OR q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL));
-      ELSE
-        v_queues := ARRAY(SELECT qn.name FROM unnest(v_queues) AS qn(name) WHERE qn.name <> ALL (v_limited));
-      END IF;
-    END IF;
-    IF cardinality(v_ids) >= p_limit OR cardinality(v_queues) = 0 THEN
-      v_queues := '{}';
+    IF v_queues IS NOT NULL THEN
+      v_queues := ARRAY(SELECT qn.name FROM unnest(v_queues) AS qn(name) WHERE qn.name <> ALL (v_limited));
     END IF;
   END IF;
 
-  -- A queue is paused: list the queues with queued jobs, jumping from one queue to the next
-  -- through jobs_claim_queue_idx, and claim from the unpaused ones by name.
-  IF v_queues IS NULL AND EXISTS (SELECT 1 FROM queues q WHERE q.paused) THEN
+  -- 2. All queues, some paused or limited: the queues with queued jobs, minus those.
+  IF v_queues IS NULL AND (v_limits OR EXISTS (SELECT 1 FROM queues q WHERE q.paused)) THEN
     WITH RECURSIVE qs(name) AS (
       (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
       UNION ALL
@@ -357,31 +340,38 @@ BEGIN
     )
     SELECT coalesce(array_agg(qs.name), '{}') INTO v_queues FROM qs
      WHERE qs.name IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name AND q.paused);
+       AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qs.name
+                        AND (q.paused OR q.max_running IS NOT NULL OR q.rate_per_second IS NOT NULL));
+  END IF;
+  IF cardinality(v_ids) >= p_limit THEN
+    v_queues := '{}';
   END IF;
 
-  IF v_queues IS NULL THEN
-    SELECT j.priority INTO v_prio FROM jobs j WHERE j.status = 'queued' ORDER BY j.priority DESC LIMIT 1;
-  ELSIF cardinality(v_queues) > 0 THEN
-    SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
-     CROSS JOIN LATERAL (
-       SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued'
-        ORDER BY j.priority DESC LIMIT 1
-     ) h
-     WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
-  END IF;
-
-  WHILE v_prio IS NOT NULL LOOP
+  -- 3. Level by level: v_prio is the highest priority below v_below with queued jobs.
+  LOOP
+    IF v_queues IS NULL THEN
+      SELECT j.priority INTO v_prio FROM jobs j
+       WHERE j.status = 'queued' AND j.priority < v_below ORDER BY j.priority DESC LIMIT 1;
+    ELSIF cardinality(v_queues) > 0 THEN
+      SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
+       CROSS JOIN LATERAL (
+         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_below
+          ORDER BY j.priority DESC LIMIT 1
+       ) h
+       WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
+    END IF;
+    EXIT WHEN v_prio IS NULL;
+    v_below := v_prio;
     v_need := p_limit - cardinality(v_ids);
     IF NOT p_advisory AND v_queues IS NULL THEN
-      v_ids := v_ids || ARRAY(
+      v_got := ARRAY(
         SELECT j.id FROM jobs j
          WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
          ORDER BY j.run_at, j.id
          LIMIT v_need
          FOR UPDATE SKIP LOCKED);
     ELSIF NOT p_advisory THEN
-      v_ids := v_ids || ARRAY(
+      v_got := ARRAY(
         SELECT c.id FROM unnest(v_queues) AS qn(name)
          CROSS JOIN LATERAL (
            SELECT j.id, j.run_at FROM jobs j
@@ -394,73 +384,53 @@ BEGIN
          ORDER BY c.run_at, c.id
          LIMIT v_need);
     ELSE
+      -- Advisory: a window of candidates in claim order, then the shared lock step.
       v_window := v_need * 8;
       LOOP
         IF v_queues IS NULL THEN
-          v_got := ARRAY(
-            WITH candidates AS MATERIALIZED (
-              SELECT j.id FROM jobs j
-               WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
-               ORDER BY j.run_at, j.id
-               LIMIT v_window
-            )
-            SELECT x.id FROM candidates cand
-             CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
-                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
-                  FOR UPDATE SKIP LOCKED
-             ) x
-             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
-             LIMIT v_need);
+          v_cand := ARRAY(
+            SELECT j.id FROM jobs j
+             WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+             ORDER BY j.run_at, j.id
+             LIMIT v_window);
         ELSE
-          v_got := ARRAY(
-            WITH candidates AS MATERIALIZED (
-              SELECT c.id FROM unnest(v_queues) AS qn(name)
-               CROSS JOIN LATERAL (
-                 SELECT j.id, j.run_at FROM jobs j
-                  WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
-                    AND j.run_at <= now()
-                  ORDER BY j.run_at, j.id
-                  LIMIT v_window
-               ) c
-               WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
-               ORDER BY c.run_at, c.id
-               LIMIT v_window
-            )
-            SELECT x.id FROM candidates cand
+          v_cand := ARRAY(
+            SELECT c.id FROM unnest(v_queues) AS qn(name)
              CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
-                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
-                  FOR UPDATE SKIP LOCKED
-             ) x
-             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
-             LIMIT v_need);
+               SELECT j.id, j.run_at FROM jobs j
+                WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
+                  AND j.run_at <= now()
+                ORDER BY j.run_at, j.id
+                LIMIT v_window
+             ) c
+             WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+             ORDER BY c.run_at, c.id
+             LIMIT v_window);
         END IF;
+        -- In candidate order (unnest keeps it): the advisory lock first, then the row lock.
+        v_got := ARRAY(
+          SELECT x.id FROM unnest(v_cand) AS cand(id)
+           CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+              WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                FOR UPDATE SKIP LOCKED
+           ) x
+           WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+           LIMIT v_need);
         EXIT WHEN cardinality(v_got) > 0 OR v_window > v_need * 8;
         v_window := v_need * 16;
       END LOOP;
-      v_ids := v_ids || v_got;
     END IF;
+    v_ids := v_ids || v_got;
     EXIT WHEN cardinality(v_ids) >= p_limit;
-    IF v_queues IS NULL THEN
-      SELECT j.priority INTO v_prio FROM jobs j
-       WHERE j.status = 'queued' AND j.priority < v_prio ORDER BY j.priority DESC LIMIT 1;
-    ELSE
-      SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
-       CROSS JOIN LATERAL (
-         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_prio
-          ORDER BY j.priority DESC LIMIT 1
-       ) h
-       WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
-    END IF;
   END LOOP;
 
+  -- 4. The shared tail. v_at: now(), or the time taken under the last limited queue's lock (so
+  -- a rate-limited queue's claims carry the time its tokens were spent).
   IF cardinality(v_ids) = 0 THEN
     o_claimed := '[]'::jsonb;
     RETURN;
   END IF;
-  -- v_at: now(), or the time taken under the last limited queue's lock (so a rate-limited
-  -- queue's claims carry the time its tokens were spent).
   WITH claimed AS (
     UPDATE jobs j
        SET status = 'running', attempts = j.attempts + 1,
