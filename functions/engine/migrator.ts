@@ -212,15 +212,14 @@ interface AppliedRow {
   checksum: string;
 }
 
-const CREATE_TABLE = `
+/** The runner's bookkeeping: numbered files applied, and function files as last run. */
+const CREATE_TABLES = `
   CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
     name       text NOT NULL,
     checksum   text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
-  )`;
-
-const CREATE_FUNCTIONS_TABLE = `
+  );
   CREATE TABLE IF NOT EXISTS schema_functions (
     file              text PRIMARY KEY,
     checksum          text NOT NULL,
@@ -236,7 +235,7 @@ const LOCK = `SELECT pg_advisory_xact_lock(hashtext('durable-task-engine:migrate
  */
 async function lockAndReadApplied(tx: Queryable): Promise<Map<number, AppliedRow>> {
   await tx.query(LOCK);
-  await tx.query(CREATE_TABLE);
+  await tx.query(CREATE_TABLES);
   const { rows } = await tx.query<AppliedRow>('SELECT version, name, checksum FROM schema_migrations');
   return new Map(rows.map((r) => [r.version, r]));
 }
@@ -294,13 +293,11 @@ interface FunctionRow {
 async function applyFunctions(db: Db, functions: readonly FunctionFile[]): Promise<string[]> {
   if (functions.length === 0) return [];
   return db.transaction(async (tx) => {
-    await tx.query(LOCK);
-    await tx.query(CREATE_FUNCTIONS_TABLE);
-    const { rows: head } = await tx.query<{ latest: number; schema: string | null }>(
-      `SELECT coalesce((SELECT max(version) FROM schema_migrations), 0) AS latest,
-              quote_ident(current_schema()) AS schema`,
+    const latest = Math.max(0, ...(await lockAndReadApplied(tx)).keys());
+    const { rows: current } = await tx.query<{ schema: string | null }>(
+      'SELECT quote_ident(current_schema()) AS schema',
     );
-    const { latest, schema } = head[0]!;
+    const schema = current[0]?.schema;
     if (!schema)
       throw new MigrationError('no current schema (check search_path); refusing to apply functions');
     const { rows } = await tx.query<FunctionRow>(
