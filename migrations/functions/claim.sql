@@ -13,9 +13,10 @@
 --      left of p_limit: FOR UPDATE SKIP LOCKED, or with p_advisory a window of candidates
 --      (8x, then 16x what is needed) filtered through pg_try_advisory_xact_lock first;
 --   4. the tail: one UPDATE ... RETURNING of v_ids, aggregated to JSON in claim order.
--- Jobs not yet due (run_at in the future) are never candidates, so a future backlog costs one
--- level lookup, not a scan. PL/pgSQL with force_generic_plan: plans are cached per backend;
--- no session state (pooler-safe). The fault suite's worker recognises calls by `FROM jobs_claim(`.
+-- Rows scheduled for later are never read: within a level the claim index is in run_at order, so
+-- `run_at <= now()` bounds the scan (0008). PL/pgSQL with force_generic_plan: plans are cached per
+-- backend, no session state (pooler-safe). The signature is the one the previous release calls;
+-- the client sends `SELECT … FROM jobs_claim(…)`, which the fault suite's worker recognises.
 --
 -- Source of truth for this function (migrations/README.md, "Function files").
 
