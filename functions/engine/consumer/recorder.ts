@@ -64,7 +64,9 @@ export class OutcomeRecorder {
     this.observer?.claimed?.(latencyMs, count);
   }
 
+  /** Counts the outcome in the summary (its counters are named after the outcomes) and observes it. */
   #ran(type: string, outcome: RunOutcome, ms: number): void {
+    this.summary[outcome]++;
     this.observer?.ran?.(type, outcome, ms);
   }
 
@@ -74,7 +76,6 @@ export class OutcomeRecorder {
     const lines = [];
     for (const c of batch) {
       if (done.has(c.id)) {
-        this.summary.completed++;
         this.#ran(c.type, 'completed', c.finishedAt - c.startedAt);
         lines.push({
           jobId: c.id,
@@ -85,11 +86,7 @@ export class OutcomeRecorder {
         });
       } else {
         this.lost(c.type, c.finishedAt - c.startedAt);
-        this.logger.warn('lease lost before completion; result discarded', {
-          worker: this.workerId,
-          jobId: c.id,
-          type: c.type,
-        });
+        this.logger.warn('lease lost before completion; result discarded', this.#about(c));
       }
     }
     if (lines.length > 0)
@@ -98,7 +95,6 @@ export class OutcomeRecorder {
 
   /** A lease lost while (or after) the task ran. */
   lost(type: string, ms: number): void {
-    this.summary.lost++;
     this.#ran(type, 'lost', ms);
   }
 
@@ -119,11 +115,9 @@ export class OutcomeRecorder {
       this.lost(job.type, ms);
       this.logger.warn('lease lost before recording a failure', meta);
     } else if (outcome.status === 'failed') {
-      this.summary.failed++;
       this.#ran(job.type, 'failed', ms);
       this.logger.error('job failed', { ...meta, final: true, permanent });
     } else {
-      this.summary.retried++;
       const at = new Date(outcome.runAt).getTime();
       if (at < this.retryAt) this.retryAt = at;
       this.#ran(job.type, 'retried', ms);
@@ -132,30 +126,28 @@ export class OutcomeRecorder {
   }
 
   abandoned(job: ClaimedJob, ms: number, reason: string): void {
-    this.summary.abandoned++;
     this.#ran(job.type, 'abandoned', ms);
-    this.logger.error('task ignored its abort signal; the reaper will recover the job after its lease', {
-      worker: this.workerId,
-      jobId: job.id,
-      type: job.type,
-      reason,
-    });
+    this.logger.error(
+      'task ignored its abort signal; the reaper will recover the job after its lease',
+      this.#about(job, { reason }),
+    );
   }
 
   released(job: ClaimedJob, ms: number): void {
-    this.summary.released++;
     this.#ran(job.type, 'released', ms);
   }
 
   /** A deadline release past maxDeadlineReleases: the job failed, it exceeds the invocation time. */
   outOfReleases(job: ClaimedJob, ms: number, maxDeadlineReleases: number): void {
-    this.summary.failed++;
     this.#ran(job.type, 'failed', ms);
-    this.logger.error('job failed: it exceeds the invocation time', {
-      worker: this.workerId,
-      jobId: job.id,
-      type: job.type,
-      maxDeadlineReleases,
-    });
+    this.logger.error(
+      'job failed: it exceeds the invocation time',
+      this.#about(job, { maxDeadlineReleases }),
+    );
+  }
+
+  /** The log fields naming a job (and `extra`). */
+  #about(job: { id: string; type: string }, extra?: Record<string, unknown>): Record<string, unknown> {
+    return { worker: this.workerId, jobId: job.id, type: job.type, ...extra };
   }
 }
