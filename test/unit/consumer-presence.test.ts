@@ -71,6 +71,8 @@ describe('presence and staying', () => {
     expect(await quiet.p.idle(1000, plenty, Number.POSITIVE_INFINITY)).toBe('exit');
     expect(await live.p.idle(1000, plenty, Number.POSITIVE_INFINITY)).toBe('claim');
     expect(live.calls).toEqual(['touch', 'leave']);
+    await live.p.touch();
+    expect(live.calls).toEqual(['touch', 'leave']);
     live.p.claimed(0);
     expect(await live.p.idle(1000, plenty, Number.POSITIVE_INFINITY)).toBe('exit');
   });
