@@ -52,7 +52,7 @@ const TABLES = `
 const CONSTRAINTS = `
   SELECT format('ALTER TABLE %I ADD CONSTRAINT %I %s;', c.relname, k.conname, pg_get_constraintdef(k.oid)) AS line
     FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-   WHERE k.connamespace = $1::regnamespace
+   WHERE k.connamespace = $1::regnamespace AND k.contype <> 'n'  -- NOT NULL (PostgreSQL 18): in the columns
    ORDER BY c.relname, k.conname`;
 
 const INDEXES = `

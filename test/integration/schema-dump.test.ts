@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SCHEMA_DUMP_FILE } from '../../functions/engine/migrator.ts';
+import { loadMigrations, migrate, SCHEMA_DUMP_FILE } from '../../functions/engine/migrator.ts';
+import { createDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 import { dumpFreshSchema, dumpSchema } from '../../tools/schema-dump.ts';
 import { createTestSchema, DATABASE_URL, postgresAvailable } from '../helpers/pg.ts';
@@ -52,4 +53,30 @@ describe.runIf(await postgresAvailable())('checked-in schema dump', () => {
       await t.drop();
     }
   });
+
+  it('the embedded PGlite of npm start migrates to the same schema, function files included', async () => {
+    // Prepare: PGlite in memory behind its socket server, reached through the same pg pool as tools/local-engine.ts.
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+    const pglite = await PGlite.create();
+    const server = new PGLiteSocketServer({ db: pglite, port: 0, host: '127.0.0.1' });
+    await server.start();
+    const port = (server as unknown as { server?: { address(): { port: number } } }).server?.address().port;
+    const db = createDb({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, max: 1 });
+    try {
+      // Act
+      const result = await migrate(db, loadMigrations(migrationsDir()));
+      const dump = await dumpSchema(db);
+      // Assess: only the public schema's own default grant (PostgreSQL's, not a migration's) differs.
+      expect(result.functions.length).toBeGreaterThan(0);
+      const checkedIn = readFileSync(join(migrationsDir(), SCHEMA_DUMP_FILE), 'utf8');
+      expect(dump.split('\n').filter((l) => l !== 'GRANT USAGE ON SCHEMA <schema> TO PUBLIC;')).toEqual(
+        checkedIn.split('\n'),
+      );
+    } finally {
+      await db.end();
+      await server.stop();
+      await pglite.close();
+    }
+  }, 120_000);
 });
