@@ -1,5 +1,5 @@
 /**
- * The schema the migrations build, as text (migrations/schema.sql): tables with their columns,
+ * The schema the migrations build, as text (migrations/dump/schema.sql): tables with their columns,
  * constraints, indexes, sequences, triggers, functions with their attributes, and grants, each
  * section in name order, the schema's name written `<schema>` and owners left out, so two
  * schemas migrated alike dump alike. Read from the catalogs (no pg_dump binary, so it runs

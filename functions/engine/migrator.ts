@@ -40,8 +40,8 @@ export const DESTRUCTIVE_MARKER = '-- destructive: reviewed';
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 const FUNCTION_FILE_PATTERN = /^[a-z0-9_]+\.sql$/;
 export const FUNCTIONS_DIR = 'functions';
-/** The checked-in schema dump (tools/schema-dump.ts) beside the migrations; not a migration. */
-export const SCHEMA_DUMP_FILE = 'schema.sql';
+/** The checked-in schema dump (tools/schema-dump.ts), relative to the migrations folder. */
+export const SCHEMA_DUMP_FILE = 'dump/schema.sql';
 /**
  * Written in a function file where the schema goes (`SET search_path TO :"schema", pg_temp`),
  * as psql's `:"var"`; the runner puts the quoted current schema there before running the file.
@@ -146,7 +146,7 @@ export function loadMigrations(dir: string): Migrations {
 
 function loadVersioned(dir: string): MigrationFile[] {
   const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.sql') && f !== SCHEMA_DUMP_FILE)
+    .filter((f) => f.endsWith('.sql'))
     .sort();
   const seen = new Map<number, string>();
   return files.map((file) => {

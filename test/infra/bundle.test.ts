@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -86,8 +86,14 @@ describe('cdk synth bundling', () => {
     const key = migrate.Properties.Code.S3Key as string;
     const assetDir = join(s.outdir, `asset.${key.replace(/\.zip$/, '')}`);
     expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'migrations']);
-    const shipped = readdirSync(join(assetDir, 'migrations')).sort();
-    expect(shipped).toEqual(readdirSync(join(REPO_ROOT, 'migrations')).sort());
+    // Every file, the function files and the dump in their folders too.
+    const files = (dir: string) =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => statSync(join(dir, f)).isFile())
+        .sort();
+    const shipped = files(join(assetDir, 'migrations'));
+    expect(shipped).toEqual(files(join(REPO_ROOT, 'migrations')));
+    expect(shipped).toContain(join('functions', 'claim.sql'));
     for (const file of shipped)
       expect(readFileSync(join(assetDir, 'migrations', file), 'utf8')).toBe(
         readFileSync(join(REPO_ROOT, 'migrations', file), 'utf8'),

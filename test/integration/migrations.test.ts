@@ -8,7 +8,6 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadMigrations, MigrationError, migrate } from '../../functions/engine/index.ts';
-import { SCHEMA_DUMP_FILE } from '../../functions/engine/migrator.ts';
 import { createDb, type PgDb } from '../../functions/platform/db.ts';
 import { migrationsDir } from '../../functions/platform/paths.ts';
 import { DATABASE_URL, postgresAvailable } from '../helpers/pg.ts';
@@ -74,7 +73,7 @@ async function tableExists(db: PgDb, table: string): Promise<boolean> {
 }
 
 const realFiles = readdirSync(migrationsDir())
-  .filter((f) => f.endsWith('.sql') && f !== SCHEMA_DUMP_FILE)
+  .filter((f) => f.endsWith('.sql'))
   .sort();
 const realFunctions = readdirSync(join(migrationsDir(), 'functions'))
   .filter((f) => f.endsWith('.sql'))

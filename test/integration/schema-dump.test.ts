@@ -8,13 +8,13 @@ import { dumpFreshSchema, dumpSchema } from '../../tools/schema-dump.ts';
 import { createTestSchema, DATABASE_URL, postgresAvailable } from '../helpers/pg.ts';
 
 describe.runIf(await postgresAvailable())('checked-in schema dump', () => {
-  it('a freshly migrated schema dumps exactly as migrations/schema.sql (else: npm run schema:dump)', async () => {
+  it('a freshly migrated schema dumps exactly as migrations/dump/schema.sql (else: npm run schema:dump)', async () => {
     // Prepare
     const checkedIn = readFileSync(join(migrationsDir(), SCHEMA_DUMP_FILE), 'utf8');
     // Act
     const fresh = await dumpFreshSchema(DATABASE_URL);
     // Assess: a line diff on failure; regenerate with `npm run schema:dump` and review it.
-    expect(fresh.split('\n'), 'migrations/schema.sql is stale: run `npm run schema:dump`').toEqual(
+    expect(fresh.split('\n'), 'migrations/dump/schema.sql is stale: run `npm run schema:dump`').toEqual(
       checkedIn.split('\n'),
     );
   });

@@ -189,7 +189,6 @@ describe('function files (migrations/functions)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dte-functions-'));
     dirs.push(dir);
     writeFileSync(join(dir, '0001_first.sql'), 'SELECT 1;');
-    writeFileSync(join(dir, 'schema.sql'), '-- the dump, not a migration');
     mkdirSync(join(dir, 'functions'));
     for (const [name, sql] of Object.entries(functions)) writeFileSync(join(dir, 'functions', name), sql);
     return dir;
@@ -200,7 +199,7 @@ describe('function files (migrations/functions)', () => {
   const definer = (name: string, path = `${SCHEMA_TOKEN}, pg_temp`) =>
     `CREATE OR REPLACE FUNCTION ${name}() RETURNS int LANGUAGE plpgsql SECURITY DEFINER\n SET search_path TO ${path}\nAS $$ BEGIN RETURN 1; END $$;\n`;
 
-  it('come along with the versioned files, in name order, checksummed; schema.sql is neither', () => {
+  it('come along with the versioned files, in name order, checksummed', () => {
     const dir = migrationsWith({ 'b.sql': definer('b'), 'a.sql': definer('a'), 'notes.md': '# notes' });
     const files = loadMigrations(dir);
     expect(files.map((f) => f.file)).toEqual(['0001_first.sql']);
