@@ -24,6 +24,7 @@ import type { TaskRegistry } from '../tasks/define.ts';
 import { DEFAULT_MAX_ATTEMPTS, LIMITS } from './enqueue.ts';
 import { ConflictError, NotFoundError, UnknownTaskTypeError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
+import { isName, NAMES } from './schema.ts';
 
 export type CatchUp = 'skip' | 'latest' | 'all';
 
@@ -65,7 +66,6 @@ export interface Schedule {
   updatedAt: Date;
 }
 
-export const SCHEDULE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** The most missed occurrences `catchUp: 'all'` enqueues after an outage (the most recent ones). */
 export const MAX_CATCH_UP = 100;
 /** The most occurrences one schedule gets per run inside the look-ahead (a `* * * * * *` cron: 90). */
@@ -104,8 +104,7 @@ export function validateSchedule(
   registry?: TaskRegistry,
 ): Required<Omit<ScheduleDefinition, 'maxAttempts'>> & { maxAttempts: number } {
   if (def === null || typeof def !== 'object') invalid('schedule', 'must be an object');
-  if (typeof def.name !== 'string' || !SCHEDULE_NAME.test(def.name))
-    invalid('name', 'must be 1-128 of [A-Za-z0-9_.:-]');
+  if (!isName('schedule', def.name)) invalid('name', `must be ${NAMES.schedule.rule}`);
   if (typeof def.cron !== 'string' || def.cron.trim() === '' || def.cron.length > 256)
     invalid('cron', 'must be a cron expression of at most 256 characters', 'invalid_cron');
   const timezone = def.timezone ?? 'UTC';
@@ -133,11 +132,9 @@ export function validateSchedule(
     );
   }
   if (next === null) invalid('cron', `${JSON.stringify(def.cron)} never occurs`, 'invalid_cron');
-  if (typeof def.type !== 'string' || !LIMITS.type.test(def.type))
-    invalid('type', 'must be 1-200 of [A-Za-z0-9_.:-]');
+  if (!isName('type', def.type)) invalid('type', `must be ${NAMES.type.rule}`);
   const queue = def.queue ?? 'default';
-  if (typeof queue !== 'string' || !LIMITS.queue.test(queue))
-    invalid('queue', 'must be 1-128 of [A-Za-z0-9_.:-]');
+  if (!isName('queue', queue)) invalid('queue', `must be ${NAMES.queue.rule}`);
   const priority = def.priority ?? 0;
   if (!Number.isInteger(priority) || priority < LIMITS.priority.min || priority > LIMITS.priority.max)
     invalid('priority', `must be an integer from ${LIMITS.priority.min} to ${LIMITS.priority.max}`);

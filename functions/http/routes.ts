@@ -1,7 +1,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
 import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts';
+import { NotFoundError, ValidationError } from '../engine/errors.ts';
+import { cancelOne } from '../engine/operator.ts';
 import type { Db } from '../engine/queryable.ts';
 import {
   deleteSchedule,
@@ -12,7 +13,7 @@ import {
   type ScheduleDefinition,
   setScheduleEnabled,
 } from '../engine/schedules.ts';
-import { cancelJob } from '../engine/sql/cancelJob.ts';
+import { isName, NAMES } from '../engine/schema.ts';
 import { getJob } from '../engine/sql/getJob.ts';
 import { listQueueLimits, type QueueLimitChange, setQueueLimits } from '../engine/sql/queueLimits.ts';
 import { type Job, toJob } from '../engine/types.ts';
@@ -196,8 +197,8 @@ function objectBody(body: unknown, allowed: Set<string>, what: string): Record<s
 
 function scheduleName(raw: string | undefined): string {
   const name = raw ?? '';
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(name))
-    throw new ValidationError('schedule name must be 1-128 of [A-Za-z0-9_.:-]', { code: 'invalid_request' });
+  if (!isName('schedule', name))
+    throw new ValidationError(`schedule name must be ${NAMES.schedule.rule}`, { code: 'invalid_request' });
   return name;
 }
 
@@ -212,13 +213,6 @@ const json = (
 });
 
 type ParsedEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body?: unknown };
-
-function actorOf(event: ParsedEvent): string {
-  const ctx = event.requestContext as unknown as {
-    authorizer?: { iam?: { userArn?: string }; jwt?: { claims?: { sub?: string } } };
-  };
-  return ctx.authorizer?.iam?.userArn ?? ctx.authorizer?.jwt?.claims?.sub ?? 'api';
-}
 
 /** Routes one (already JSON-parsed) API Gateway v2 event. Errors are thrown and shaped by errorShape. */
 export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
@@ -349,13 +343,9 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       const id = parseJobId(resolved.pathParameters.id);
       const body = parseWith(cancelRequestSchema, event.body === '' ? undefined : event.body);
       const reason = body?.reason ?? 'cancelled through the API';
-      const row = await cancelJob(deps.db, id, reason, actorOf(event), viewer);
-      if (row) return json(200, present(toJob(row)));
-      const existing = await getJob(deps.db, id, viewer);
-      if (!existing) throw new NotFoundError(`job ${id} not found`, { details: { id } });
-      throw new ConflictError('job_terminal', `job ${id} is already ${existing.status}; nothing to cancel`, {
-        details: { id, status: existing.status },
-      });
+      // The actor is the verified caller (as the viewer is built); the audit row is the cancel's own statement.
+      const row = await cancelOne(deps.db, id, { reason, actor: viewer.caller ?? 'api', viewer });
+      return json(200, present(toJob(row)));
     }
   }
 }

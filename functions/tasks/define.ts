@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { isName, NAMES } from '../engine/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 
 /** What a running task is given. `leaseToken` changes at every claim: use it as an idempotency key for side effects. */
@@ -24,8 +25,8 @@ export interface TaskDefinition<S extends z.ZodType = z.ZodType> {
 }
 
 export function defineTask<S extends z.ZodType>(definition: TaskDefinition<S>): TaskDefinition<S> {
-  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(definition.type)) {
-    throw new Error(`task type ${JSON.stringify(definition.type)} must be 1-200 of [A-Za-z0-9_.:-]`);
+  if (!isName('type', definition.type)) {
+    throw new Error(`task type ${JSON.stringify(definition.type)} must be ${NAMES.type.rule}`);
   }
   if (
     definition.maxAttempts !== undefined &&
@@ -85,8 +86,8 @@ export interface ScheduleSpec {
 }
 
 export function defineSchedule(spec: ScheduleSpec): ScheduleSpec {
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(spec.name)) {
-    throw new Error(`schedule name ${JSON.stringify(spec.name)} must be 1-128 of [A-Za-z0-9_.:-]`);
+  if (!isName('schedule', spec.name)) {
+    throw new Error(`schedule name ${JSON.stringify(spec.name)} must be ${NAMES.schedule.rule}`);
   }
   return spec;
 }

@@ -1,11 +1,15 @@
 import { type Command, Option } from 'commander';
-import { NotFoundError } from '../../../functions/engine/errors.ts';
-import { listAudit } from '../../../functions/engine/sql/audit.ts';
-import { getJob } from '../../../functions/engine/sql/getJob.ts';
-import { listJobs } from '../../../functions/engine/sql/listJobs.ts';
-import { type JobStatus, toJob } from '../../../functions/engine/types.ts';
+import {
+  getJob,
+  JOB_STATUSES,
+  type JobStatus,
+  listAudit,
+  listJobs,
+  NotFoundError,
+  toJob,
+} from '../../../functions/engine/index.ts';
 import { database, emit } from '../context.ts';
-import { JOB_STATUS_VALUES, parseId, parseIntInRange, parseQueueName } from '../parse.ts';
+import { parseId, parseIntInRange, parseQueueName } from '../parse.ts';
 import { examples, keyValues, table } from '../render.ts';
 
 export function registerJobs(program: Command): void {
@@ -68,7 +72,7 @@ export function registerJobs(program: Command): void {
   jobs
     .command('list')
     .description('jobs newest first, paged by id: pass the printed next cursor as --before')
-    .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUS_VALUES))
+    .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUSES))
     .addOption(new Option('--queue <name>', 'only this queue').argParser(parseQueueName))
     .option('--type <type>', 'only this task type')
     .addOption(

@@ -5,10 +5,9 @@ import {
   listSchedules,
   putSchedule,
   type Schedule,
+  setLimits,
   setScheduleEnabled,
-} from '../../../functions/engine/schedules.ts';
-import { insertAudit } from '../../../functions/engine/sql/audit.ts';
-import { setQueueLimits } from '../../../functions/engine/sql/queueLimits.ts';
+} from '../../../functions/engine/index.ts';
 import { createRegistry } from '../../../functions/tasks/index.ts';
 import { actorOf, database, emit } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -187,15 +186,7 @@ export function registerSchedules(program: Command): void {
       if (o.burst !== undefined) change.burst = num(o.burst, '--burst');
       if (change.maxRunning === undefined && change.rate === undefined)
         throw new UsageError('give --max-running and/or --rate');
-      const db = database();
-      const actor = actorOf(cmd);
-      const limits = await db.transaction(async (tx) => {
-        const l = await setQueueLimits(tx, queueName, change);
-        await insertAudit(tx, [
-          { jobId: null, queue: queueName, action: 'set-limit', actor, reason: null, details: change },
-        ]);
-        return l;
-      });
+      const limits = await setLimits(database(), queueName, change, { actor: actorOf(cmd), reason: null });
       emit(
         cmd,
         limits,
