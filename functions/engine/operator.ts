@@ -11,7 +11,7 @@ import { ConflictError, NotFoundError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
 import { type Schedule, setScheduleEnabled } from './schedules.ts';
 import type { EnqueueRequest, QueueLimitChange } from './schema.ts';
-import { insertAudit } from './sql/audit.ts';
+import { type AuditEntry, insertAudit } from './sql/audit.ts';
 import { cancelJob } from './sql/cancelJob.ts';
 import { getJob } from './sql/getJob.ts';
 import { countJobsByQueue } from './sql/jobStats.ts';
@@ -199,73 +199,67 @@ export async function pausedQueues(db: Queryable): Promise<string[]> {
 }
 
 /** Pauses (consumers stop claiming at their next claim) or resumes queues, one audit row each. */
-export async function setQueuesPaused(
+export function setQueuesPaused(
   db: Db,
   queues: readonly string[],
   paused: boolean,
   act: ControlAct,
 ): Promise<void> {
-  await db.transaction(async (tx) => {
-    for (const q of queues) {
-      if (paused) await pauseQueue(tx, q, act.actor, act.reason);
-      else await resumeQueue(tx, q, act.actor);
-    }
-    const action = paused ? 'pause' : 'resume';
-    await insertAudit(
-      tx,
-      queues.map((queue) => ({ jobId: null, queue, action, actor: act.actor, reason: act.reason })),
-    );
+  const action = paused ? 'pause' : 'resume';
+  return audited(
+    db,
+    async (tx) => {
+      for (const q of queues) {
+        if (paused) await pauseQueue(tx, q, act.actor, act.reason);
+        else await resumeQueue(tx, q, act.actor);
+      }
+    },
+    () => queues.map((queue) => ({ jobId: null, queue, action, ...act })),
+  );
+}
+
+/** Makes `change` and the audit rows describing its result in one transaction: both commit or neither. */
+async function audited<T>(
+  db: Db,
+  change: (tx: Queryable) => Promise<T>,
+  entries: (result: T) => AuditEntry[],
+): Promise<T> {
+  return db.transaction(async (tx) => {
+    const result = await change(tx);
+    await insertAudit(tx, entries(result));
+    return result;
   });
 }
 
 /** Pauses or resumes a schedule, with an audit row naming the schedule's queue. */
-export async function setScheduleState(
-  db: Db,
-  name: string,
-  enabled: boolean,
-  act: ControlAct,
-): Promise<Schedule> {
-  return db.transaction(async (tx) => {
-    const changed = await setScheduleEnabled(tx, name, enabled);
-    await insertAudit(tx, [
-      {
-        jobId: null,
-        queue: changed.queue,
-        action: enabled ? 'schedule-resume' : 'schedule-pause',
-        actor: act.actor,
-        reason: act.reason,
-        details: { schedule: name },
-      },
-    ]);
-    return changed;
-  });
+export function setScheduleState(db: Db, name: string, enabled: boolean, act: ControlAct): Promise<Schedule> {
+  const action = enabled ? 'schedule-resume' : 'schedule-pause';
+  return audited(
+    db,
+    (tx) => setScheduleEnabled(tx, name, enabled),
+    (s) => [{ jobId: null, queue: s.queue, action, ...act, details: { schedule: name } }],
+  );
 }
 
 /** Sets or removes a queue's limits (validated first), with an audit row holding the change. */
-export async function setLimits(
+export function setLimits(
   db: Db,
   queue: string,
   change: QueueLimitChange,
   act: ControlAct,
 ): Promise<QueueLimits> {
-  return db.transaction(async (tx) => {
-    const limits = await setQueueLimits(tx, queue, change);
-    await insertAudit(tx, [
-      { jobId: null, queue, action: 'set-limit', actor: act.actor, reason: act.reason, details: change },
-    ]);
-    return limits;
-  });
+  return audited(
+    db,
+    (tx) => setQueueLimits(tx, queue, change),
+    () => [{ jobId: null, queue, action: 'set-limit', ...act, details: change }],
+  );
 }
 
 /** A job enqueued by hand (taskctl enqueue): an audit row when it was created, none for a replay. */
-export async function enqueueByOperator(db: Db, request: EnqueueRequest, act: Act): Promise<EnqueueResult> {
-  return db.transaction(async (tx) => {
-    const r = await enqueue(tx, request);
-    if (r.created) {
-      await insertAudit(tx, [
-        { jobId: r.job.id, queue: r.job.queue, action: 'enqueue', actor: act.actor, reason: act.reason },
-      ]);
-    }
-    return r;
-  });
+export function enqueueByOperator(db: Db, request: EnqueueRequest, act: Act): Promise<EnqueueResult> {
+  return audited(
+    db,
+    (tx) => enqueue(tx, request),
+    (r) => (r.created ? [{ jobId: r.job.id, queue: r.job.queue, action: 'enqueue', ...act }] : []),
+  );
 }

@@ -1,22 +1,29 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
-import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
-import { NotFoundError, ValidationError } from '../engine/errors.ts';
-import { cancelOne } from '../engine/operator.ts';
-import type { Db } from '../engine/queryable.ts';
 import {
+  cancelOne,
+  type Db,
   deleteSchedule,
+  enqueue,
+  enqueueMany,
+  getJob,
   getSchedule,
+  isName,
+  type Job,
+  LIMITS,
+  listQueueLimits,
   listSchedules,
+  NAMES,
+  NotFoundError,
   putSchedule,
+  type QueueLimitChange,
   type Schedule,
   type ScheduleDefinition,
   setScheduleEnabled,
-} from '../engine/schedules.ts';
-import { isName, NAMES } from '../engine/schema.ts';
-import { getJob } from '../engine/sql/getJob.ts';
-import { listQueueLimits, type QueueLimitChange, setQueueLimits } from '../engine/sql/queueLimits.ts';
-import { type Job, toJob } from '../engine/types.ts';
+  toJob,
+  ValidationError,
+} from '../engine/index.ts';
+import { setQueueLimits } from '../engine/sql/queueLimits.ts';
 import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
 import { HttpError } from './errors.ts';

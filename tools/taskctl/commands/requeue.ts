@@ -120,12 +120,16 @@ function registerRequeueIds(program: Command): void {
     });
 }
 
-interface StuckOptions extends GateOptions {
-  olderThan?: number;
-  worker?: string;
+/** What release-stuck and retry-failed share: a filter's queue and limit, the reason, the gate. */
+interface SelectOptions extends GateOptions {
   queue?: string;
   limit: number;
   reason: string;
+}
+
+interface StuckOptions extends SelectOptions {
+  olderThan?: number;
+  worker?: string;
 }
 
 function registerReleaseStuck(program: Command): void {
@@ -173,13 +177,10 @@ function registerReleaseStuck(program: Command): void {
     });
 }
 
-interface FailedOptions extends GateOptions {
+interface FailedOptions extends SelectOptions {
   since?: number;
   type?: string;
-  queue?: string;
   includeCancelled?: boolean;
-  limit: number;
-  reason: string;
 }
 
 function registerRetryFailed(program: Command): void {
