@@ -24,24 +24,9 @@ import type { TaskRegistry } from '../tasks/define.ts';
 import { DEFAULT_MAX_ATTEMPTS, LIMITS } from './enqueue.ts';
 import { ConflictError, NotFoundError, UnknownTaskTypeError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
-import { isName, NAMES } from './schema.ts';
+import { type CatchUp, isName, NAMES, type ScheduleDefinition } from './schema.ts';
 
-export type CatchUp = 'skip' | 'latest' | 'all';
-
-/** A schedule as defined in code or sent to the API. */
-export interface ScheduleDefinition {
-  name: string;
-  cron: string;
-  /** IANA time zone, default UTC. */
-  timezone?: string;
-  type: string;
-  payload?: unknown;
-  queue?: string;
-  priority?: number;
-  maxAttempts?: number;
-  enabled?: boolean;
-  catchUp?: CatchUp;
-}
+export type { CatchUp, ScheduleDefinition };
 
 export interface Schedule {
   name: string;
@@ -228,6 +213,20 @@ export async function getSchedule(db: Queryable, name: string): Promise<Schedule
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
+/** A validated schedule as the ten parameters schedule_put (and the code-schedule sync) take, in order. */
+const scheduleParams = (s: ReturnType<typeof validateSchedule>) => [
+  s.name,
+  s.cron,
+  s.timezone,
+  s.type,
+  JSON.stringify(s.payload),
+  s.queue,
+  s.priority,
+  s.maxAttempts,
+  s.enabled,
+  s.catchUp,
+];
+
 /**
  * Creates or replaces a run-time schedule (validated first: nothing is stored on bad input).
  * A code-defined schedule of that name is refused with 409 `schedule_defined_in_code`.
@@ -240,18 +239,7 @@ export async function putSchedule(
   const s = validateSchedule(def, registry);
   const { rows } = await db.query<ScheduleRow>(
     'SELECT * FROM schedule_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-    [
-      s.name,
-      s.cron,
-      s.timezone,
-      s.type,
-      JSON.stringify(s.payload),
-      s.queue,
-      s.priority,
-      s.maxAttempts,
-      s.enabled,
-      s.catchUp,
-    ],
+    scheduleParams(s),
   );
   if (!rows[0]) throw definedInCode(s.name);
   return toSchedule(rows[0]);
@@ -312,18 +300,7 @@ export async function syncCodeSchedules(
                IS DISTINCT FROM
                (excluded.cron, excluded.timezone, excluded.task_type, excluded.payload, excluded.queue,
                 excluded.priority, excluded.max_attempts, excluded.catch_up, 'code')`,
-        [
-          s.name,
-          s.cron,
-          s.timezone,
-          s.type,
-          JSON.stringify(s.payload),
-          s.queue,
-          s.priority,
-          s.maxAttempts,
-          s.enabled,
-          s.catchUp,
-        ],
+        scheduleParams(s),
       );
     }
     const removed = await tx.query(

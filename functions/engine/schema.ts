@@ -207,3 +207,25 @@ export function checkEnqueueRequest(req: EnqueueRequest, index?: number): void {
   )
     fail(index, `must be 1-${LIMITS.idempotencyKeyLength} characters`, 'idempotencyKey');
 }
+
+/** What an occurrence missed while everything was down does: skip it, run the latest, or run all (bounded). */
+export type CatchUp = 'skip' | 'latest' | 'all';
+
+/**
+ * A schedule as defined in code (defineSchedule) or sent to the API and taskctl; validated by
+ * validateSchedule (engine/schedules.ts) against the registry.
+ */
+export interface ScheduleDefinition {
+  name: string;
+  /** Standard 5-field cron (minute hour day-of-month month day-of-week), or 6 with seconds first. */
+  cron: string;
+  /** IANA time zone, default UTC. */
+  timezone?: string;
+  type: string;
+  payload?: unknown;
+  queue?: string;
+  priority?: number;
+  maxAttempts?: number;
+  enabled?: boolean;
+  catchUp?: CatchUp;
+}

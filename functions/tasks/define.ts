@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { isName, NAMES } from '../engine/schema.ts';
+import { isName, NAMES, type ScheduleDefinition } from '../engine/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 
 /** What a running task is given. `leaseToken` changes at every claim: use it as an idempotency key for side effects. */
@@ -69,21 +69,7 @@ export class TaskRegistry {
  * the dashboard (they may pause and resume it). Validated when it is synced, against the
  * registry: the cron, the time zone, the task type and the payload against the task's schema.
  */
-export interface ScheduleSpec {
-  name: string;
-  /** Standard 5-field cron (minute hour day-of-month month day-of-week), or 6 with seconds first. */
-  cron: string;
-  /** IANA time zone, default UTC. */
-  timezone?: string;
-  type: string;
-  payload?: unknown;
-  queue?: string;
-  priority?: number;
-  maxAttempts?: number;
-  enabled?: boolean;
-  /** What an occurrence missed while everything was down does: skip it, run the latest, or run all (bounded). */
-  catchUp?: 'skip' | 'latest' | 'all';
-}
+export type ScheduleSpec = ScheduleDefinition;
 
 export function defineSchedule(spec: ScheduleSpec): ScheduleSpec {
   if (!isName('schedule', spec.name)) {
