@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
-import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
+import { type JobsVisibleTo, type Viewer, viewerOf } from '../engine/access.ts';
 import {
   cancelOne,
   type Db,
@@ -228,6 +228,53 @@ export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatew
   return { ...out, body: '' };
 }
 
+/** POST /jobs/batch: every job validated, then one all-or-nothing insert; 201 when any was created. */
+async function enqueueBatch(
+  event: ParsedEvent,
+  deps: ApiDeps,
+  viewer: Viewer,
+  headerKey: string | undefined,
+): Promise<APIGatewayProxyResultV2> {
+  // One header key cannot name many jobs; silently ignoring it made a retried batch twice.
+  if (headerKey !== undefined) {
+    throw new ValidationError(
+      'POST /jobs/batch does not take an Idempotency-Key header: give each job its own idempotencyKey in the body',
+      { code: 'batch_idempotency_key', details: { path: 'Idempotency-Key' } },
+    );
+  }
+  const { jobs } = parseWith(batchRequestSchema, event.body);
+  if (jobs.length === 0)
+    throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
+  if (jobs.length > LIMITS.batch) {
+    throw new HttpError(
+      413,
+      'batch_too_large',
+      `a batch holds at most ${LIMITS.batch} jobs, got ${jobs.length}`,
+      {
+        limit: LIMITS.batch,
+        got: jobs.length,
+      },
+    );
+  }
+  const reqs = jobs.map((raw, index) =>
+    validateJobRequest(raw, {
+      registry: deps.registry,
+      maxPayloadBytes: deps.maxPayloadBytes,
+      index,
+      consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
+    }),
+  );
+  const results = await enqueueMany(deps.db, reqs, { viewer });
+  if (deps.wake) {
+    const made = results.filter((r) => r.created).map((r) => r.job);
+    if (made.length > 0) await deps.wake(made);
+  }
+  const anyCreated = results.some((r) => r.created);
+  return json(anyCreated ? 201 : 200, {
+    jobs: results.map((r) => present(r.job, r.created)),
+  });
+}
+
 async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
   const resolved =
     event.routeKey && event.routeKey !== '$default'
@@ -265,46 +312,8 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       if (created && deps.wake) await deps.wake([job]);
       return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
     }
-    case 'POST /jobs/batch': {
-      // One header key cannot name many jobs; silently ignoring it made a retried batch twice.
-      if (headerKey !== undefined) {
-        throw new ValidationError(
-          'POST /jobs/batch does not take an Idempotency-Key header: give each job its own idempotencyKey in the body',
-          { code: 'batch_idempotency_key', details: { path: 'Idempotency-Key' } },
-        );
-      }
-      const { jobs } = parseWith(batchRequestSchema, event.body);
-      if (jobs.length === 0)
-        throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
-      if (jobs.length > LIMITS.batch) {
-        throw new HttpError(
-          413,
-          'batch_too_large',
-          `a batch holds at most ${LIMITS.batch} jobs, got ${jobs.length}`,
-          {
-            limit: LIMITS.batch,
-            got: jobs.length,
-          },
-        );
-      }
-      const reqs = jobs.map((raw, index) =>
-        validateJobRequest(raw, {
-          registry: deps.registry,
-          maxPayloadBytes: deps.maxPayloadBytes,
-          index,
-          consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
-        }),
-      );
-      const results = await enqueueMany(deps.db, reqs, { viewer });
-      if (deps.wake) {
-        const made = results.filter((r) => r.created).map((r) => r.job);
-        if (made.length > 0) await deps.wake(made);
-      }
-      const anyCreated = results.some((r) => r.created);
-      return json(anyCreated ? 201 : 200, {
-        jobs: results.map((r) => present(r.job, r.created)),
-      });
-    }
+    case 'POST /jobs/batch':
+      return enqueueBatch(event, deps, viewer, headerKey);
     case 'GET /schedules':
       return json(200, { schedules: (await listSchedules(deps.db)).map(presentSchedule) });
     case 'POST /schedules': {

@@ -12,15 +12,7 @@ import { database, emit } from '../context.ts';
 import { parseId, parseIntInRange, parseQueueName } from '../parse.ts';
 import { examples, keyValues, table } from '../render.ts';
 
-export function registerJobs(program: Command): void {
-  const jobs = program
-    .command('jobs')
-    .description('inspect jobs')
-    .addHelpText(
-      'after',
-      examples('taskctl jobs show 4812', 'taskctl jobs list --status running --queue default'),
-    );
-
+function registerShow(jobs: Command): void {
   jobs
     .command('show')
     .description('one job: every column, and its manual history (who, when, why)')
@@ -68,7 +60,9 @@ export function registerJobs(program: Command): void {
         ].join('\n'),
       );
     });
+}
 
+function registerList(jobs: Command): void {
   jobs
     .command('list')
     .description('jobs newest first, paged by id: pass the printed next cursor as --before')
@@ -116,4 +110,16 @@ export function registerJobs(program: Command): void {
         );
       },
     );
+}
+
+export function registerJobs(program: Command): void {
+  const jobs = program
+    .command('jobs')
+    .description('inspect jobs')
+    .addHelpText(
+      'after',
+      examples('taskctl jobs show 4812', 'taskctl jobs list --status running --queue default'),
+    );
+  registerShow(jobs);
+  registerList(jobs);
 }
