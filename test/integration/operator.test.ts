@@ -11,11 +11,14 @@ import {
   getJob,
   listAudit,
   planRequeue,
+  putSchedule,
   requeueOne,
   retryFailed,
   setLimits,
   setQueuesPaused,
+  setScheduleState,
 } from '../../functions/engine/index.ts';
+import { createRegistry } from '../../functions/tasks/index.ts';
 import { createOverviewCache, resolve } from '../../tools/dashboard/routes.ts';
 import { apiEvent, fakeContext, logSink } from '../helpers/lambda.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
@@ -207,6 +210,27 @@ describe.runIf(await postgresAvailable())(
       await expect(resumed).rejects.toThrow(/audit refused/);
       const paused = await t.db.query<{ paused: boolean }>(`SELECT paused FROM queues WHERE name = 'a'`);
       expect(paused.rows[0]!.paused).toBe(true);
+    });
+
+    it('a schedule pause (taskctl, dashboard) writes one audit row naming the schedule and its queue', async () => {
+      // Prepare
+      await t.db.query('TRUNCATE schedules');
+      const def = { name: 'nightly', cron: '0 3 * * *', type: 'example.echo', queue: 'reports' };
+      await putSchedule(t.db, def, createRegistry());
+      // Act
+      const s = await setScheduleState(t.db, 'nightly', false, { actor: 'ops', reason: 'INC-1' });
+      // Assess
+      expect(s.enabled).toBe(false);
+      const rows = await t.db.query('SELECT queue, action, actor, reason, details FROM job_audit');
+      expect(rows.rows).toEqual([
+        {
+          queue: 'reports',
+          action: 'schedule-pause',
+          actor: 'ops',
+          reason: 'INC-1',
+          details: { schedule: 'nightly' },
+        },
+      ]);
     });
   },
 );
