@@ -69,6 +69,8 @@ const limitOption = () =>
   new Option('--limit <n>', 'at most this many')
     .default(100)
     .argParser((v) => parseIntInRange(v, '--limit', 1, 10_000));
+const durationOption = (flag: string, help: string) =>
+  new Option(`${flag} <duration>`, help).argParser((v) => parseDuration(v, flag));
 const queueOption = () => new Option('--queue <name>', 'only this queue').argParser(parseQueueName);
 const reasonOption = (fallback: string) =>
   new Option('--reason <text>', 'why (kept in last_error and the audit)').default(fallback);
@@ -138,11 +140,7 @@ function registerReleaseStuck(program: Command): void {
     .description(
       'force-release running jobs whose worker looks gone: past their lease by default, or with no heartbeat for --older-than; each fenced like requeue',
     )
-    .addOption(
-      new Option('--older-than <duration>', 'no heartbeat for this long (default: lease expired)').argParser(
-        (v) => parseDuration(v, '--older-than'),
-      ),
-    )
+    .addOption(durationOption('--older-than', 'no heartbeat for this long (default: lease expired)'))
     .option('--worker <id>', "only this worker's jobs (locked_by)")
     .addOption(queueOption())
     .addOption(limitOption())
@@ -189,11 +187,7 @@ function registerRetryFailed(program: Command): void {
     .description(
       'dead-letter redrive: failed jobs back to queued with a fresh retry budget (cancelled jobs only with --include-cancelled)',
     )
-    .addOption(
-      new Option('--since <duration>', 'failed within this long').argParser((v) =>
-        parseDuration(v, '--since'),
-      ),
-    )
+    .addOption(durationOption('--since', 'failed within this long'))
     .option('--type <type>', 'only this task type')
     .addOption(queueOption())
     .option('--include-cancelled', 'also re-run jobs that were cancelled on purpose')
