@@ -6,6 +6,7 @@ import {
   ConflictError,
   createClient,
   NotFoundError,
+  type ScheduleDefinition,
   type TaskEngineClient,
   ValidationError,
 } from '../../functions/client/index.ts';
@@ -87,8 +88,9 @@ describe.runIf(await postgresAvailable())('the client: schedules and queue limit
       payload: { ms: 1 },
       queue: 'reports',
       catchUp: 'skip',
-      maxAttempts: undefined,
-    });
+      // A field the API does not take (here from a read-back view) is not sent: the API would refuse it.
+      nextAt: null,
+    } as ScheduleDefinition);
     const read = await client.schedules.get('nightly');
     const listed = await client.schedules.list();
     const paused = await client.schedules.pause('nightly');
@@ -123,7 +125,6 @@ describe.runIf(await postgresAvailable())('the client: schedules and queue limit
     expect(removed).toEqual({ name: 'nightly', removed: true });
     expect(gone).toBeInstanceOf(NotFoundError);
     expect(gone).toMatchObject({ status: 404, code: 'not_found' });
-    // An undefined field is left out rather than sent (the API refuses unknown or null fields).
     expect(Object.keys(JSON.parse(open.seen[0]!.body)).sort()).toEqual(
       ['catchUp', 'cron', 'name', 'payload', 'queue', 'timezone', 'type'].sort(),
     );
