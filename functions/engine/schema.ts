@@ -8,12 +8,19 @@
 import { z } from 'zod';
 import { ValidationError } from './errors.ts';
 
-/** Queue, task-type and schedule names: letters, digits and `_.:-`, up to a length. */
+/**
+ * Queue, task-type and schedule names: letters, digits and `_.:-`, up to a length; never `.` or
+ * `..` alone (a URL path drops those segments, so `/schedules/..` could never be reached).
+ */
 export const NAMES = {
-  queue: { pattern: /^[A-Za-z0-9_.:-]{1,128}$/, rule: '1-128 of [A-Za-z0-9_.:-]' },
-  type: { pattern: /^[A-Za-z0-9_.:-]{1,200}$/, rule: '1-200 of [A-Za-z0-9_.:-]' },
-  schedule: { pattern: /^[A-Za-z0-9_.:-]{1,128}$/, rule: '1-128 of [A-Za-z0-9_.:-]' },
+  queue: { pattern: /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,128}$/, rule: "1-128 of [A-Za-z0-9_.:-], not '.' or '..'" },
+  type: { pattern: /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,200}$/, rule: "1-200 of [A-Za-z0-9_.:-], not '.' or '..'" },
+  schedule: {
+    pattern: /^(?!\.\.?$)[A-Za-z0-9_.:-]{1,128}$/,
+    rule: "1-128 of [A-Za-z0-9_.:-], not '.' or '..'",
+  },
 } as const;
+
 export type NameKind = keyof typeof NAMES;
 
 export function isName(kind: NameKind, value: unknown): value is string {
@@ -29,6 +36,26 @@ export const LIMITS = {
   idempotencyKeyLength: 255,
   batch: 500,
 } as const;
+
+/**
+ * Idempotency keys under this prefix belong to the schedule materialiser
+ * (`schedule:<name>:<occurrence>`): a client taking one would stop that occurrence from being
+ * enqueued, so callers of the API and the client may not use it.
+ */
+export const RESERVED_KEY_PREFIX = 'schedule:';
+const callerKeySchema = z
+  .string()
+  .min(1)
+  .max(LIMITS.idempotencyKeyLength)
+  .refine((k) => !k.startsWith(RESERVED_KEY_PREFIX), {
+    error: `idempotency keys starting with "${RESERVED_KEY_PREFIX}" are reserved for schedules`,
+  });
+
+/** An idempotency key a caller sends (body field or Idempotency-Key header). */
+export function callerKeyProblem(key: string): string | null {
+  const parsed = callerKeySchema.safeParse(key);
+  return parsed.success ? null : (parsed.error.issues[0]?.message ?? 'invalid idempotency key');
+}
 
 /** The largest int8 (bigint) PostgreSQL stores: job ids and lease tokens. */
 export const INT8_MAX = 9223372036854775807n;
@@ -108,7 +135,7 @@ export const jobRequestSchema = z.strictObject({
     .optional(),
   delaySeconds: z.number().min(LIMITS.delaySeconds.min).max(LIMITS.delaySeconds.max).optional(),
   maxAttempts: z.number().int().min(LIMITS.maxAttempts.min).max(LIMITS.maxAttempts.max).optional(),
-  idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).optional(),
+  idempotencyKey: callerKeySchema.optional(),
 });
 
 /** Parses with a zod schema; a refusal is a ValidationError listing every issue (paths after `prefix`). */

@@ -3,6 +3,7 @@ import { checkFitsInvocation } from '../engine/enqueue.ts';
 import { PayloadTooLargeError, UnknownTaskTypeError, ValidationError } from '../engine/errors.ts';
 import type { EnqueueRequest } from '../engine/index.ts';
 import {
+  callerKeyProblem,
   hasRunAtAndDelay,
   int8Text,
   jobRequestSchema,
@@ -85,6 +86,10 @@ export function validateJobRequest(
     throw new ValidationError(`${where}runAt: ${RUN_AT_OR_DELAY}`, {
       details: { path: `${where}runAt` },
     });
+  }
+  const headerProblem = opts.headerKey === undefined ? null : callerKeyProblem(opts.headerKey);
+  if (headerProblem) {
+    throw new ValidationError(`Idempotency-Key: ${headerProblem}`, { details: { path: 'idempotencyKey' } });
   }
   if (
     opts.headerKey !== undefined &&

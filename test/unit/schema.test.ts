@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  callerKeyProblem,
   checkEnqueueRequest,
   hasRunAtAndDelay,
   idText,
@@ -41,7 +42,7 @@ describe('the request schema', () => {
       type: [true, false, true],
       schedule: [true, false, false],
     });
-    expect(NAMES.queue.rule).toBe('1-128 of [A-Za-z0-9_.:-]');
+    expect(NAMES.queue.rule).toBe("1-128 of [A-Za-z0-9_.:-], not '.' or '..'");
   });
 
   it('parses 64-bit ids: canonical text, int8 bounds, leading zeros refused only when strict', () => {
@@ -121,5 +122,33 @@ describe('the request schema', () => {
     expect(() => validateLimitChange('q', { maxRunning: 2, burst: 3 })).toThrow('burst needs a rate');
     expect(() => validateLimitChange('a b', { rate: 1 })).toThrow('queue name must be 1-128');
     expect(() => validateLimitChange('q', { rate: 2.5, burst: 5 })).not.toThrow();
+  });
+});
+
+describe('names and keys a path or a schedule could not serve', () => {
+  it("refuses '.' and '..' as queue, type and schedule names, keeps names that merely contain dots", () => {
+    // Act
+    const verdicts = (['queue', 'type', 'schedule'] as const).map((kind) => [
+      isName(kind, '.'),
+      isName(kind, '..'),
+      isName(kind, '...'),
+      isName(kind, 'email.send'),
+    ]);
+    // Assess
+    expect(verdicts).toEqual([
+      [false, false, true, true],
+      [false, false, true, true],
+      [false, false, true, true],
+    ]);
+  });
+
+  it('reserves the schedule: prefix of idempotency keys for the materialiser', () => {
+    // Act
+    const body = jobRequestSchema.safeParse({ type: 'example.echo', idempotencyKey: 'schedule:x:2026' });
+    // Assess
+    expect(body.success).toBe(false);
+    expect(callerKeyProblem('schedule:x:2026')).toMatch(/reserved for schedules/);
+    expect(callerKeyProblem('order-42')).toBeNull();
+    expect(callerKeyProblem('my-schedule:1')).toBeNull();
   });
 });
