@@ -7,12 +7,12 @@
  * job. No cold start: an "invoke" is an in-process call of an already created handler.
  */
 import type { Writable } from 'node:stream';
-import { createHandler as createApiHandler } from '../functions/api.ts';
-import { createHandler as createConsumerHandler } from '../functions/consumer.ts';
-import type { Invoker, WakeReason } from '../functions/engine/wake.ts';
-import { apiPost, discard, lambdaContext } from './lib/lambda.ts';
-import { engineDb } from './lib/pg.ts';
-import { percentile } from './lib/stats.ts';
+import { createHandler as createApiHandler } from '../../functions/api.ts';
+import { createHandler as createConsumerHandler } from '../../functions/consumer.ts';
+import type { Invoker, WakeReason } from '../../functions/engine/wake.ts';
+import { apiPost, discard, lambdaContext } from './lambda.ts';
+import { engineDb } from './pg.ts';
+import { percentile } from './stats.ts';
 
 export interface DeployedTrickleResult {
   trickleJobs: number;
