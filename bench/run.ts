@@ -1,7 +1,7 @@
 /**
  * `npm run bench` — durable-task-engine beside a raw SKIP LOCKED loop, graphile-worker and
  * pg-boss, on one PostgreSQL, in one run. Each system gets a fresh database per round
- * (bench_<system>_<round>, dropped after); systems run interleaved (A B C A B C …) so drift
+ * (bench_<pid>_<system>_<round>, dropped after); systems run interleaved (A B C A B C …) so drift
  * on a shared machine hits every system alike. Every claim in docs/BENCHMARKS.md is a ratio
  * from one run.
  *

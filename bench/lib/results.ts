@@ -76,3 +76,20 @@ export function recordQuiet(s: Omit<Sample, 'system' | 'systemId'> & { system: S
   samples.push(sample);
   return sample;
 }
+
+/** Records one system's drain in one round of a drain scenario (main, scale, bigtable). */
+export function recordDrain(
+  system: SystemId,
+  run: { round: number; workers: number; scenario: SampleScenario },
+  drained: { jobs: number; seconds: number; extra?: Record<string, unknown> | undefined; version?: string },
+): Sample {
+  const { extra, ...rest } = drained;
+  return record({
+    scenario: run.scenario,
+    system,
+    round: run.round,
+    workers: run.workers,
+    ...rest,
+    ...(extra && { extra }),
+  });
+}

@@ -2,7 +2,7 @@ import { cpuMeter } from '../lib/cpu.ts';
 import { analyze, handlers, withDatabase } from '../lib/harness.ts';
 import { TUNED } from '../lib/options.ts';
 import { migrateEngine, setCounting } from '../lib/pg.ts';
-import { record } from '../lib/results.ts';
+import { record, recordDrain } from '../lib/results.ts';
 import { percentile } from '../lib/stats.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
@@ -44,15 +44,7 @@ function consumerHandlers(id: SystemId, o: Variant): System {
           claimP99Ms: percentile(r.claimMs, 99),
           ...cpu.perJob(r.done),
         };
-        record({
-          scenario,
-          system: id,
-          round,
-          jobs: r.done,
-          workers,
-          seconds: r.seconds,
-          ...(extra && { extra }),
-        });
+        recordDrain(id, { round, workers, scenario }, { jobs: r.done, seconds: r.seconds, extra });
       }),
   };
 }

@@ -3,7 +3,7 @@ import { engineDrain, noopRequests, timeEnqueueMany } from '../lib/engine.ts';
 import { analyze, sql, withDatabase } from '../lib/harness.ts';
 import { BATCH } from '../lib/options.ts';
 import { migrateEngine, setCounting } from '../lib/pg.ts';
-import { labelOf, notes, record } from '../lib/results.ts';
+import { labelOf, notes, record, recordDrain } from '../lib/results.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -42,15 +42,15 @@ function engineFunctions(id: SystemId, o: Variant): System {
         const left = Number(
           (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
         );
-        record({
-          scenario,
-          system: id,
-          round,
-          jobs: r.done,
-          workers,
-          seconds,
-          extra: { lost: r.lost, left, ...cpu.perJob(r.done) },
-        });
+        recordDrain(
+          id,
+          { round, workers, scenario },
+          {
+            jobs: r.done,
+            seconds,
+            extra: { lost: r.lost, left, ...cpu.perJob(r.done) },
+          },
+        );
         if (left > 0)
           notes.push(`${labelOf(id)} round ${round}: ${left} jobs left unfinished after the loops exited`);
       }),

@@ -1,6 +1,6 @@
 import { type CpuMeter, cpuMeter } from '../lib/cpu.ts';
 import { analyze, loadPeer, withDatabase } from '../lib/harness.ts';
-import { record } from '../lib/results.ts';
+import { recordDrain } from '../lib/results.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -11,16 +11,16 @@ export const peerConfigs: Record<string, { version: string; config: string }> = 
 function peer(id: SystemId, file: string, slug: string): System {
   return {
     id,
-    run: async ({ round, jobs, workers, scenario }: SystemRun) => {
+    run: async (run: SystemRun) => {
       const adapter = await loadPeer(file);
-      await withDatabase(`${slug}_${round}`, async (db) => {
+      await withDatabase(`${slug}_${run.round}`, async (db) => {
         // CPU from just before the drain (the harness's ANALYZE is done) to the moment its table is
         // seen drained: the peer's own start-up counts here, though its timed window leaves it out.
         let cpu: CpuMeter | undefined;
         const r = await adapter.drain(
           db.url,
-          jobs,
-          workers,
+          run.jobs,
+          run.workers,
           async () => {
             await analyze(db.url);
             cpu = cpuMeter(db.name);
@@ -28,14 +28,10 @@ function peer(id: SystemId, file: string, slug: string): System {
           () => cpu?.stop(),
         );
         peerConfigs[adapter.name] = { version: adapter.version, config: r.config };
-        record({
-          scenario,
-          system: id,
-          version: adapter.version,
-          round,
+        recordDrain(id, run, {
           jobs: r.done,
-          workers,
           seconds: r.seconds,
+          version: adapter.version,
           extra: { enqueueSeconds: r.enqueueSeconds, ...cpu?.perJob(r.done) },
         });
       });

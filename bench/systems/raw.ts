@@ -4,7 +4,7 @@ import { withDatabase } from '../lib/harness.ts';
 import { BATCH, TUNED_BATCH } from '../lib/options.ts';
 import { migrateEngine } from '../lib/pg.ts';
 import { rawDrain, rawSetup, rawUnnestEnqueue } from '../lib/raw.ts';
-import { record } from '../lib/results.ts';
+import { record, recordDrain } from '../lib/results.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -12,14 +12,14 @@ import type { System, SystemRun } from './types.ts';
 function rawLoop(id: SystemId, batch: number): System {
   return {
     id,
-    run: ({ round, jobs, workers, scenario }: SystemRun) =>
-      withDatabase(`raw${batch}_${round}`, async (db) => {
-        await rawSetup(db.url, jobs);
+    run: (run: SystemRun) =>
+      withDatabase(`raw${batch}_${run.round}`, async (db) => {
+        await rawSetup(db.url, run.jobs);
         const cpu = cpuMeter(db.name);
         const t0 = performance.now();
-        const done = await rawDrain(db.url, workers, batch, undefined, cpu.stop);
+        const done = await rawDrain(db.url, run.workers, batch, undefined, cpu.stop);
         const seconds = (performance.now() - t0) / 1000;
-        record({ scenario, system: id, round, jobs: done, workers, seconds, extra: cpu.perJob(done) });
+        recordDrain(id, run, { jobs: done, seconds, extra: cpu.perJob(done) });
       }),
   };
 }

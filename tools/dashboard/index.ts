@@ -50,6 +50,7 @@ const MODULES = [
   'html.js',
   'live.js',
   'route.js',
+  'views/buttons.js',
   'views/chart.js',
   'views/index.js',
   'views/job.js',

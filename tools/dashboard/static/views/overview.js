@@ -5,6 +5,7 @@ import { api } from '../api.js';
 import { age, fmtTime } from '../format.js';
 import { html } from '../html.js';
 import { jobsHash } from '../route.js';
+import { pauseResumeButton } from './buttons.js';
 import { chart } from './chart.js';
 import { limitsPanel } from './limits.js';
 import { schedulesPanel } from './schedules.js';
@@ -52,11 +53,7 @@ export function queuesPanel(d) {
                   ? html`<span class="paused" title="${`paused by ${q.pausedBy ?? '?'} at ${fmtTime(q.pausedAt)}${q.pauseReason ? `: ${q.pauseReason}` : ''}`}">Paused</span>`
                   : 'Active'
               }</td>
-              <td>${
-                q.paused
-                  ? html`<button type="button" data-action="resume" data-queue="${q.queue}" data-key="pr-${q.queue}">Resume</button>`
-                  : html`<button type="button" data-action="pause" data-queue="${q.queue}" data-key="pr-${q.queue}">Pause</button>`
-              }</td>
+              <td>${pauseResumeButton(q.paused, { attr: 'queue', name: q.queue, key: `pr-${q.queue}` })}</td>
             </tr>`,
           )}
         </tbody>

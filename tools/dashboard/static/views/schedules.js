@@ -2,6 +2,7 @@
 
 import { fmtTime } from '../format.js';
 import { html } from '../html.js';
+import { pauseResumeButton } from './buttons.js';
 
 /** Schedules (taskctl schedule add, POST /schedules, or defined in code). */
 export function schedulesPanel(d) {
@@ -25,11 +26,7 @@ export function schedulesPanel(d) {
               <td>${s.type} → ${s.queue}</td>
               <td>${s.nextAt ? fmtTime(s.nextAt) : '–'}</td>
               <td>${s.enabled ? 'Active' : html`<span class="paused">Paused</span>`}</td>
-              <td>${
-                s.enabled
-                  ? html`<button type="button" data-action="schedule-pause" data-schedule="${s.name}" data-key="sp-${s.name}">Pause</button>`
-                  : html`<button type="button" data-action="schedule-resume" data-schedule="${s.name}" data-key="sp-${s.name}">Resume</button>`
-              }</td>
+              <td>${pauseResumeButton(!s.enabled, { prefix: 'schedule-', attr: 'schedule', name: s.name, key: `sp-${s.name}` })}</td>
             </tr>`,
           )}
         </tbody>
