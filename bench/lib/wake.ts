@@ -41,19 +41,25 @@ const DELAYED = 20;
 const DELAY_SECONDS = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function deployedShapeTrickle(
-  url: string,
-  logs: Writable = discard(),
-): Promise<DeployedTrickleResult> {
-  const t0 = performance.now();
-  const env = { DATABASE_URL: url, CONSUMER_IDLE_EXIT_MS: '2000', LOG_LEVEL: 'warn' };
+interface Counts {
+  enqueue: number;
+  successor: number;
+  scheduled: number;
+  invocations: number;
+}
+
+/**
+ * RESERVED consumer containers behind one async invoke, as Lambda runs them: an event starts an
+ * invocation on a free container, or waits in the queue until one is free.
+ */
+function reservedConsumers(env: Record<string, string>, logs: Writable) {
+  const running = new Set<Promise<unknown>>();
+  const counts: Counts = { enqueue: 0, successor: 0, scheduled: 0, invocations: 0 };
+  let queued = 0;
   const containers = Array.from({ length: RESERVED }, () => ({
     busy: false,
     handler: createConsumerHandler({ env, logStream: logs, invoker: { invoke: (r) => invoke(r) } }),
   }));
-  const running = new Set<Promise<unknown>>();
-  const counts = { enqueue: 0, successor: 0, scheduled: 0, invocations: 0 };
-  let queued = 0;
   /** Starts an invocation on a free container; at the cap the event waits for one (Lambda's async queue). */
   const startInvocation = (): boolean => {
     const c = containers.find((x) => !x.busy);
@@ -74,43 +80,93 @@ export async function deployedShapeTrickle(
     running.add(p);
     return true;
   };
-  async function invoke(reason: WakeReason): Promise<void> {
+  /** An event for the consumer: a wake (enqueue, successor) or the schedule's tick. */
+  const event = (reason: WakeReason | 'scheduled') => {
     counts[reason]++;
     if (!startInvocation()) queued++;
-  }
-  const invoker: Invoker = { invoke };
-  const api = createApiHandler({ env, invoker, logStream: logs });
-
-  // The schedule: a tick now, then every 60 s. The trickle starts once the first tick's
-  // invocation has found nothing and left (the first job meets no live consumer).
-  const tick = () => {
-    counts.scheduled++;
-    if (!startInvocation()) queued++;
   };
-  tick();
-  const schedule = setInterval(tick, SCHEDULE_MS);
-  while (running.size > 0) await sleep(50);
+  const invoke = async (reason: WakeReason): Promise<void> => event(reason);
+  const invoker: Invoker = { invoke };
+  return { invoker, tick: () => event('scheduled'), running, counts };
+}
 
-  const post = async (body: unknown) => {
-    const out = (await api(apiPost('/jobs', body), lambdaContext('bench-api', 29_000))) as {
+/** POST /jobs through the api handler, `n` bodies at RATE per second; the ids in order. */
+async function paced(
+  api: ReturnType<typeof createApiHandler>,
+  n: number,
+  body: (i: number) => unknown,
+): Promise<string[]> {
+  const start = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const wait = start + (i * 1000) / RATE - performance.now();
+    if (wait > 0) await sleep(wait);
+    const out = (await api(apiPost('/jobs', body(i)), lambdaContext('bench-api', 29_000))) as {
       statusCode: number;
       body: string;
     };
     if (out.statusCode !== 201) throw new Error(`enqueue answered ${out.statusCode}: ${out.body}`);
-    return JSON.parse(out.body).id as string;
+    ids.push(JSON.parse(out.body).id as string);
+  }
+  return ids;
+}
+
+/** The start and lateness figures of the finished jobs, in database time. */
+async function measure(
+  probe: ReturnType<typeof engineDb>,
+  trickleIds: string[],
+  delayedIds: string[],
+  counts: Counts,
+  t0: number,
+): Promise<DeployedTrickleResult> {
+  const { rows } = await probe.query<{ id: string; start_ms: number; late_ms: number }>(
+    `SELECT id::text, extract(epoch FROM started_at - created_at) * 1000 AS start_ms,
+            extract(epoch FROM started_at - run_at) * 1000 AS late_ms
+       FROM jobs WHERE status = 'completed' ORDER BY id`,
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const start = trickleIds.map((id) => Number(byId.get(id)!.start_ms));
+  const late = delayedIds.map((id) => Number(byId.get(id)!.late_ms));
+  const jobs = trickleIds.length + delayedIds.length;
+  return {
+    trickleJobs: trickleIds.length,
+    delayedJobs: delayedIds.length,
+    startP50Ms: percentile(start, 50),
+    startP99Ms: percentile(start, 99),
+    startMaxMs: Math.max(...start),
+    firstJobMs: start[0]!,
+    delayedLateP50Ms: percentile(late, 50),
+    delayedLateP99Ms: percentile(late, 99),
+    delayedLateMaxMs: Math.max(...late),
+    wakeInvokes: counts.enqueue,
+    successorInvokes: counts.successor,
+    scheduledInvocations: counts.scheduled,
+    invocations: counts.invocations,
+    invokesPerJob: counts.enqueue / jobs,
+    seconds: (performance.now() - t0) / 1000,
   };
-  const pace = async (n: number, body: (i: number) => unknown) => {
-    const start = performance.now();
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const wait = start + (i * 1000) / RATE - performance.now();
-      if (wait > 0) await sleep(wait);
-      ids.push(await post(body(i)));
-    }
-    return ids;
-  };
-  const trickleIds = await pace(RATE * TRICKLE_SECONDS, (i) => ({ type: 'example.echo', payload: { i } }));
-  const delayedIds = await pace(DELAYED, (i) => ({
+}
+
+export async function deployedShapeTrickle(
+  url: string,
+  logs: Writable = discard(),
+): Promise<DeployedTrickleResult> {
+  const t0 = performance.now();
+  const env = { DATABASE_URL: url, CONSUMER_IDLE_EXIT_MS: '2000', LOG_LEVEL: 'warn' };
+  const consumers = reservedConsumers(env, logs);
+  const api = createApiHandler({ env, invoker: consumers.invoker, logStream: logs });
+
+  // The schedule: a tick now, then every 60 s. The trickle starts once the first tick's
+  // invocation has found nothing and left (the first job meets no live consumer).
+  consumers.tick();
+  const schedule = setInterval(consumers.tick, SCHEDULE_MS);
+  while (consumers.running.size > 0) await sleep(50);
+
+  const trickleIds = await paced(api, RATE * TRICKLE_SECONDS, (i) => ({
+    type: 'example.echo',
+    payload: { i },
+  }));
+  const delayedIds = await paced(api, DELAYED, (i) => ({
     type: 'example.echo',
     payload: { d: i },
     delaySeconds: DELAY_SECONDS,
@@ -122,33 +178,8 @@ export async function deployedShapeTrickle(
     while ((await probe.query<{ n: number }>(pending)).rows[0]!.n > 0) await sleep(50);
     clearInterval(schedule);
     // The invocations still staying leave on their own (idle exit, or the stay after a trickle).
-    while (running.size > 0) await Promise.allSettled([...running]);
-    const { rows } = await probe.query<{ id: string; start_ms: number; late_ms: number }>(
-      `SELECT id::text, extract(epoch FROM started_at - created_at) * 1000 AS start_ms,
-              extract(epoch FROM started_at - run_at) * 1000 AS late_ms
-         FROM jobs WHERE status = 'completed' ORDER BY id`,
-    );
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const start = trickleIds.map((id) => Number(byId.get(id)!.start_ms));
-    const late = delayedIds.map((id) => Number(byId.get(id)!.late_ms));
-    const jobs = trickleIds.length + delayedIds.length;
-    return {
-      trickleJobs: trickleIds.length,
-      delayedJobs: delayedIds.length,
-      startP50Ms: percentile(start, 50),
-      startP99Ms: percentile(start, 99),
-      startMaxMs: Math.max(...start),
-      firstJobMs: start[0]!,
-      delayedLateP50Ms: percentile(late, 50),
-      delayedLateP99Ms: percentile(late, 99),
-      delayedLateMaxMs: Math.max(...late),
-      wakeInvokes: counts.enqueue,
-      successorInvokes: counts.successor,
-      scheduledInvocations: counts.scheduled,
-      invocations: counts.invocations,
-      invokesPerJob: counts.enqueue / jobs,
-      seconds: (performance.now() - t0) / 1000,
-    };
+    while (consumers.running.size > 0) await Promise.allSettled([...consumers.running]);
+    return await measure(probe, trickleIds, delayedIds, consumers.counts, t0);
   } finally {
     clearInterval(schedule);
     await probe.end();
