@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { DB_OPERATIONS, type DbOperation, type RunOutcome } from '../engine/contracts.ts';
 import type { Queryable } from '../engine/queryable.ts';
 import { readCounters, type Snapshot } from '../engine/sql/counters.ts';
 import { listQueueLimits, type QueueLimits } from '../engine/sql/queueLimits.ts';
@@ -176,22 +177,6 @@ export async function collectLedger(db: Queryable): Promise<Registry> {
 
 // ---------------------------------------------------------------------------------------------
 // Per-container figures
-
-export const DB_OPERATIONS = [
-  'claim',
-  'enqueue',
-  'complete',
-  'fail',
-  'renew',
-  'release',
-  'reap',
-  'read',
-] as const;
-export type DbOperation = (typeof DB_OPERATIONS)[number];
-
-/** The engine consumer's outcomes: `lost` = lease lost to another worker, `abandoned` = left running at the deadline. */
-export const RUN_OUTCOMES = ['completed', 'failed', 'retried', 'released', 'lost', 'abandoned'] as const;
-export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
 export const PUSH_TARGETS = ['ledger', 'container', 'cleanup'] as const;
 export type PushTarget = (typeof PUSH_TARGETS)[number];
