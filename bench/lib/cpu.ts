@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { round } from './stats.ts';
 
 /**
  * CPU used during a drain, read from /proc (Linux only; elsewhere `cpuAvailable` is false):
@@ -70,5 +71,31 @@ export function cpuPerJob(from: CpuReading, to: CpuReading, jobs: number): { dbU
   return {
     dbUs: (ticks * msPerTick() * 1000) / jobs,
     benchUs: ((to.benchMs - from.benchMs) * 1000) / jobs,
+  };
+}
+
+/**
+ * CPU per job over a drain: the PostgreSQL server's share for `database` and this process's.
+ * Both share the machine's cores, so together they bound the drain rate. Readings start when
+ * the meter is made; `stop` is called while the drain's connections are still open (a backend
+ * that exits first is lost). A meter never stopped reports nothing, not a zero.
+ */
+export interface CpuMeter {
+  stop(): void;
+  perJob(jobs: number): Record<string, number>;
+}
+
+export function cpuMeter(database: string): CpuMeter {
+  const from = cpuNow(database);
+  let to: CpuReading | undefined;
+  return {
+    stop: () => {
+      to = cpuNow(database);
+    },
+    perJob: (jobs): Record<string, number> => {
+      if (!cpuAvailable || !to || jobs === 0) return {};
+      const c = cpuPerJob(from, to, jobs);
+      return { dbCpuUsPerJob: round(c.dbUs, 1), nodeCpuUsPerJob: round(c.benchUs, 1) };
+    },
   };
 }

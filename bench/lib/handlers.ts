@@ -3,7 +3,7 @@ import { createHandler as createApiHandler } from '../../functions/api.ts';
 import { createHandler as createConsumerHandler } from '../../functions/consumer.ts';
 import { createHandler as createReaperHandler } from '../../functions/reaper.ts';
 import { apiGet, apiPost, discard, lambdaContext } from './lambda.ts';
-import { waitUntil } from './types.ts';
+import { handledCounter, waitUntil } from './types.ts';
 
 /** Invocation timeout of the simulated consumer (the local engine's default). */
 const INVOCATION_MS = 60_000;
@@ -31,20 +31,13 @@ export async function consumerDrain(
   onDrained?: () => void,
 ): Promise<ConsumerDrainResult> {
   const logs = discard();
-  let handled = 0;
+  const counter = handledCounter(jobs);
   const claimMs: number[] = [];
-  let resolveAll: () => void = () => {};
-  const allHandled = new Promise<void>((r) => {
-    resolveAll = r;
-  });
   const observer = {
     claimed(latencyMs: number, count: number) {
       if (count > 0) claimMs.push(latencyMs);
     },
-    ran() {
-      handled++;
-      if (handled === jobs) resolveAll();
-    },
+    ran: () => counter.add(),
   };
   const handlers = Array.from({ length: containers }, () =>
     createConsumerHandler({ env: { DATABASE_URL: url, ...env }, logStream: logs, observer }),
@@ -66,7 +59,7 @@ export async function consumerDrain(
         totals.lost += s.lost;
       }
     });
-    await Promise.race([allHandled, Promise.all(loops)]);
+    await Promise.race([counter.all, Promise.all(loops)]);
     const end = await waitUntil(
       async () =>
         !(
@@ -79,7 +72,7 @@ export async function consumerDrain(
     finished = true;
     await Promise.all(loops); // the last invocations exit after CONSUMER_IDLE_EXIT_MS of polling
     return {
-      done: handled,
+      done: counter.handled,
       seconds: (end - t0) / 1000,
       invocations,
       logBytes: logs.bytes,

@@ -31,9 +31,12 @@ export interface FreshDatabase {
 
 const NAME = /^bench_[a-z0-9_]{1,50}$/;
 
-/** CREATE DATABASE bench_<name>; a leftover from an interrupted run is dropped first. */
+/**
+ * CREATE DATABASE bench_<pid>_<name>: the process id keeps two runs on one server (engineers
+ * sharing a machine) out of each other's databases. A leftover of the same name is dropped first.
+ */
 export async function freshDatabase(name: string): Promise<FreshDatabase> {
-  const db = `bench_${name}`;
+  const db = `bench_${process.pid}_${name}`;
   if (!NAME.test(db)) throw new Error(`bad bench database name ${db}`);
   await admin(async (c) => {
     await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -46,16 +49,36 @@ export async function freshDatabase(name: string): Promise<FreshDatabase> {
   };
 }
 
-/** Drops every bench_* database a crashed run left behind (only ours: the prefix is reserved). */
+/** Whether a process of this id runs on this host (the bench is loopback-only: the same host). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Drops the bench_* databases crashed runs left behind (only ours: the prefix is reserved). A
+ * database of a run still going (its process is alive; for names without a process id, one
+ * with a connection) is left alone: dropping it WITH (FORCE) would break that run.
+ */
 export async function dropLeftovers(): Promise<string[]> {
   return admin(async (c) => {
-    const { rows } = await c.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'",
+    const { rows } = await c.query<{ datname: string; connected: boolean }>(
+      `SELECT datname, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) AS connected
+       FROM pg_database d WHERE datname LIKE 'bench\\_%'`,
     );
+    const dropped: string[] = [];
     for (const r of rows) {
-      if (NAME.test(r.datname)) await c.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
+      const pid = /^bench_(\d+)_/.exec(r.datname)?.[1];
+      const live = pid ? Number(pid) !== process.pid && running(Number(pid)) : r.connected;
+      if (live || !NAME.test(r.datname)) continue;
+      await c.query(`DROP DATABASE IF EXISTS ${r.datname} WITH (FORCE)`);
+      dropped.push(r.datname);
     }
-    return rows.map((r) => r.datname);
+    return dropped;
   });
 }
 

@@ -1,3 +1,5 @@
+import pg from 'pg';
+
 /** What a peer adapter (bench/peers/*.ts, loaded at run time) offers the harness. */
 export interface PeerDrainResult {
   done: number;
@@ -43,4 +45,68 @@ export async function installedVersion(pkg: string): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   const file = new URL(`../node_modules/${pkg}/package.json`, import.meta.url);
   return (JSON.parse(await readFile(file, 'utf8')) as { version: string }).version;
+}
+
+/** Counts handled jobs: when the first one ran, and a promise that settles once all `jobs` have. */
+export function handledCounter(jobs: number): {
+  add(n?: number): void;
+  readonly handled: number;
+  readonly first: number;
+  all: Promise<void>;
+} {
+  let handled = 0;
+  let first = 0;
+  let resolveAll: () => void = () => {};
+  const all = new Promise<void>((r) => {
+    resolveAll = r;
+  });
+  return {
+    add(n = 1) {
+      if (handled === 0) first = performance.now();
+      handled += n;
+      if (handled === jobs) resolveAll();
+    },
+    get handled() {
+      return handled;
+    },
+    get first() {
+      return first;
+    },
+    all,
+  };
+}
+
+/**
+ * After `handled` settles, polls `existsSql` (one boolean column `e`) on its own connection until
+ * it is false, calls `onDrained` while that connection is still open, and resolves with the time
+ * it was seen false (performance.now()).
+ */
+export async function drainedAt(
+  url: string,
+  handled: Promise<void>,
+  existsSql: string,
+  values: unknown[] = [],
+  onDrained?: () => void,
+): Promise<number> {
+  const probe = new pg.Client({ connectionString: url });
+  await probe.connect();
+  try {
+    await handled;
+    const end = await waitUntil(async () => !(await probe.query(existsSql, values)).rows[0].e);
+    onDrained?.();
+    return end;
+  } finally {
+    await probe.end();
+  }
+}
+
+/** Calls `insert(n)` for chunks of at most `size` jobs until `jobs` are in; resolves with the seconds taken. */
+export async function timeChunks(
+  jobs: number,
+  insert: (n: number) => Promise<unknown>,
+  size = 5000,
+): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < jobs; i += size) await insert(Math.min(size, jobs - i));
+  return (performance.now() - t0) / 1000;
 }

@@ -1,6 +1,5 @@
 import { Logger, makeWorkerUtils, run } from 'graphile-worker';
-import pg from 'pg';
-import { installedVersion, type PeerAdapter, waitUntil } from '../lib/types.ts';
+import { drainedAt, handledCounter, installedVersion, type PeerAdapter, timeChunks } from '../lib/types.ts';
 
 const version = await installedVersion('graphile-worker');
 
@@ -27,30 +26,16 @@ export const adapter: PeerAdapter = {
     let enqueueSeconds = 0;
     try {
       await utils.migrate();
-      const t0 = performance.now();
-      for (let i = 0; i < jobs; i += 5000) {
-        const n = Math.min(5000, jobs - i);
-        await utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} })));
-      }
-      enqueueSeconds = (performance.now() - t0) / 1000;
+      enqueueSeconds = await timeChunks(jobs, (n) =>
+        utils.addJobs(Array.from({ length: n }, () => ({ identifier: 'noop', payload: {} }))),
+      );
     } finally {
       await utils.release();
     }
     await beforeDrain();
 
-    let handled = 0;
-    let first = 0;
-    let resolveAll: () => void = () => {};
-    const allHandled = new Promise<void>((r) => {
-      resolveAll = r;
-    });
-    const taskList = {
-      noop: async () => {
-        if (handled === 0) first = performance.now();
-        handled++;
-        if (handled === jobs) resolveAll();
-      },
-    };
+    const counter = handledCounter(jobs);
+    const taskList = { noop: async () => counter.add() };
     const runners = await Promise.all(
       Array.from({ length: workers }, () =>
         run({
@@ -61,24 +46,22 @@ export const adapter: PeerAdapter = {
         }),
       ),
     );
-    const probe = new pg.Client({ connectionString: url });
-    await probe.connect();
     try {
-      await allHandled;
       // Done when the last batched completion has committed (graphile deletes completed jobs).
-      const end = await waitUntil(
-        async () =>
-          !(await probe.query('SELECT EXISTS (SELECT 1 FROM graphile_worker._private_jobs) AS e')).rows[0].e,
+      const end = await drainedAt(
+        url,
+        counter.all,
+        'SELECT EXISTS (SELECT 1 FROM graphile_worker._private_jobs) AS e',
+        [],
+        onDrained,
       );
-      onDrained?.();
       return {
-        done: handled,
-        seconds: (end - first) / 1000,
+        done: counter.handled,
+        seconds: (end - counter.first) / 1000,
         enqueueSeconds,
         config: `${workers} runners in one process, each ${JSON.stringify(CONFIG)}`,
       };
     } finally {
-      await probe.end();
       await Promise.all(runners.map((r) => r.stop()));
     }
   },

@@ -1,6 +1,5 @@
-import pg from 'pg';
 import { PgBoss } from 'pg-boss';
-import { installedVersion, type PeerAdapter, waitUntil } from '../lib/types.ts';
+import { drainedAt, handledCounter, installedVersion, type PeerAdapter, timeChunks } from '../lib/types.ts';
 
 const version = await installedVersion('pg-boss');
 
@@ -22,23 +21,15 @@ export const adapter: PeerAdapter = {
     await boss.start();
     try {
       await boss.createQueue(QUEUE);
-      const t0 = performance.now();
-      for (let i = 0; i < jobs; i += 5000) {
-        const n = Math.min(5000, jobs - i);
-        await boss.insert(
+      const enqueueSeconds = await timeChunks(jobs, (n) =>
+        boss.insert(
           QUEUE,
           Array.from({ length: n }, () => ({ data: {} })),
-        );
-      }
-      const enqueueSeconds = (performance.now() - t0) / 1000;
+        ),
+      );
       await beforeDrain();
 
-      let handled = 0;
-      let first = 0;
-      let resolveAll: () => void = () => {};
-      const allHandled = new Promise<void>((r) => {
-        resolveAll = r;
-      });
+      const counter = handledCounter(jobs);
       await boss.work(
         QUEUE,
         {
@@ -47,35 +38,21 @@ export const adapter: PeerAdapter = {
           localConcurrency: workers,
           pollingIntervalSeconds: 0.5,
         },
-        async (batch) => {
-          if (handled === 0) first = performance.now();
-          handled += batch.length;
-          if (handled === jobs) resolveAll();
-        },
+        async (batch) => counter.add(batch.length),
       );
-      const probe = new pg.Client({ connectionString: url });
-      await probe.connect();
-      try {
-        await allHandled;
-        const end = await waitUntil(
-          async () =>
-            !(
-              await probe.query(
-                "SELECT EXISTS (SELECT 1 FROM pgboss.job WHERE name = $1 AND state < 'completed') AS e",
-                [QUEUE],
-              )
-            ).rows[0].e,
-        );
-        onDrained?.();
-        return {
-          done: handled,
-          seconds: (end - first) / 1000,
-          enqueueSeconds,
-          config: `one PgBoss, work(localConcurrency ${workers}, batchSize ${BATCH}, burstWhenBatchFull, polling 0.5 s), pool max ${workers + 2}`,
-        };
-      } finally {
-        await probe.end();
-      }
+      const end = await drainedAt(
+        url,
+        counter.all,
+        "SELECT EXISTS (SELECT 1 FROM pgboss.job WHERE name = $1 AND state < 'completed') AS e",
+        [QUEUE],
+        onDrained,
+      );
+      return {
+        done: counter.handled,
+        seconds: (end - counter.first) / 1000,
+        enqueueSeconds,
+        config: `one PgBoss, work(localConcurrency ${workers}, batchSize ${BATCH}, burstWhenBatchFull, polling 0.5 s), pool max ${workers + 2}`,
+      };
     } finally {
       await boss.stop({ graceful: true, timeout: 5000 });
     }

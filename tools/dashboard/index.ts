@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Db } from '../../functions/engine/queryable.ts';
+import type { Db } from '../../functions/engine/index.ts';
 import { HttpError, mapError } from '../../functions/http/errors.ts';
 import { checkHost, checkOrigin } from '../loopback.ts';
 import { authorized, credentialsOf, MIN_TOKEN_LENGTH, newToken, sessionCookie } from './auth.ts';
@@ -40,8 +40,29 @@ export interface Dashboard {
 }
 
 const STATIC_DIR = join(import.meta.dirname, 'static');
+// The page's ES modules (app.js imports the rest), served by this whitelist only: no other path under /ui/.
+const MODULES = [
+  'app.js',
+  'actions.js',
+  'api.js',
+  'confirm.js',
+  'format.js',
+  'html.js',
+  'live.js',
+  'route.js',
+  'views/buttons.js',
+  'views/chart.js',
+  'views/index.js',
+  'views/job.js',
+  'views/jobs.js',
+  'views/limits.js',
+  'views/overview.js',
+  'views/schedules.js',
+];
 const ASSETS: Record<string, { file: string; type: string }> = {
-  '/ui/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  ...Object.fromEntries(
+    MODULES.map((file) => [`/ui/${file}`, { file, type: 'text/javascript; charset=utf-8' }]),
+  ),
   '/ui/app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
 };
 

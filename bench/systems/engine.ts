@@ -1,0 +1,66 @@
+import { cpuMeter } from '../lib/cpu.ts';
+import { engineDrain, noopRequests, timeEnqueueMany } from '../lib/engine.ts';
+import { analyze, sql, withDatabase } from '../lib/harness.ts';
+import { BATCH } from '../lib/options.ts';
+import { migrateEngine, setCounting } from '../lib/pg.ts';
+import { labelOf, notes, record, recordDrain } from '../lib/results.ts';
+import type { SystemId } from './ids.ts';
+import type { System, SystemRun } from './types.ts';
+
+interface Variant {
+  /** Database name prefix. */
+  slug: string;
+  counting?: boolean;
+  advisoryLocks?: boolean;
+  analyze?: boolean;
+}
+
+/**
+ * The engine through its own functions (enqueueMany, claimJobs, completeJobs) in `workers`
+ * loops. The default variant also records the main scenario's enqueueMany sample.
+ */
+function engineFunctions(id: SystemId, o: Variant): System {
+  return {
+    id,
+    run: ({ round, jobs, workers, scenario }: SystemRun) =>
+      withDatabase(`${o.slug}_${round}`, async (db) => {
+        await migrateEngine(db.url);
+        if (o.counting === false) await setCounting(db.url, false);
+        const enqSeconds = await timeEnqueueMany(db.url, noopRequests(jobs));
+        if (scenario === 'main' && id === 'engine-fn')
+          record({ scenario: 'enqueue', system: 'enqueue-many', round, jobs, seconds: enqSeconds });
+        if (o.analyze !== false) await analyze(db.url);
+        const cpu = cpuMeter(db.name);
+        const t0 = performance.now();
+        const r = await engineDrain(db.url, {
+          loops: workers,
+          batch: BATCH,
+          advisoryLocks: o.advisoryLocks ?? false,
+          onDrained: cpu.stop,
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        const left = Number(
+          (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
+        );
+        recordDrain(
+          id,
+          { round, workers, scenario },
+          {
+            jobs: r.done,
+            seconds,
+            extra: { lost: r.lost, left, ...cpu.perJob(r.done) },
+          },
+        );
+        if (left > 0)
+          notes.push(`${labelOf(id)} round ${round}: ${left} jobs left unfinished after the loops exited`);
+      }),
+  };
+}
+
+export const engineFn = engineFunctions('engine-fn', { slug: 'engine' });
+export const engineFnNocount = engineFunctions('engine-fn-nocount', { slug: 'enginenc', counting: false });
+export const engineFnAdvisory = engineFunctions('engine-fn-advisory', {
+  slug: 'engineadv',
+  advisoryLocks: true,
+});
+export const engineFnCold = engineFunctions('engine-fn-cold', { slug: 'enginecold', analyze: false });
