@@ -253,6 +253,29 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.jobs_cancel_audited(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text)
+ RETURNS SETOF jobs
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_row jobs;
+BEGIN
+  SELECT c.* INTO v_row FROM jobs_cancel(p_id, p_reason, p_actor, p_creator_only, p_caller) c;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (v_row.id, NULL, 'cancel', left(p_actor, 200), p_reason,
+          jsonb_build_object('previousStatus', coalesce(v_row.last_error->>'previousStatus', 'unknown'),
+                             'worker', v_row.locked_by));
+  RETURN NEXT v_row;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text)
  RETURNS record
  LANGUAGE plpgsql
@@ -995,6 +1018,7 @@ GRANT EXECUTE ON FUNCTION consumer_leave(p_worker text) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION consumer_touch(p_worker text, p_queues text[], p_live_ms integer) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION job_counters_compact(p_older_than_seconds double precision, p_history_hours integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_cancel_audited(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_complete(p_completions jsonb) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_count_inserted() TO PUBLIC;
