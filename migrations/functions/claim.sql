@@ -12,6 +12,8 @@
 --   3. level by level from the highest priority with queued jobs, oldest run_at first, what is
 --      left of p_limit: FOR UPDATE SKIP LOCKED, or with p_advisory a window of candidates
 --      (8x, then 16x what is needed) filtered through pg_try_advisory_xact_lock first;
+--      per level, one statement per queue shape (every queue through jobs_claim_idx, or named
+--      queues through jobs_claim_queue_idx) so each keeps its own cached generic plan;
 --   4. the tail: one UPDATE ... RETURNING of v_ids, aggregated to JSON in claim order.
 -- Rows scheduled for later are never read: within a level the claim index is in run_at order, so
 -- `run_at <= now()` bounds the scan (0008). PL/pgSQL with force_generic_plan: plans are cached per
@@ -32,7 +34,6 @@ DECLARE
   v_queues text[] := p_queues;
   v_ids bigint[] := '{}';
   v_got bigint[];
-  v_cand bigint[];
   v_prio integer;
   v_below bigint := 2147483648;
   v_need integer;
@@ -151,39 +152,51 @@ BEGIN
          ORDER BY c.run_at, c.id
          LIMIT v_need);
     ELSE
-      -- Advisory: a window of candidates in claim order, then the shared lock step.
+      -- Advisory: a window of candidates in claim order, each taken only if its advisory lock
+      -- (tried first) and its row lock are free. The window is a CTE of the same statement (one
+      -- statement per try: an array handed to a second statement measured 0.15 ms dearer).
       v_window := v_need * 8;
       LOOP
         IF v_queues IS NULL THEN
-          v_cand := ARRAY(
-            SELECT j.id FROM jobs j
-             WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
-             ORDER BY j.run_at, j.id
-             LIMIT v_window);
-        ELSE
-          v_cand := ARRAY(
-            SELECT c.id FROM unnest(v_queues) AS qn(name)
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT j.id FROM jobs j
+               WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
+               ORDER BY j.run_at, j.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
              CROSS JOIN LATERAL (
-               SELECT j.id, j.run_at FROM jobs j
-                WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
-                  AND j.run_at <= now()
-                ORDER BY j.run_at, j.id
-                LIMIT v_window
-             ) c
-             WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
-             ORDER BY c.run_at, c.id
-             LIMIT v_window);
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
+        ELSE
+          v_got := ARRAY(
+            WITH candidates AS MATERIALIZED (
+              SELECT c.id FROM unnest(v_queues) AS qn(name)
+               CROSS JOIN LATERAL (
+                 SELECT j.id, j.run_at FROM jobs j
+                  WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
+                    AND j.run_at <= now()
+                  ORDER BY j.run_at, j.id
+                  LIMIT v_window
+               ) c
+               WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused)
+               ORDER BY c.run_at, c.id
+               LIMIT v_window
+            )
+            SELECT x.id FROM candidates cand
+             CROSS JOIN LATERAL (
+               SELECT j.id FROM jobs j
+                WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
+                  FOR UPDATE SKIP LOCKED
+             ) x
+             WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
+             LIMIT v_need);
         END IF;
-        -- In candidate order (unnest keeps it): the advisory lock first, then the row lock.
-        v_got := ARRAY(
-          SELECT x.id FROM unnest(v_cand) AS cand(id)
-           CROSS JOIN LATERAL (
-             SELECT j.id FROM jobs j
-              WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
-                FOR UPDATE SKIP LOCKED
-           ) x
-           WHERE pg_try_advisory_xact_lock(2052980737, (cand.id % 2147483647)::int)
-           LIMIT v_need);
         EXIT WHEN cardinality(v_got) > 0 OR v_window > v_need * 8;
         v_window := v_need * 16;
       END LOOP;
