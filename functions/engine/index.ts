@@ -1,3 +1,11 @@
+// The surface of the entry files (functions/*.ts) and the platform: they import only this module.
+export {
+  type ConsumerObserver,
+  type ConsumerSettings,
+  type ConsumerSummary,
+  type EngineLogger,
+  runConsumer,
+} from './consumer.ts';
 export {
   DEFAULT_MAX_ATTEMPTS,
   type EnqueueRequest,
@@ -8,6 +16,7 @@ export {
   normalizeRequest,
 } from './enqueue.ts';
 export * from './errors.ts';
+export { type LedgerInput, readLedger, STUCK_LEASE_MULTIPLE } from './ledger.ts';
 export {
   loadMigrations,
   type MigrateResult,
@@ -15,7 +24,10 @@ export {
   migrate,
   migrationStatus,
 } from './migrator.ts';
+export { checkRoleMigration, type RoleRights, readRoleRights, roleGrantProblem } from './preflight.ts';
 export type { Db, Queryable, QueryResult } from './queryable.ts';
+export { type ReaperSummary, runReaper } from './reaper.ts';
+export { syncCodeSchedules } from './schedules.ts';
 export { cancelJob } from './sql/cancelJob.ts';
 export { type ClaimOptions, claimJobs } from './sql/claimJobs.ts';
 export { completeAndClaim } from './sql/completeAndClaim.ts';
@@ -35,3 +47,4 @@ export { releaseJobs } from './sql/releaseJobs.ts';
 export { renewLeases } from './sql/renewLeases.ts';
 export { type RecoveryResult, requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
 export * from './types.ts';
+export { createWaker, type Invoker, type WakeOutcome } from './wake.ts';

@@ -1,6 +1,11 @@
 import pg from 'pg';
-import { DatabaseUnavailableError, OutcomeUnknownError } from '../engine/errors.ts';
-import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
+import {
+  DatabaseUnavailableError,
+  type Db,
+  OutcomeUnknownError,
+  type Queryable,
+  type QueryResult,
+} from '../engine/index.ts';
 
 /** Keep bigint ids as strings (JSON has no 64-bit ints) and int8 counts as strings too. */
 

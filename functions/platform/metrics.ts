@@ -1,8 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Queryable } from '../engine/queryable.ts';
-import { readCounters, type Snapshot } from '../engine/sql/counters.ts';
-import { listQueueLimits, type QueueLimits } from '../engine/sql/queueLimits.ts';
-import { type RunningAge, readRunningAges } from '../engine/sql/runningAges.ts';
+import { type LedgerInput, type Queryable, readLedger, STUCK_LEASE_MULTIPLE } from '../engine/index.ts';
+
+export { type LedgerInput, STUCK_LEASE_MULTIPLE };
 
 /**
  * Two kinds of registry, because a Pushgateway replaces a group on every PUT and never adds:
@@ -44,23 +43,10 @@ export const METRIC = {
 /** What a wake attempt after an enqueue came to (engine/wake.ts WakeOutcome). */
 export const WAKE_OUTCOMES = ['invoked', 'invoke_failed', 'skipped', 'check_failed'] as const;
 
-/** A running job counts as stuck once its lease has gone this many lease lengths without renewal. */
-export const STUCK_LEASE_MULTIPLE = 5;
-
 const FROM_PG = 'Source: PostgreSQL, read by the reaper and pushed as an absolute value.';
 
 // ---------------------------------------------------------------------------------------------
 // Ledger
-
-export interface LedgerInput {
-  snapshot: Snapshot;
-  /** Per-queue running ages (readRunningAges); queues missing here export 0. */
-  runningAges?: readonly RunningAge[];
-  /** Queues with a limit (listQueueLimits). */
-  limits?: readonly QueueLimits[];
-  /** Enabled schedules: the latest occurrence enqueued and the cursor (Unix seconds, null: none yet). */
-  schedules?: ReadonlyArray<{ name: string; lastRunAt: number | null; nextAt: number | null }>;
-}
 
 /**
  * A fresh registry holding the ledger. prom-client counters can only go up, so each total is
@@ -161,17 +147,9 @@ export function ledgerRegistry({
   return registry;
 }
 
-/** Reads the ledger from PostgreSQL (four short statements) and builds its registry. */
+/** Reads the ledger from PostgreSQL (engine readLedger) and builds its registry. */
 export async function collectLedger(db: Queryable): Promise<Registry> {
-  const snapshot = await readCounters(db);
-  const runningAges = await readRunningAges(db, STUCK_LEASE_MULTIPLE);
-  const limits = await listQueueLimits(db);
-  const { rows } = await db.query<{ name: string; last_run_at: number | null; next_at: number | null }>(
-    `SELECT name, extract(epoch FROM last_run_at)::float8 AS last_run_at, extract(epoch FROM next_at)::float8 AS next_at
-       FROM schedules WHERE enabled ORDER BY name`,
-  );
-  const schedules = rows.map((r) => ({ name: r.name, lastRunAt: r.last_run_at, nextAt: r.next_at }));
-  return ledgerRegistry({ snapshot, runningAges, limits, schedules });
+  return ledgerRegistry(await readLedger(db));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,7 +174,7 @@ export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 export const PUSH_TARGETS = ['ledger', 'container', 'cleanup'] as const;
 export type PushTarget = (typeof PUSH_TARGETS)[number];
 
-export type FunctionName = 'api' | 'consumer' | 'reaper' | 'local';
+export type FunctionName = 'api' | 'consumer' | 'reaper' | 'migrate' | 'local';
 
 export interface ContainerMetricsOptions {
   fn: FunctionName | (string & {});
