@@ -112,6 +112,9 @@ const schema = z
 
 export type Config = z.infer<typeof schema> & { databaseUrl: string | undefined };
 
+/** Every variable the schema reads (the stack refuses others at synth: a misspelt name is unread). */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(Object.keys(schema.shape));
+
 /** Parses an environment (default: process.env). Empty strings count as unset. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const cleaned: Record<string, string> = {};

@@ -6,6 +6,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { TaskEngineSettings } from '../config.ts';
+import { checkFunctionEnvironment } from '../env-check.ts';
 import { acknowledgeNag } from '../nag.ts';
 import { REPO_ROOT } from '../paths.ts';
 import { type Database, DB_LOGIN_USERS, DB_NAME, DB_PORT, type RuntimeRole } from './database.ts';
@@ -94,6 +95,8 @@ export class Functions extends Construct {
         afterBundling?: (inputDir: string, outputDir: string) => string[];
       },
     ) => {
+      // The handler's own configuration check, at synth (fails naming the function and variable).
+      checkFunctionEnvironment(name, opts.environment);
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
         retention: props.logRetention,
         removalPolicy: props.removalPolicy,
