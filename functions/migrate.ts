@@ -21,11 +21,11 @@ export function createHandler(options: MigrateHandlerOptions = {}): LambdaHandle
       config,
       preflight: true,
       log: (line) => logger.info(line),
+      onMigrated: (migrated) => logger.info('migrations done', { ...migrated }),
       // The code-defined schedules (defineSchedule) become the table's `code` rows.
       schedules: codeSchedules(),
       registry: createRegistry(),
     });
-    logger.info('migrations done', { ...result });
     logger.info('code schedules synced', synced);
     return result;
   });

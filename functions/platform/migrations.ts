@@ -17,6 +17,8 @@ export interface ApplyMigrationsOptions {
   /** Refuse, before anything is applied, a pending 0004 the connected user could not run. */
   preflight?: boolean;
   log?: (line: string) => void;
+  /** Told the migrations' result before the schedules are synced. */
+  onMigrated?: (result: MigrateResult) => void;
   /** The code-defined schedules (defineSchedule), synced into the table's `code` rows. */
   schedules: readonly ScheduleSpec[];
   registry: TaskRegistry;
@@ -30,6 +32,7 @@ export async function applyMigrations(
   const files = loadMigrations(options.dir ?? migrationsDir(options.config));
   if (options.preflight) await checkRoleMigration(db, files);
   const result = await migrate(db, files, options.log);
+  options.onMigrated?.(result);
   const synced = await syncCodeSchedules(db, options.schedules, options.registry);
   return { result, synced };
 }
