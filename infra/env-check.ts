@@ -14,13 +14,14 @@ const DEPLOY_TIME_DEFAULT = 'deploy-time.invalid';
 /** Read by the Node runtime itself, not by the handlers' configuration. */
 const RUNTIME_VARIABLES = new Set(['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']);
 
-export class FunctionEnvironmentError extends Error {
+/** A ConfigError found at synth: one of the family, so `instanceof ConfigError` still holds. */
+export class FunctionEnvironmentError extends ConfigError {
   constructor(
     readonly functionName: string,
-    readonly variables: readonly string[],
+    variables: readonly string[],
     message: string,
   ) {
-    super(`function ${functionName}: ${message}`);
+    super(`function ${functionName}: ${message}`, variables);
     this.name = 'FunctionEnvironmentError';
   }
 }
