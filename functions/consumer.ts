@@ -2,7 +2,16 @@
 
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { z } from 'zod';
-import { type ConsumerObserver, type ConsumerSummary, type Invoker, runConsumer } from './engine/index.ts';
+import {
+  type ConsumerObserver,
+  type ConsumerSummary,
+  fanoutCount,
+  fanoutPayload,
+  type Invoker,
+  runConsumer,
+  settledCounts,
+  wantsSuccessor,
+} from './engine/index.ts';
 import { lambdaInvoker } from './platform/invoker.ts';
 import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 import { consumerSettings } from './platform/settings.ts';
@@ -56,39 +65,27 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
     : obs.metrics.observer;
 
   const fanOut = async (summary: ConsumerSummary, depth: number): Promise<number> => {
-    // Only scheduled invocations fan out, and at most CONSUMER_FANOUT_MAX: a backlog cannot
-    // multiply invocations without bound.
-    if (!summary.backlog || depth > 0 || config.CONSUMER_FANOUT_MAX === 0 || !functionName) return 0;
+    const count = fanoutCount(summary, depth, { fanoutMax: config.CONSUMER_FANOUT_MAX, functionName });
+    if (count === 0) return 0;
     // Loaded on first fan-out only: the SDK client is most of a cold container's heap otherwise.
     const { InvokeCommand, LambdaClient } = await import('@aws-sdk/client-lambda');
     const lambda = options.lambda ?? new LambdaClient({});
-    const payload = new TextEncoder().encode(JSON.stringify({ fanoutDepth: depth + 1 }));
+    const payload = fanoutPayload(depth);
     const results = await Promise.allSettled(
-      Array.from({ length: config.CONSUMER_FANOUT_MAX }, () =>
+      Array.from({ length: count }, () =>
         lambda.send(
           new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: payload }),
         ),
       ),
     );
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length > 0)
-      logger.warn('fan-out invocations failed', {
-        failed: failed.length,
-        reason: String((failed[0] as PromiseRejectedResult).reason),
-      });
-    return results.length - failed.length;
+    const { started, failed, firstReason } = settledCounts(results);
+    if (failed > 0) logger.warn('fan-out invocations failed', { failed, reason: firstReason });
+    return started;
   };
 
   const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName, options.lambda) : undefined);
-  /**
-   * An invocation that ran out of time was live until its end: an api that enqueued in its last
-   * moments saw it live and invoked nothing. Its successor takes that work now, not at the next
-   * tick. One per scheduled or woken invocation, within the reserved concurrency.
-   */
   const successor = async (summary: ConsumerSummary, depth: number, fannedOut: number) => {
-    // Fanned-out invocations and one that fanned out leave it to those (no chains beyond the cap).
-    if (summary.exitReason !== 'deadline' || !settings.liveMs || !invoker || depth > 0 || fannedOut > 0)
-      return;
+    if (!invoker || !wantsSuccessor(summary, depth, fannedOut, settings.liveMs)) return;
     try {
       await invoker.invoke('successor');
     } catch (err) {

@@ -6,6 +6,7 @@ export {
   type EngineLogger,
   runConsumer,
 } from './consumer.ts';
+export { DB_OPERATIONS, type DbOperation, RUN_OUTCOMES, type RunOutcome } from './contracts.ts';
 export {
   DEFAULT_MAX_ATTEMPTS,
   type EnqueueRequest,
@@ -16,6 +17,7 @@ export {
   normalizeRequest,
 } from './enqueue.ts';
 export * from './errors.ts';
+export { fanoutCount, fanoutPayload, settledCounts, wantsSuccessor } from './fanout.ts';
 export { type LedgerInput, readLedger, STUCK_LEASE_MULTIPLE } from './ledger.ts';
 export {
   loadMigrations,

@@ -1,5 +1,13 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { type LedgerInput, type Queryable, readLedger, STUCK_LEASE_MULTIPLE } from '../engine/index.ts';
+import {
+  DB_OPERATIONS,
+  type DbOperation,
+  type LedgerInput,
+  type Queryable,
+  type RunOutcome,
+  readLedger,
+  STUCK_LEASE_MULTIPLE,
+} from '../engine/index.ts';
 
 export { type LedgerInput, STUCK_LEASE_MULTIPLE };
 
@@ -154,22 +162,6 @@ export async function collectLedger(db: Queryable): Promise<Registry> {
 
 // ---------------------------------------------------------------------------------------------
 // Per-container figures
-
-export const DB_OPERATIONS = [
-  'claim',
-  'enqueue',
-  'complete',
-  'fail',
-  'renew',
-  'release',
-  'reap',
-  'read',
-] as const;
-export type DbOperation = (typeof DB_OPERATIONS)[number];
-
-/** The engine consumer's outcomes: `lost` = lease lost to another worker, `abandoned` = left running at the deadline. */
-export const RUN_OUTCOMES = ['completed', 'failed', 'retried', 'released', 'lost', 'abandoned'] as const;
-export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 
 export const PUSH_TARGETS = ['ledger', 'container', 'cleanup'] as const;
 export type PushTarget = (typeof PUSH_TARGETS)[number];
