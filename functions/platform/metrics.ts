@@ -56,6 +56,16 @@ const FROM_PG = 'Source: PostgreSQL, read by the reaper and pushed as an absolut
 // ---------------------------------------------------------------------------------------------
 // Ledger
 
+/** The gauges exported only for the queues or schedules that have a value. */
+const SPARSE_HELP = {
+  [METRIC.queueLimitMaxRunning]: "The queue's max_running limit (only queues that have one).",
+  [METRIC.queueLimitRate]: "The queue's rate limit in claims per second (only queues that have one).",
+  [METRIC.scheduleLastEnqueued]:
+    'Unix time of the latest occurrence of the schedule enqueued (enabled schedules that have enqueued one).',
+  [METRIC.scheduleNextOccurrence]:
+    "Unix time of the schedule's cursor: its earliest occurrence not yet enqueued (enabled schedules). Normally about a minute ahead; in the past means an occurrence is being missed.",
+} as const;
+
 /**
  * A fresh registry holding the ledger. prom-client counters can only go up, so each total is
  * one inc() by the absolute value on a registry that lives for this export only: the
@@ -126,32 +136,30 @@ export function ledgerRegistry({
     stuck.set({ queue }, a?.stuck ?? 0);
   }
 
-  const maxRunning = perQueue(
-    METRIC.queueLimitMaxRunning,
-    "The queue's max_running limit (only queues that have one).",
-  );
-  const rate = perQueue(
-    METRIC.queueLimitRate,
-    "The queue's rate limit in claims per second (only queues that have one).",
-  );
-  for (const l of limits) {
-    if (l.maxRunning !== null) maxRunning.set({ queue: l.name }, l.maxRunning);
-    if (l.ratePerSecond !== null) rate.set({ queue: l.name }, l.ratePerSecond);
-  }
-  const perSchedule = (name: string, help: string) =>
-    new Gauge({ name, help: `${help} ${FROM_PG}`, labelNames: ['schedule'] as const, registers: [registry] });
-  const lastEnqueued = perSchedule(
-    METRIC.scheduleLastEnqueued,
-    'Unix time of the latest occurrence of the schedule enqueued (enabled schedules that have enqueued one).',
-  );
-  const next = perSchedule(
-    METRIC.scheduleNextOccurrence,
-    "Unix time of the schedule's cursor: its earliest occurrence not yet enqueued (enabled schedules). Normally about a minute ahead; in the past means an occurrence is being missed.",
-  );
-  for (const s of schedules) {
-    if (s.lastRunAt !== null) lastEnqueued.set({ schedule: s.name }, s.lastRunAt);
-    if (s.nextAt !== null) next.set({ schedule: s.name }, s.nextAt);
-  }
+  // Gauges only for the rows that have a value (a queue without that limit, a schedule not yet run).
+  const sparse = <T>(
+    label: 'queue' | 'schedule',
+    rows: readonly T[],
+    key: (row: T) => string,
+    gauges: ReadonlyArray<readonly [name: keyof typeof SPARSE_HELP, value: (row: T) => number | null]>,
+  ) => {
+    for (const [name, value] of gauges) {
+      const help = `${SPARSE_HELP[name]} ${FROM_PG}`;
+      const gauge = new Gauge({ name, help, labelNames: [label], registers: [registry] });
+      for (const row of rows) {
+        const v = value(row);
+        if (v !== null) gauge.set({ [label]: key(row) }, v);
+      }
+    }
+  };
+  sparse('queue', limits, (l) => l.name, [
+    [METRIC.queueLimitMaxRunning, (l) => l.maxRunning],
+    [METRIC.queueLimitRate, (l) => l.ratePerSecond],
+  ]);
+  sparse('schedule', schedules, (s) => s.name, [
+    [METRIC.scheduleLastEnqueued, (s) => s.lastRunAt],
+    [METRIC.scheduleNextOccurrence, (s) => s.nextAt],
+  ]);
   return registry;
 }
 
