@@ -26,3 +26,16 @@ try {
     console.error('engine away; stored?', err.outcomeUnknown ? 'maybe' : 'no');
   else throw err;
 }
+
+// Schedules and queue limits: every call is safe to retry (an upsert by name, a flag, absolute limits).
+await client.schedules.put(echo, {
+  name: 'example-hourly-greeting',
+  cron: '0 * * * *',
+  timezone: 'Europe/Berlin',
+  payload: { hello: 'every hour' },
+});
+await client.schedules.pause('example-hourly-greeting');
+console.log((await client.schedules.list()).map((s) => `${s.name} ${s.cron} enabled=${s.enabled}`));
+await client.schedules.remove('example-hourly-greeting'); // a retry that finds it gone reports it removed
+await client.queues.setLimits('example-reports', { maxRunning: 5, rate: 2 }); // null removes a limit
+console.log(await client.queues.limits());

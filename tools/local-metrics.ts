@@ -2,7 +2,7 @@
  * The local engine's GET /metrics: the ledger read from the database (exactly what the reaper
  * pushes) plus this process's own figures and each local function's container registry.
  */
-import type { Db } from '../functions/engine/queryable.ts';
+import type { Db } from '../functions/engine/index.ts';
 import {
   type ContainerMetrics,
   collectLedger,

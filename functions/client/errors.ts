@@ -21,7 +21,11 @@ export class ApiError extends TaskEngineError {
   }
 }
 
-/** 400, 415, 422: the request is wrong and sending it again will not help. */
+/**
+ * 400, 415, 422: the request is wrong and sending it again will not help. Schedules: a cron
+ * that does not parse is `invalid_cron` (field `cron`), an unknown time zone `invalid_timezone`
+ * (field `timezone`); bad queue limits are `validation_error` (the API names no field there).
+ */
 export class ValidationError extends ApiError {
   /** The field the API named (`payload.to`, `jobs.3.priority`, …), when it named one. */
   readonly field: string | undefined;
@@ -50,7 +54,7 @@ export class PayloadTooLargeError extends ValidationError {
   }
 }
 
-/** 404. */
+/** 404: no such job or schedule (`not_found`). */
 export class NotFoundError extends ApiError {
   constructor(
     status: number | undefined,
@@ -63,7 +67,11 @@ export class NotFoundError extends ApiError {
   }
 }
 
-/** 409: an idempotency key used for a different request, or a cancel of a finished job. */
+/**
+ * 409: an idempotency key used for a different request (`idempotency_conflict`), a cancel of a
+ * finished job (`job_terminal`), or a put or remove of a schedule defined in code
+ * (`schedule_defined_in_code`: change it where defineSchedule is).
+ */
 export class ConflictError extends ApiError {
   constructor(
     status: number | undefined,

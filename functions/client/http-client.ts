@@ -4,6 +4,7 @@ import {
   ApiError,
   ConflictError,
   errorFromResponse,
+  NotFoundError,
   UnavailableError,
   ValidationError,
   WaitTimeoutError,
@@ -16,7 +17,19 @@ import {
   type Signer,
   sigV4Signer,
 } from './sigv4.ts';
-import { isTask, type JobOptions, type JobRequest, type JobView, type TaskLike, taskOf } from './types.ts';
+import {
+  isTask,
+  type JobOptions,
+  type JobRequest,
+  type JobView,
+  type QueueLimitChange,
+  type QueueLimits,
+  type ScheduleDefinition,
+  type ScheduleView,
+  type TaskLike,
+  type TypedScheduleDefinition,
+  taskOf,
+} from './types.ts';
 
 /** The part of the WHATWG fetch the client uses: global fetch fits, and so does undici's or a test double. */
 export type FetchLike = (
@@ -58,6 +71,37 @@ export interface WaitOptions {
   intervalMs?: number;
 }
 
+/**
+ * The schedule calls (`/schedules`). Every one may be retried after a lost answer: `put` is an
+ * upsert by name, `pause` / `resume` set a flag, and `remove` reports a schedule already gone
+ * after an unknown outcome as removed (see each).
+ */
+export interface SchedulesClient {
+  /** Creates or replaces the run-time schedule of that name; with a task, its payload is typed and checked here first. */
+  put<S extends z.ZodType>(
+    task: TaskLike<S>,
+    definition: TypedScheduleDefinition<S>,
+    options?: CallOptions,
+  ): Promise<ScheduleView>;
+  put(definition: ScheduleDefinition, options?: CallOptions): Promise<ScheduleView>;
+  list(options?: CallOptions): Promise<ScheduleView[]>;
+  /** NotFoundError when there is none of that name. */
+  get(name: string, options?: CallOptions): Promise<ScheduleView>;
+  /** Removes a run-time schedule (its jobs already enqueued stay); NotFoundError, or ConflictError for a code-defined one. */
+  remove(name: string, options?: CallOptions): Promise<{ name: string; removed: true }>;
+  /** Stops enqueuing its occurrences (code-defined schedules too). */
+  pause(name: string, options?: CallOptions): Promise<ScheduleView>;
+  resume(name: string, options?: CallOptions): Promise<ScheduleView>;
+}
+
+/** The queue limit calls (`/queues`). */
+export interface QueuesClient {
+  /** The queues that have a limit. */
+  limits(options?: CallOptions): Promise<QueueLimits[]>;
+  /** Sets (or, with null, removes) a queue's limits; absent fields are kept. Returns the queue's limits now. */
+  setLimits(name: string, change: QueueLimitChange, options?: CallOptions): Promise<QueueLimits>;
+}
+
 export interface TaskEngineClient {
   /** Enqueues one job of a typed task: the payload must match the task's schema, at compile time and before sending. */
   enqueue<S extends z.ZodType>(
@@ -76,6 +120,8 @@ export interface TaskEngineClient {
   waitFor(id: string, options?: WaitOptions): Promise<JobView>;
   /** Resolves when the api and its database answer. */
   health(options?: CallOptions): Promise<void>;
+  schedules: SchedulesClient;
+  queues: QueuesClient;
 }
 
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
@@ -115,6 +161,48 @@ function validateOptions(options: ClientOptions): { base: URL; signer?: Signer }
   )
     return { base };
   throw new TypeError("auth must be 'iam', 'none' or { jwt }");
+}
+
+/** The names the API takes in a path (schedules and queues share the pattern). */
+const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/**
+ * `schedules/{name}` or `queues/{name}`, checked before sending: a name outside the API's
+ * pattern would be refused anyway, and `.` or `..` would be resolved away by URL parsing
+ * (even percent-encoded) and address another route.
+ */
+function namePath(prefix: 'schedules' | 'queues', name: string, what: string): string {
+  if (typeof name !== 'string' || !NAME.test(name) || name === '.' || name === '..') {
+    throw new ValidationError(
+      undefined,
+      'invalid_request',
+      `${what} name must be 1-128 of [A-Za-z0-9_.:-] (and not . or ..), got ${JSON.stringify(name)}`,
+      { details: { field: 'name' } },
+    );
+  }
+  return `${prefix}/${encodeURIComponent(name)}`;
+}
+
+const SCHEDULE_FIELDS = [
+  'name',
+  'cron',
+  'timezone',
+  'type',
+  'payload',
+  'queue',
+  'priority',
+  'maxAttempts',
+  'enabled',
+  'catchUp',
+] as const;
+
+/** A schedule as the API takes it: known fields only (the API refuses any other), undefined ones left out. */
+function wireSchedule(definition: ScheduleDefinition): Record<string, unknown> {
+  if (definition === null || typeof definition !== 'object')
+    throw new TypeError('a schedule definition must be an object');
+  const body: Record<string, unknown> = {};
+  for (const f of SCHEDULE_FIELDS) if (definition[f] !== undefined) body[f] = definition[f];
+  return body;
 }
 
 /** The request as the API takes it: known fields only, dates as ISO text. */
@@ -167,7 +255,10 @@ export function createClient(options: ClientOptions): TaskEngineClient {
     body: string | undefined,
   ): Promise<Record<string, string>> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    // On every change, with a body or not: the local engine (`npm start`) refuses a POST or
+    // DELETE without a JSON Content-Type (tools/loopback.ts, its cross-site guard).
+    if (body !== undefined || (method !== 'GET' && method !== 'HEAD'))
+      headers['content-type'] = 'application/json';
     if (signer) return signer({ method, url, headers, body });
     if (typeof auth === 'object') {
       const token = typeof auth.jwt === 'function' ? await auth.jwt() : auth.jwt;
@@ -246,6 +337,96 @@ export function createClient(options: ClientOptions): TaskEngineClient {
     return `jobs/${id}`;
   };
 
+  const schedulePath = (name: string) => namePath('schedules', name, 'schedule');
+
+  const schedules: SchedulesClient = {
+    async put(
+      first: TaskLike | ScheduleDefinition,
+      second?: unknown,
+      third?: CallOptions,
+    ): Promise<ScheduleView> {
+      let definition: ScheduleDefinition;
+      let signal: AbortSignal | undefined;
+      if (isTask(first)) {
+        const typed = (second ?? {}) as TypedScheduleDefinition;
+        checkPayload(first, typed.payload);
+        definition = { ...typed, type: first.type };
+        signal = third?.signal;
+      } else {
+        definition = first;
+        signal = (second as CallOptions | undefined)?.signal;
+      }
+      // Safe to retry: an upsert by name. The retry of a create whose answer was lost replaces
+      // the schedule with the same definition (200 instead of 201, so "created" is not reported:
+      // a retry cannot know it), and an unchanged cron and time zone keep the cursor.
+      return (await call('POST', 'schedules', wireSchedule(definition), signal)) as ScheduleView;
+    },
+
+    async list(options = {}) {
+      const answer = (await call('GET', 'schedules', undefined, options.signal)) as {
+        schedules: ScheduleView[];
+      };
+      return answer.schedules;
+    },
+
+    async get(name, options = {}) {
+      return (await call('GET', schedulePath(name), undefined, options.signal)) as ScheduleView;
+    },
+
+    async remove(name, options = {}) {
+      const path = schedulePath(name);
+      // A retry after a lost answer finds the schedule gone (404 not_found): that is this call's
+      // own effect (or another remover's; either way what was asked holds), so it is reported as
+      // removed. A 404 with no unknown outcome before it is a NotFoundError, as on a first try.
+      let mayHaveApplied = false;
+      return (await withRetries(
+        async () => {
+          try {
+            return await attempt('DELETE', path, undefined, options.signal);
+          } catch (err) {
+            if (err instanceof UnavailableError && err.outcomeUnknown) mayHaveApplied = true;
+            if (mayHaveApplied && err instanceof NotFoundError && err.code === 'not_found')
+              return { name, removed: true };
+            throw err;
+          }
+        },
+        policy,
+        options.signal,
+      )) as { name: string; removed: true };
+    },
+
+    // Safe to retry: each sets the flag to a fixed value, and resuming a schedule already
+    // enabled leaves its cursor alone (schedule_set_enabled resets it only on a real resume).
+    async pause(name, options = {}) {
+      return (await call('POST', `${schedulePath(name)}/pause`, undefined, options.signal)) as ScheduleView;
+    },
+
+    async resume(name, options = {}) {
+      return (await call('POST', `${schedulePath(name)}/resume`, undefined, options.signal)) as ScheduleView;
+    },
+  } as SchedulesClient;
+
+  const queues: QueuesClient = {
+    async limits(options = {}) {
+      const answer = (await call('GET', 'queues/limits', undefined, options.signal)) as {
+        queues: QueueLimits[];
+      };
+      return answer.queues;
+    },
+
+    async setLimits(name, change, options = {}) {
+      const path = `${namePath('queues', name, 'queue')}/limits`;
+      if (change === null || typeof change !== 'object')
+        throw new TypeError('setLimits takes { maxRunning, rate, burst }');
+      const body: Record<string, unknown> = {};
+      for (const f of ['maxRunning', 'rate', 'burst'] as const)
+        if (change[f] !== undefined) body[f] = change[f];
+      // Safe to retry: the values are absolute (set, or null to remove), never increments, so
+      // a second application leaves the queue as the first did.
+      return (await call('POST', path, body, options.signal)) as QueueLimits;
+    },
+  };
+
   const client: TaskEngineClient = {
     async enqueue(
       first: TaskLike | JobRequest,
@@ -321,6 +502,9 @@ export function createClient(options: ClientOptions): TaskEngineClient {
     async health(options = {}) {
       await call('GET', 'health', undefined, options.signal);
     },
+
+    schedules,
+    queues,
   } as TaskEngineClient;
   return client;
 }

@@ -20,6 +20,8 @@ export {
   type ClientOptions,
   createClient,
   type FetchLike,
+  type QueuesClient,
+  type SchedulesClient,
   type TaskEngineClient,
   type WaitOptions,
 } from './http-client.ts';
@@ -34,11 +36,17 @@ export {
   type TransactionalOptions,
 } from './transactional.ts';
 export {
+  type CatchUp,
   type JobOptions,
   type JobRequest,
   type JobView,
   job,
   type PayloadOf,
+  type QueueLimitChange,
+  type QueueLimits,
+  type ScheduleDefinition,
+  type ScheduleView,
   type TaskLike,
   type TypedJobRequest,
+  type TypedScheduleDefinition,
 } from './types.ts';

@@ -78,3 +78,68 @@ export function taskOf(request: JobRequest): TaskLike | undefined {
   const task = (request as Partial<TypedJobRequest>).task;
   return isTask(task) ? task : undefined;
 }
+
+export type CatchUp = 'skip' | 'latest' | 'all';
+
+/** A run-time schedule as `POST /schedules` takes it (README, "Schedules and queue limits"). */
+export interface ScheduleDefinition {
+  /** 1-128 of [A-Za-z0-9_.:-]; the schedule's identity: putting the same name again replaces it. */
+  name: string;
+  /** 5 fields (minute hour day month weekday), or 6 with seconds first. */
+  cron: string;
+  /** IANA time zone; default UTC. */
+  timezone?: string;
+  type: string;
+  payload?: unknown;
+  queue?: string;
+  priority?: number;
+  maxAttempts?: number;
+  enabled?: boolean;
+  /** What an occurrence missed while everything was down does; default `latest`. */
+  catchUp?: CatchUp;
+}
+
+/** A schedule of a typed task: the payload is the task's schema input, `type` comes from the task. */
+export type TypedScheduleDefinition<S extends z.ZodType = z.ZodType> = Omit<
+  ScheduleDefinition,
+  'type' | 'payload'
+> & { payload: z.input<S> };
+
+/** A schedule as the API shows it: times are ISO 8601 text. */
+export interface ScheduleView {
+  name: string;
+  cron: string;
+  timezone: string;
+  type: string;
+  payload: unknown;
+  queue: string;
+  priority: number;
+  maxAttempts: number | null;
+  enabled: boolean;
+  catchUp: CatchUp;
+  /** `code`: defined with defineSchedule; only pause and resume apply to it (else 409 schedule_defined_in_code). */
+  source: 'api' | 'code';
+  /** The earliest occurrence not yet enqueued (null until the reaper's first pass). */
+  nextAt: string | null;
+  /** The latest occurrence enqueued. */
+  lastRunAt: string | null;
+  /** When an occurrence was last enqueued. */
+  lastEnqueuedAt: string | null;
+}
+
+/** A queue's limits as `GET /queues/limits` shows them; null: no such limit. */
+export interface QueueLimits {
+  name: string;
+  maxRunning: number | null;
+  ratePerSecond: number | null;
+  rateBurst: number | null;
+}
+
+/** What `setLimits` changes: an absent field is kept, `null` removes that limit; `burst` needs a rate. */
+export interface QueueLimitChange {
+  maxRunning?: number | null;
+  /** Claims per second. */
+  rate?: number | null;
+  /** Claims at once after a quiet spell; default one second's worth of the rate. */
+  burst?: number | null;
+}

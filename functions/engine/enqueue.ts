@@ -3,6 +3,7 @@ import { ANYONE, canSee, mayName, type Viewer } from './access.ts';
 import { deadlineMargin } from './consumer.ts';
 import { ConflictError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
+import { checkEnqueueRequest, type EnqueueRequest, LIMITS, runAtText } from './schema.ts';
 import {
   type EnqueueRow,
   enqueueJobs,
@@ -11,16 +12,7 @@ import {
 } from './sql/enqueueJobs.ts';
 import { type Job, type JobRow, toJob } from './types.ts';
 
-export interface EnqueueRequest {
-  type: string;
-  payload?: unknown;
-  queue?: string | undefined;
-  priority?: number | undefined;
-  runAt?: Date | string | undefined;
-  delaySeconds?: number | undefined;
-  maxAttempts?: number | undefined;
-  idempotencyKey?: string | undefined;
-}
+export { type EnqueueRequest, LIMITS };
 
 export interface EnqueueResult {
   job: Job;
@@ -28,15 +20,6 @@ export interface EnqueueResult {
   created: boolean;
 }
 
-export const LIMITS = {
-  priority: { min: -32768, max: 32767 },
-  maxAttempts: { min: 1, max: 1000 },
-  delaySeconds: { min: 0, max: 365 * 86_400 },
-  queue: /^[A-Za-z0-9_.:-]{1,128}$/,
-  type: /^[A-Za-z0-9_.:-]{1,200}$/,
-  idempotencyKeyLength: 255,
-  batch: 500,
-} as const;
 export const DEFAULT_MAX_ATTEMPTS = 5;
 
 /**
@@ -83,70 +66,18 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function fail(index: number | undefined, message: string, field: string): never {
-  const where = index === undefined ? field : `jobs[${index}].${field}`;
-  throw new ValidationError(`${where}: ${message}`, { details: { field: where } });
-}
-
-/** Checks bounds and applies defaults; the normalized request is what the idempotency hash covers. */
-export function normalizeRequest(req: EnqueueRequest, index?: number): EnqueueRow {
-  if (typeof req.type !== 'string' || !LIMITS.type.test(req.type))
-    fail(index, 'must be 1-200 of [A-Za-z0-9_.:-]', 'type');
+/**
+ * Applies defaults and computes the idempotency hash over the request as defaulted; the request
+ * was checked first (checkEnqueueRequest, engine/schema.ts).
+ */
+export function normalizeRequest(req: EnqueueRequest): EnqueueRow {
   const queue = req.queue ?? 'default';
-  if (typeof queue !== 'string' || !LIMITS.queue.test(queue))
-    fail(index, 'must be 1-128 of [A-Za-z0-9_.:-]', 'queue');
   const priority = req.priority ?? 0;
-  if (!Number.isInteger(priority) || priority < LIMITS.priority.min || priority > LIMITS.priority.max) {
-    fail(index, `must be an integer from ${LIMITS.priority.min} to ${LIMITS.priority.max}`, 'priority');
-  }
   const maxAttempts = req.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  if (
-    !Number.isInteger(maxAttempts) ||
-    maxAttempts < LIMITS.maxAttempts.min ||
-    maxAttempts > LIMITS.maxAttempts.max
-  ) {
-    fail(
-      index,
-      `must be an integer from ${LIMITS.maxAttempts.min} to ${LIMITS.maxAttempts.max}`,
-      'maxAttempts',
-    );
-  }
-  if (req.runAt !== undefined && req.delaySeconds !== undefined)
-    fail(index, 'give runAt or delaySeconds, not both', 'runAt');
-  let runAt: string | null = null;
-  if (req.runAt !== undefined) {
-    const date = req.runAt instanceof Date ? req.runAt : new Date(req.runAt);
-    if (
-      Number.isNaN(date.getTime()) ||
-      (typeof req.runAt === 'string' && !/^\d{4}-\d{2}-\d{2}T/.test(req.runAt))
-    ) {
-      fail(index, 'must be an ISO 8601 timestamp', 'runAt');
-    }
-    // PostgreSQL has no year 0 and cannot read toISOString's six-digit years (+010000-…).
-    const year = date.getUTCFullYear();
-    if (year < 1 || year > 9999) fail(index, 'must fall between the years 1 and 9999 (UTC)', 'runAt');
-    runAt = date.toISOString();
-  }
+  const checked = req.runAt === undefined ? null : runAtText(req.runAt);
+  const runAt = checked && 'iso' in checked ? checked.iso : null;
   const delay = req.delaySeconds ?? 0;
-  if (
-    typeof delay !== 'number' ||
-    !Number.isFinite(delay) ||
-    delay < LIMITS.delaySeconds.min ||
-    delay > LIMITS.delaySeconds.max
-  ) {
-    fail(
-      index,
-      `must be a number from ${LIMITS.delaySeconds.min} to ${LIMITS.delaySeconds.max}`,
-      'delaySeconds',
-    );
-  }
   const key = req.idempotencyKey ?? null;
-  if (
-    key !== null &&
-    (typeof key !== 'string' || key.length === 0 || key.length > LIMITS.idempotencyKeyLength)
-  ) {
-    fail(index, `must be 1-${LIMITS.idempotencyKeyLength} characters`, 'idempotencyKey');
-  }
   const payload = req.payload === undefined ? null : req.payload;
   const row: EnqueueRow = {
     queue,
@@ -164,6 +95,12 @@ export function normalizeRequest(req: EnqueueRequest, index?: number): EnqueueRo
     row.hash = createHash('sha256').update(canonicalJson(identity)).digest('hex');
   }
   return row;
+}
+
+/** Checked, then defaulted: the row the insert writes. */
+function rowOf(req: EnqueueRequest, index?: number): EnqueueRow {
+  checkEnqueueRequest(req, index);
+  return normalizeRequest(req);
 }
 
 /** The job as stored by this insert: what was sent, plus what the database decided. */
@@ -280,7 +217,7 @@ export async function enqueue(
   req: EnqueueRequest,
   viewer: Viewer = ANYONE,
 ): Promise<EnqueueResult> {
-  const [result] = await insertResolvingKeys(db, [normalizeRequest(req)], viewer);
+  const [result] = await insertResolvingKeys(db, [rowOf(req)], viewer);
   return result!;
 }
 
@@ -299,7 +236,7 @@ export async function enqueueMany(
       code: 'batch_too_large',
     });
   }
-  const rows = reqs.map((r, i) => normalizeRequest(r, i));
+  const rows = reqs.map((r, i) => rowOf(r, i));
   const viewer = options.viewer ?? ANYONE;
   if (rows.every((r) => r.key === null)) return insertResolvingKeys(db, rows, viewer);
   return db.transaction((tx) => insertResolvingKeys(tx, rows, viewer));

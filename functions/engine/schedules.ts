@@ -24,23 +24,9 @@ import type { TaskRegistry } from '../tasks/define.ts';
 import { DEFAULT_MAX_ATTEMPTS, LIMITS } from './enqueue.ts';
 import { ConflictError, NotFoundError, UnknownTaskTypeError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
+import { type CatchUp, isName, NAMES, type ScheduleDefinition } from './schema.ts';
 
-export type CatchUp = 'skip' | 'latest' | 'all';
-
-/** A schedule as defined in code or sent to the API. */
-export interface ScheduleDefinition {
-  name: string;
-  cron: string;
-  /** IANA time zone, default UTC. */
-  timezone?: string;
-  type: string;
-  payload?: unknown;
-  queue?: string;
-  priority?: number;
-  maxAttempts?: number;
-  enabled?: boolean;
-  catchUp?: CatchUp;
-}
+export type { CatchUp, ScheduleDefinition };
 
 export interface Schedule {
   name: string;
@@ -65,7 +51,6 @@ export interface Schedule {
   updatedAt: Date;
 }
 
-export const SCHEDULE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 /** The most missed occurrences `catchUp: 'all'` enqueues after an outage (the most recent ones). */
 export const MAX_CATCH_UP = 100;
 /** The most occurrences one schedule gets per run inside the look-ahead (a `* * * * * *` cron: 90). */
@@ -104,8 +89,7 @@ export function validateSchedule(
   registry?: TaskRegistry,
 ): Required<Omit<ScheduleDefinition, 'maxAttempts'>> & { maxAttempts: number } {
   if (def === null || typeof def !== 'object') invalid('schedule', 'must be an object');
-  if (typeof def.name !== 'string' || !SCHEDULE_NAME.test(def.name))
-    invalid('name', 'must be 1-128 of [A-Za-z0-9_.:-]');
+  if (!isName('schedule', def.name)) invalid('name', `must be ${NAMES.schedule.rule}`);
   if (typeof def.cron !== 'string' || def.cron.trim() === '' || def.cron.length > 256)
     invalid('cron', 'must be a cron expression of at most 256 characters', 'invalid_cron');
   const timezone = def.timezone ?? 'UTC';
@@ -133,11 +117,9 @@ export function validateSchedule(
     );
   }
   if (next === null) invalid('cron', `${JSON.stringify(def.cron)} never occurs`, 'invalid_cron');
-  if (typeof def.type !== 'string' || !LIMITS.type.test(def.type))
-    invalid('type', 'must be 1-200 of [A-Za-z0-9_.:-]');
+  if (!isName('type', def.type)) invalid('type', `must be ${NAMES.type.rule}`);
   const queue = def.queue ?? 'default';
-  if (typeof queue !== 'string' || !LIMITS.queue.test(queue))
-    invalid('queue', 'must be 1-128 of [A-Za-z0-9_.:-]');
+  if (!isName('queue', queue)) invalid('queue', `must be ${NAMES.queue.rule}`);
   const priority = def.priority ?? 0;
   if (!Number.isInteger(priority) || priority < LIMITS.priority.min || priority > LIMITS.priority.max)
     invalid('priority', `must be an integer from ${LIMITS.priority.min} to ${LIMITS.priority.max}`);
@@ -231,6 +213,20 @@ export async function getSchedule(db: Queryable, name: string): Promise<Schedule
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
+/** A validated schedule as the ten parameters schedule_put (and the code-schedule sync) take, in order. */
+const scheduleParams = (s: ReturnType<typeof validateSchedule>) => [
+  s.name,
+  s.cron,
+  s.timezone,
+  s.type,
+  JSON.stringify(s.payload),
+  s.queue,
+  s.priority,
+  s.maxAttempts,
+  s.enabled,
+  s.catchUp,
+];
+
 /**
  * Creates or replaces a run-time schedule (validated first: nothing is stored on bad input).
  * A code-defined schedule of that name is refused with 409 `schedule_defined_in_code`.
@@ -243,18 +239,7 @@ export async function putSchedule(
   const s = validateSchedule(def, registry);
   const { rows } = await db.query<ScheduleRow>(
     'SELECT * FROM schedule_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-    [
-      s.name,
-      s.cron,
-      s.timezone,
-      s.type,
-      JSON.stringify(s.payload),
-      s.queue,
-      s.priority,
-      s.maxAttempts,
-      s.enabled,
-      s.catchUp,
-    ],
+    scheduleParams(s),
   );
   if (!rows[0]) throw definedInCode(s.name);
   return toSchedule(rows[0]);
@@ -315,18 +300,7 @@ export async function syncCodeSchedules(
                IS DISTINCT FROM
                (excluded.cron, excluded.timezone, excluded.task_type, excluded.payload, excluded.queue,
                 excluded.priority, excluded.max_attempts, excluded.catch_up, 'code')`,
-        [
-          s.name,
-          s.cron,
-          s.timezone,
-          s.type,
-          JSON.stringify(s.payload),
-          s.queue,
-          s.priority,
-          s.maxAttempts,
-          s.enabled,
-          s.catchUp,
-        ],
+        scheduleParams(s),
       );
     }
     const removed = await tx.query(

@@ -1,21 +1,29 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
-import { type JobsVisibleTo, viewerOf } from '../engine/access.ts';
-import { enqueue, enqueueMany, LIMITS } from '../engine/enqueue.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../engine/errors.ts';
-import type { Db } from '../engine/queryable.ts';
+import { type JobsVisibleTo, type Viewer, viewerOf } from '../engine/access.ts';
 import {
+  cancelOne,
+  type Db,
   deleteSchedule,
+  enqueue,
+  enqueueMany,
+  getJob,
   getSchedule,
+  isName,
+  type Job,
+  LIMITS,
+  listQueueLimits,
   listSchedules,
+  NAMES,
+  NotFoundError,
   putSchedule,
+  type QueueLimitChange,
   type Schedule,
   type ScheduleDefinition,
   setScheduleEnabled,
-} from '../engine/schedules.ts';
-import { cancelJob } from '../engine/sql/cancelJob.ts';
-import { getJob } from '../engine/sql/getJob.ts';
-import { listQueueLimits, type QueueLimitChange, setQueueLimits } from '../engine/sql/queueLimits.ts';
-import { type Job, toJob } from '../engine/types.ts';
+  toJob,
+  ValidationError,
+} from '../engine/index.ts';
+import { setQueueLimits } from '../engine/sql/queueLimits.ts';
 import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
 import { HttpError } from './errors.ts';
@@ -196,8 +204,8 @@ function objectBody(body: unknown, allowed: Set<string>, what: string): Record<s
 
 function scheduleName(raw: string | undefined): string {
   const name = raw ?? '';
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(name))
-    throw new ValidationError('schedule name must be 1-128 of [A-Za-z0-9_.:-]', { code: 'invalid_request' });
+  if (!isName('schedule', name))
+    throw new ValidationError(`schedule name must be ${NAMES.schedule.rule}`, { code: 'invalid_request' });
   return name;
 }
 
@@ -213,18 +221,58 @@ const json = (
 
 type ParsedEvent = Omit<APIGatewayProxyEventV2, 'body'> & { body?: unknown };
 
-function actorOf(event: ParsedEvent): string {
-  const ctx = event.requestContext as unknown as {
-    authorizer?: { iam?: { userArn?: string }; jwt?: { claims?: { sub?: string } } };
-  };
-  return ctx.authorizer?.iam?.userArn ?? ctx.authorizer?.jwt?.claims?.sub ?? 'api';
-}
-
 /** Routes one (already JSON-parsed) API Gateway v2 event. Errors are thrown and shaped by errorShape. */
 export async function route(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
   const out = await dispatch(event, deps);
   if (event.requestContext.http.method.toUpperCase() !== 'HEAD' || typeof out === 'string') return out;
   return { ...out, body: '' };
+}
+
+/** POST /jobs/batch: every job validated, then one all-or-nothing insert; 201 when any was created. */
+async function enqueueBatch(
+  event: ParsedEvent,
+  deps: ApiDeps,
+  viewer: Viewer,
+  headerKey: string | undefined,
+): Promise<APIGatewayProxyResultV2> {
+  // One header key cannot name many jobs; silently ignoring it made a retried batch twice.
+  if (headerKey !== undefined) {
+    throw new ValidationError(
+      'POST /jobs/batch does not take an Idempotency-Key header: give each job its own idempotencyKey in the body',
+      { code: 'batch_idempotency_key', details: { path: 'Idempotency-Key' } },
+    );
+  }
+  const { jobs } = parseWith(batchRequestSchema, event.body);
+  if (jobs.length === 0)
+    throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
+  if (jobs.length > LIMITS.batch) {
+    throw new HttpError(
+      413,
+      'batch_too_large',
+      `a batch holds at most ${LIMITS.batch} jobs, got ${jobs.length}`,
+      {
+        limit: LIMITS.batch,
+        got: jobs.length,
+      },
+    );
+  }
+  const reqs = jobs.map((raw, index) =>
+    validateJobRequest(raw, {
+      registry: deps.registry,
+      maxPayloadBytes: deps.maxPayloadBytes,
+      index,
+      consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
+    }),
+  );
+  const results = await enqueueMany(deps.db, reqs, { viewer });
+  if (deps.wake) {
+    const made = results.filter((r) => r.created).map((r) => r.job);
+    if (made.length > 0) await deps.wake(made);
+  }
+  const anyCreated = results.some((r) => r.created);
+  return json(anyCreated ? 201 : 200, {
+    jobs: results.map((r) => present(r.job, r.created)),
+  });
 }
 
 async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayProxyResultV2> {
@@ -264,46 +312,8 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       if (created && deps.wake) await deps.wake([job]);
       return json(created ? 201 : 200, present(job), created ? { Location: `/jobs/${job.id}` } : {});
     }
-    case 'POST /jobs/batch': {
-      // One header key cannot name many jobs; silently ignoring it made a retried batch twice.
-      if (headerKey !== undefined) {
-        throw new ValidationError(
-          'POST /jobs/batch does not take an Idempotency-Key header: give each job its own idempotencyKey in the body',
-          { code: 'batch_idempotency_key', details: { path: 'Idempotency-Key' } },
-        );
-      }
-      const { jobs } = parseWith(batchRequestSchema, event.body);
-      if (jobs.length === 0)
-        throw new ValidationError('jobs must hold at least one job', { code: 'empty_batch' });
-      if (jobs.length > LIMITS.batch) {
-        throw new HttpError(
-          413,
-          'batch_too_large',
-          `a batch holds at most ${LIMITS.batch} jobs, got ${jobs.length}`,
-          {
-            limit: LIMITS.batch,
-            got: jobs.length,
-          },
-        );
-      }
-      const reqs = jobs.map((raw, index) =>
-        validateJobRequest(raw, {
-          registry: deps.registry,
-          maxPayloadBytes: deps.maxPayloadBytes,
-          index,
-          consumerTimeoutSeconds: deps.consumerTimeoutSeconds,
-        }),
-      );
-      const results = await enqueueMany(deps.db, reqs, { viewer });
-      if (deps.wake) {
-        const made = results.filter((r) => r.created).map((r) => r.job);
-        if (made.length > 0) await deps.wake(made);
-      }
-      const anyCreated = results.some((r) => r.created);
-      return json(anyCreated ? 201 : 200, {
-        jobs: results.map((r) => present(r.job, r.created)),
-      });
-    }
+    case 'POST /jobs/batch':
+      return enqueueBatch(event, deps, viewer, headerKey);
     case 'GET /schedules':
       return json(200, { schedules: (await listSchedules(deps.db)).map(presentSchedule) });
     case 'POST /schedules': {
@@ -349,13 +359,9 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       const id = parseJobId(resolved.pathParameters.id);
       const body = parseWith(cancelRequestSchema, event.body === '' ? undefined : event.body);
       const reason = body?.reason ?? 'cancelled through the API';
-      const row = await cancelJob(deps.db, id, reason, actorOf(event), viewer);
-      if (row) return json(200, present(toJob(row)));
-      const existing = await getJob(deps.db, id, viewer);
-      if (!existing) throw new NotFoundError(`job ${id} not found`, { details: { id } });
-      throw new ConflictError('job_terminal', `job ${id} is already ${existing.status}; nothing to cancel`, {
-        details: { id, status: existing.status },
-      });
+      // The actor is the verified caller (as the viewer is built); the audit row is the cancel's own statement.
+      const row = await cancelOne(deps.db, id, { reason, actor: viewer.caller ?? 'api', viewer });
+      return json(200, present(toJob(row)));
     }
   }
 }

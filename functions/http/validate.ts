@@ -1,37 +1,26 @@
 import { z } from 'zod';
-import { checkFitsInvocation, LIMITS } from '../engine/enqueue.ts';
+import { checkFitsInvocation } from '../engine/enqueue.ts';
 import { PayloadTooLargeError, UnknownTaskTypeError, ValidationError } from '../engine/errors.ts';
 import type { EnqueueRequest } from '../engine/index.ts';
+import {
+  hasRunAtAndDelay,
+  int8Text,
+  jobRequestSchema,
+  parseWith,
+  RUN_AT_OR_DELAY,
+  storableText,
+  unstorableReason,
+} from '../engine/schema.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
+
+export { jobRequestSchema, parseWith, storableText };
 
 /** Deepest nesting of objects/arrays accepted in a payload; deeper is refused with 400. */
 export const MAX_PAYLOAD_DEPTH = 32;
-/** Idempotency keys and ids are printable text; ids are positive int8. */
-const ID_PATTERN = /^[1-9][0-9]{0,18}$/;
-const INT8_MAX = 9223372036854775807n;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-export const jobRequestSchema = z.strictObject({
-  type: z.string({ error: 'type is required and must be a string' }).min(1, 'type must not be empty'),
-  payload: z.unknown().optional(),
-  queue: z.string().regex(LIMITS.queue, 'queue must be 1-128 of [A-Za-z0-9_.:-]').optional(),
-  priority: z.number().int().min(LIMITS.priority.min).max(LIMITS.priority.max).optional(),
-  runAt: z.iso
-    .datetime({ offset: true, error: 'runAt must be an ISO 8601 timestamp with a time zone' })
-    .optional(),
-  delaySeconds: z.number().min(LIMITS.delaySeconds.min).max(LIMITS.delaySeconds.max).optional(),
-  maxAttempts: z.number().int().min(LIMITS.maxAttempts.min).max(LIMITS.maxAttempts.max).optional(),
-  idempotencyKey: z.string().min(1).max(LIMITS.idempotencyKeyLength).optional(),
-});
 
 export const batchRequestSchema = z.strictObject({
   jobs: z.array(z.unknown(), { error: 'jobs must be an array' }),
 });
-
-/** Text PostgreSQL can store: no NUL (text refuses it) and no lone UTF-16 surrogate (not UTF-8). */
-export function storableText(s: string): boolean {
-  return !s.includes('\u0000') && !LONE_SURROGATE.test(s);
-}
 
 export const cancelRequestSchema = z
   .strictObject({
@@ -43,18 +32,6 @@ export const cancelRequestSchema = z
       .optional(),
   })
   .optional();
-
-export function parseWith<T>(schema: z.ZodType<T>, value: unknown, prefix = ''): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({
-    path: `${prefix}${i.path.map(String).join('.')}`,
-    message: i.message,
-  }));
-  throw new ValidationError(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '), {
-    details: { issues },
-  });
-}
 
 /**
  * Walks a JSON value: depth, NUL characters and lone UTF-16 surrogates (PostgreSQL's jsonb
@@ -82,10 +59,8 @@ export function checkJsonValue(value: unknown, path: string, depth = 0): void {
 }
 
 function checkString(s: string, path: string): void {
-  if (s.includes('\u0000'))
-    throw new ValidationError(`${path}: NUL characters are not allowed`, { details: { path } });
-  if (LONE_SURROGATE.test(s))
-    throw new ValidationError(`${path}: lone UTF-16 surrogates are not allowed`, { details: { path } });
+  const problem = unstorableReason(s);
+  if (problem) throw new ValidationError(`${path}: ${problem}`, { details: { path } });
 }
 
 /**
@@ -106,8 +81,8 @@ export function validateJobRequest(
   const prefix = opts.index === undefined ? '' : `jobs.${opts.index}.`;
   const req = parseWith(jobRequestSchema, raw, prefix);
   const where = prefix || '';
-  if (req.runAt !== undefined && req.delaySeconds !== undefined) {
-    throw new ValidationError(`${where}runAt: give runAt or delaySeconds, not both`, {
+  if (hasRunAtAndDelay(req)) {
+    throw new ValidationError(`${where}runAt: ${RUN_AT_OR_DELAY}`, {
       details: { path: `${where}runAt` },
     });
   }
@@ -161,7 +136,8 @@ export function validateJobRequest(
 
 /** A job id from the path: a positive int8 in decimal, else 400. */
 export function parseJobId(raw: string | undefined): string {
-  if (raw === undefined || !ID_PATTERN.test(raw) || BigInt(raw) > INT8_MAX) {
+  const id = int8Text(raw, { strict: true });
+  if (id === null) {
     throw new ValidationError(
       `job id must be a positive integer, got ${JSON.stringify(raw?.slice(0, 40) ?? null)}`,
       {
@@ -170,5 +146,5 @@ export function parseJobId(raw: string | undefined): string {
       },
     );
   }
-  return raw;
+  return id;
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { isName, NAMES, type ScheduleDefinition } from '../engine/schema.ts';
 import type { Logger } from '../platform/logger.ts';
 
 /** What a running task is given. `leaseToken` changes at every claim: use it as an idempotency key for side effects. */
@@ -24,8 +25,8 @@ export interface TaskDefinition<S extends z.ZodType = z.ZodType> {
 }
 
 export function defineTask<S extends z.ZodType>(definition: TaskDefinition<S>): TaskDefinition<S> {
-  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(definition.type)) {
-    throw new Error(`task type ${JSON.stringify(definition.type)} must be 1-200 of [A-Za-z0-9_.:-]`);
+  if (!isName('type', definition.type)) {
+    throw new Error(`task type ${JSON.stringify(definition.type)} must be ${NAMES.type.rule}`);
   }
   if (
     definition.maxAttempts !== undefined &&
@@ -68,25 +69,11 @@ export class TaskRegistry {
  * the dashboard (they may pause and resume it). Validated when it is synced, against the
  * registry: the cron, the time zone, the task type and the payload against the task's schema.
  */
-export interface ScheduleSpec {
-  name: string;
-  /** Standard 5-field cron (minute hour day-of-month month day-of-week), or 6 with seconds first. */
-  cron: string;
-  /** IANA time zone, default UTC. */
-  timezone?: string;
-  type: string;
-  payload?: unknown;
-  queue?: string;
-  priority?: number;
-  maxAttempts?: number;
-  enabled?: boolean;
-  /** What an occurrence missed while everything was down does: skip it, run the latest, or run all (bounded). */
-  catchUp?: 'skip' | 'latest' | 'all';
-}
+export type ScheduleSpec = ScheduleDefinition;
 
 export function defineSchedule(spec: ScheduleSpec): ScheduleSpec {
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(spec.name)) {
-    throw new Error(`schedule name ${JSON.stringify(spec.name)} must be 1-128 of [A-Za-z0-9_.:-]`);
+  if (!isName('schedule', spec.name)) {
+    throw new Error(`schedule name ${JSON.stringify(spec.name)} must be ${NAMES.schedule.rule}`);
   }
   return spec;
 }

@@ -43,7 +43,7 @@ describe('typed tasks: the payload type comes from the task schema', () => {
       // Assess: one compile error per wrong payload, none elsewhere
       expect(ok.out).toBe('');
       expect(ok.status).toBe(0);
-      expect(marked).toBe(4);
+      expect(marked).toBe(5);
       expect(bad.status).not.toBe(0);
       expect(bad.out.match(/error TS\d+/g)).toHaveLength(marked);
     } finally {

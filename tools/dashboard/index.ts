@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Db } from '../../functions/engine/queryable.ts';
+import type { Db } from '../../functions/engine/index.ts';
 import { HttpError, mapError } from '../../functions/http/errors.ts';
 import { checkHost, checkOrigin } from '../loopback.ts';
 import { authorized, credentialsOf, MIN_TOKEN_LENGTH, newToken, sessionCookie } from './auth.ts';

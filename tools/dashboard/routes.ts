@@ -1,25 +1,37 @@
-import { ConflictError, NotFoundError, ValidationError } from '../../functions/engine/errors.ts';
-import type { Db, Queryable } from '../../functions/engine/queryable.ts';
-import { listSchedules, SCHEDULE_NAME, setScheduleEnabled } from '../../functions/engine/schedules.ts';
-import { insertAudit, listAudit } from '../../functions/engine/sql/audit.ts';
-import { cancelJob } from '../../functions/engine/sql/cancelJob.ts';
-import { readCounterHistory } from '../../functions/engine/sql/counterHistory.ts';
-import { findJobsByIdempotencyKeys } from '../../functions/engine/sql/enqueueJobs.ts';
-import { getJob } from '../../functions/engine/sql/getJob.ts';
-import { countJobsByQueue, queueRows } from '../../functions/engine/sql/jobStats.ts';
-import { listJobs } from '../../functions/engine/sql/listJobs.ts';
 import {
+  cancelOne,
+  countJobsByQueue,
+  type Db,
+  findFailedJobs,
+  findJobsByIdempotencyKeys,
+  getJob,
+  int8Text,
+  isName,
+  type JobRow,
+  type JobStatus,
+  listAudit,
+  listJobs,
+  listQueueControls,
   listQueueLimits,
+  listSchedules,
+  NAMES,
+  NotFoundError,
+  parseWith,
+  type Queryable,
   type QueueLimitChange,
-  setQueueLimits,
-} from '../../functions/engine/sql/queueLimits.ts';
-import { listQueueControls, pauseQueue, resumeQueue } from '../../functions/engine/sql/queues.ts';
-import { type RequeueTarget, requeueJobs } from '../../functions/engine/sql/requeueJobs.ts';
-import { findFailedJobs } from '../../functions/engine/sql/retryFailed.ts';
-import { readRunningAges } from '../../functions/engine/sql/runningAges.ts';
-import { type JobRow, type JobStatus, toJob } from '../../functions/engine/types.ts';
+  queueRows,
+  type RequeueTarget,
+  readCounterHistory,
+  readRunningAges,
+  requeueOne,
+  retryFailed,
+  setLimits,
+  setQueuesPaused,
+  setScheduleState,
+  toJob,
+  ValidationError,
+} from '../../functions/engine/index.ts';
 import { HttpError } from '../../functions/http/errors.ts';
-import { parseWith } from '../../functions/http/validate.ts';
 import { collectLedger, METRIC, renderExposition } from '../../functions/platform/metrics.ts';
 import {
   bulkRetryBody,
@@ -36,27 +48,14 @@ import {
 export const API_PREFIX = '/api/dashboard';
 
 const scheduleName = (raw: string): string => {
-  if (!SCHEDULE_NAME.test(raw)) throw new ValidationError('schedule name must be 1-128 of [A-Za-z0-9_.:-]');
+  if (!isName('schedule', raw)) throw new ValidationError(`schedule name must be ${NAMES.schedule.rule}`);
   return raw;
 };
 
 /** Pauses or resumes a schedule, with an audit row (queue: the schedule's queue). */
-async function setScheduleState(ctx: RouteContext, name: string, enabled: boolean): Promise<JsonReply> {
+async function setSchedule(ctx: RouteContext, name: string, enabled: boolean): Promise<JsonReply> {
   const body = parseWith(queueBody, ctx.body ?? {});
-  const s = await ctx.db.transaction(async (tx) => {
-    const changed = await setScheduleEnabled(tx, name, enabled);
-    await insertAudit(tx, [
-      {
-        jobId: null,
-        queue: changed.queue,
-        action: enabled ? 'schedule-resume' : 'schedule-pause',
-        actor: ctx.actor,
-        reason: body.reason ?? null,
-        details: { schedule: name },
-      },
-    ]);
-    return changed;
-  });
+  const s = await setScheduleState(ctx.db, name, enabled, { actor: ctx.actor, reason: body.reason ?? null });
   ctx.overview.invalidate();
   return ok({ schedule: s.name, enabled: s.enabled });
 }
@@ -209,98 +208,27 @@ async function jobOr404(db: Queryable, id: string): Promise<JobRow> {
   return row;
 }
 
-/** A fenced requeue of one job the operator looked at; 409 when it changed since. */
-async function requeueOne(
-  ctx: RouteContext,
-  id: string,
-  want: 'failed' | 'running',
-  raw: unknown,
-): Promise<JsonReply> {
+/** A fenced requeue (running) or retry (failed) of one job the operator looked at; 409 when it changed since. */
+async function requeueShown(ctx: RouteContext, id: string, want: 'failed' | 'running'): Promise<JsonReply> {
   const retry = want === 'failed';
-  const body = parseWith(retry ? retryBody : requeueBody, raw ?? {});
-  const row = await jobOr404(ctx.db, id);
-  if (row.status !== want) {
-    const hint = retry
-      ? 'only a failed job can be retried'
-      : row.status === 'failed'
-        ? 'a failed job is retried, not requeued'
-        : 'only a running job can be requeued';
-    throw new ConflictError('wrong_status', `job ${id} is ${row.status}: ${hint}; nothing changed`, {
-      details: { id, status: row.status },
-    });
-  }
-  const target: RequeueTarget = {
-    id,
-    status: want,
-    leaseToken: body.leaseToken ?? String(row.lease_token),
-  };
-  const changed = await requeueJobs(ctx.db, [target], {
-    // The same audit actions taskctl writes: a redrive resets the retry budget, a release does not.
-    action: retry ? 'retry-failed' : 'requeue',
+  const body = parseWith(retry ? retryBody : requeueBody, ctx.body ?? {});
+  await requeueOne(ctx.db, id, want, {
     actor: ctx.actor,
     reason: body.reason ?? (retry ? 'retried from the dashboard' : 'requeued from the dashboard'),
-    resetAttempts: retry,
+    leaseToken: body.leaseToken,
   });
-  if (changed.length === 0) {
-    throw new ConflictError(
-      'changed_meanwhile',
-      `job ${id} changed since it was shown (completed, reclaimed or locked by a worker); nothing changed`,
-      { details: { id } },
-    );
-  }
   return ok({ job: present(await jobOr404(ctx.db, id)) });
 }
 
 async function cancel(ctx: RouteContext, id: string): Promise<JsonReply> {
   const body = parseWith(cancelBody, ctx.body ?? {});
-  const before = await jobOr404(ctx.db, id);
-  if (body.leaseToken !== undefined && body.leaseToken !== String(before.lease_token)) {
-    throw new ConflictError(
-      'changed_meanwhile',
-      `job ${id} was claimed again since it was shown; nothing changed`,
-    );
-  }
-  // One transaction, like taskctl cancel: the change and its audit row commit together.
-  const row = await ctx.db.transaction(async (tx) => {
-    const cancelled = await cancelJob(tx, id, body.reason, ctx.actor);
-    if (!cancelled) return null;
-    const previous = (cancelled.last_error as { previousStatus?: string }).previousStatus ?? 'unknown';
-    await insertAudit(tx, [
-      {
-        jobId: id,
-        queue: null,
-        action: 'cancel',
-        actor: ctx.actor,
-        reason: body.reason,
-        details: { previousStatus: previous, worker: cancelled.locked_by },
-      },
-    ]);
-    return cancelled;
-  });
-  if (!row) {
-    const now = await jobOr404(ctx.db, id);
-    throw new ConflictError('job_terminal', `job ${id} is already ${now.status}; nothing to cancel`, {
-      details: { id, status: now.status },
-    });
-  }
-  return ok({ job: present(row) });
+  const act = { actor: ctx.actor, reason: body.reason, leaseToken: body.leaseToken };
+  return ok({ job: present(await cancelOne(ctx.db, id, act)) });
 }
 
 async function setPaused(ctx: RouteContext, name: string, paused: boolean): Promise<JsonReply> {
   const body = parseWith(queueBody, ctx.body ?? {});
-  await ctx.db.transaction(async (tx) => {
-    if (paused) await pauseQueue(tx, name, ctx.actor, body.reason ?? null);
-    else await resumeQueue(tx, name, ctx.actor);
-    await insertAudit(tx, [
-      {
-        jobId: null,
-        queue: name,
-        action: paused ? 'pause' : 'resume',
-        actor: ctx.actor,
-        reason: body.reason ?? null,
-      },
-    ]);
-  });
+  await setQueuesPaused(ctx.db, [name], paused, { actor: ctx.actor, reason: body.reason ?? null });
   return ok({ queue: name, paused });
 }
 
@@ -312,11 +240,9 @@ async function bulkRetry(ctx: RouteContext): Promise<JsonReply> {
     ).values(),
   ];
   // Fenced on (failed, lease token) as previewed: exactly the jobs the operator confirmed, or fewer.
-  const changed = await requeueJobs(ctx.db, targets, {
-    action: 'retry-failed',
+  const changed = await retryFailed(ctx.db, targets, {
     actor: ctx.actor,
     reason: body.reason ?? 'dead-letter redrive from the dashboard',
-    resetAttempts: true,
   });
   const done = new Set(changed.map((c) => c.id));
   return ok({
@@ -332,8 +258,9 @@ async function listOrSearch(ctx: RouteContext): Promise<JsonReply> {
     // Search: an exact id or an exact idempotency key (both indexed); never a scan.
     const text = q.q.trim();
     const found = new Map<string, JobRow>();
-    if (/^[0-9]{1,19}$/.test(text) && BigInt(text) >= 1n && BigInt(text) <= 9223372036854775807n) {
-      const row = await getJob(ctx.db, String(BigInt(text)));
+    const id = int8Text(text);
+    if (id !== null) {
+      const row = await getJob(ctx.db, id);
       if (row) found.set(String(row.id), row);
     }
     for (const row of await findJobsByIdempotencyKeys(ctx.db, [text])) found.set(String(row.id), row);
@@ -366,8 +293,8 @@ const TABLE: Array<[string, RegExp, Handler]> = [
       return ok({ now, job: present(row), audit });
     },
   ],
-  ['POST', /^\/jobs\/([^/]+)\/retry$/, (ctx, raw) => requeueOne(ctx, parseJobId(raw), 'failed', ctx.body)],
-  ['POST', /^\/jobs\/([^/]+)\/requeue$/, (ctx, raw) => requeueOne(ctx, parseJobId(raw), 'running', ctx.body)],
+  ['POST', /^\/jobs\/([^/]+)\/retry$/, (ctx, raw) => requeueShown(ctx, parseJobId(raw), 'failed')],
+  ['POST', /^\/jobs\/([^/]+)\/requeue$/, (ctx, raw) => requeueShown(ctx, parseJobId(raw), 'running')],
   ['POST', /^\/jobs\/([^/]+)\/cancel$/, (ctx, raw) => cancel(ctx, parseJobId(raw))],
   [
     'GET',
@@ -385,13 +312,14 @@ const TABLE: Array<[string, RegExp, Handler]> = [
     'POST',
     /^\/queues\/([^/]+)\/limits$/,
     async (ctx, raw) => {
-      const limits = await setQueueLimits(ctx.db, parseQueueName(raw), (ctx.body ?? {}) as QueueLimitChange);
+      const change = (ctx.body ?? {}) as QueueLimitChange;
+      const limits = await setLimits(ctx.db, parseQueueName(raw), change, { actor: ctx.actor, reason: null });
       ctx.overview.invalidate();
       return ok(limits);
     },
   ],
-  ['POST', /^\/schedules\/([^/]+)\/pause$/, (ctx, raw) => setScheduleState(ctx, scheduleName(raw), false)],
-  ['POST', /^\/schedules\/([^/]+)\/resume$/, (ctx, raw) => setScheduleState(ctx, scheduleName(raw), true)],
+  ['POST', /^\/schedules\/([^/]+)\/pause$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), false)],
+  ['POST', /^\/schedules\/([^/]+)\/resume$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), true)],
 ];
 
 /** Which route a path under API_PREFIX names, before the body is read (404/405 need no body). */

@@ -8,11 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { enqueueMany } from '../../functions/engine/enqueue.ts';
-import { claimJobs } from '../../functions/engine/sql/claimJobs.ts';
-import { completeJobs } from '../../functions/engine/sql/completeJobs.ts';
-import { failJob } from '../../functions/engine/sql/failJob.ts';
-import { pauseQueue } from '../../functions/engine/sql/queues.ts';
+import { claimJobs, completeJobs, enqueueMany, failJob, pauseQueue } from '../../functions/engine/index.ts';
 import { createTestSchema } from '../../test/helpers/pg.ts';
 import { startDashboardServer } from './index.ts';
 

@@ -1,8 +1,15 @@
 import { z } from 'zod';
-import { LIMITS } from '../../functions/engine/enqueue.ts';
-import { ValidationError } from '../../functions/engine/errors.ts';
-import { JOB_STATUSES } from '../../functions/engine/types.ts';
-import { parseWith, storableText } from '../../functions/http/validate.ts';
+import {
+  idText,
+  JOB_STATUSES,
+  LIMITS,
+  leaseTokenText,
+  parseWith,
+  queueNameSchema,
+  storableText,
+  taskTypeSchema,
+  ValidationError,
+} from '../../functions/engine/index.ts';
 
 /** Reasons are kept in last_error and the audit: a sentence or two, not a document. */
 export const MAX_REASON_LENGTH = 500;
@@ -12,25 +19,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_BULK = 500;
 export const PAGE_SIZE = { default: 50, max: 200 } as const;
 
-const INT8_MAX = 9223372036854775807n;
-
-// One refine, not regex then refine: zod runs every check, and BigInt('abc') would throw.
-const isInt8Text = (v: string, min: bigint) =>
-  /^[0-9]{1,19}$/.test(v) && BigInt(v) >= min && BigInt(v) <= INT8_MAX;
-
-const bigintText = (what: string) =>
-  z
-    .string()
-    .refine((v) => isInt8Text(v, 1n), `${what} must be a positive integer below 2^63`)
-    .transform((v) => String(BigInt(v)));
-
-const tokenText = z
-  .string()
-  .refine((v) => isInt8Text(v, 0n), 'leaseToken must be a non-negative integer below 2^63')
-  .transform((v) => String(BigInt(v)));
-
-const queueName = z.string().regex(LIMITS.queue, 'queue must be 1-128 of [A-Za-z0-9_.:-]');
-const taskType = z.string().regex(LIMITS.type, 'type must be 1-200 of [A-Za-z0-9_.:-]');
+const queueName = queueNameSchema;
+const taskType = taskTypeSchema;
 const reason = z
   .string()
   .trim()
@@ -40,7 +30,7 @@ const reason = z
 
 /** A job id from the path: bad shape is 400; a well-formed id that does not exist is 404 later. */
 export function parseJobId(raw: string): string {
-  return parseWith(bigintText('job id'), raw);
+  return parseWith(idText('job id'), raw);
 }
 
 export function parseQueueName(raw: string): string {
@@ -73,7 +63,7 @@ const listQuery = z.strictObject({
     .optional(),
   queue: queueName.optional(),
   type: taskType.optional(),
-  before: bigintText('before').optional(),
+  before: idText('before').optional(),
   limit: z.coerce.number().int().min(1).max(PAGE_SIZE.max).default(PAGE_SIZE.default),
   q: z.string().min(1).max(LIMITS.idempotencyKeyLength, 'search text is at most 255 characters').optional(),
 });
@@ -95,14 +85,14 @@ export function parseFailedQuery(url: URL) {
   return { ...q, includeCancelled: q.includeCancelled === 'true' };
 }
 
-export const retryBody = z.strictObject({ reason: reason.optional(), leaseToken: tokenText.optional() });
+export const retryBody = z.strictObject({ reason: reason.optional(), leaseToken: leaseTokenText.optional() });
 export const requeueBody = retryBody;
-export const cancelBody = z.strictObject({ reason: reason, leaseToken: tokenText.optional() });
+export const cancelBody = z.strictObject({ reason: reason, leaseToken: leaseTokenText.optional() });
 export const queueBody = z.strictObject({ reason: reason.optional() });
 export const bulkRetryBody = z.strictObject({
   reason: reason.optional(),
   targets: z
-    .array(z.strictObject({ id: bigintText('id'), leaseToken: tokenText }))
+    .array(z.strictObject({ id: idText('id'), leaseToken: leaseTokenText }))
     .min(1, 'targets must name at least one job')
     .max(MAX_BULK, `targets may name at most ${MAX_BULK} jobs`),
 });

@@ -1,8 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseUnavailableError } from '../../functions/engine/errors.ts';
-import { checksum, destructiveStatements, hasDestructiveMarker } from '../../functions/engine/migrator.ts';
-import type { Db } from '../../functions/engine/queryable.ts';
+import {
+  checksum,
+  DatabaseUnavailableError,
+  type Db,
+  destructiveStatements,
+  hasDestructiveMarker,
+} from '../../functions/engine/index.ts';
 import { isAuthFailure } from '../../functions/platform/db.ts';
 
 export interface CheckResult {

@@ -13,8 +13,20 @@ export interface Gate {
   dryRun?: boolean | undefined;
 }
 
+/** The two options of every changing command. */
+export interface GateOptions {
+  yes?: boolean | undefined;
+  dryRun?: boolean | undefined;
+}
+
+/** Adds --yes (described for this command) and --dry-run. */
+export function withGate(command: Command, yesHelp: string): Command {
+  return command.option('--yes', yesHelp).option('--dry-run', 'show what would change, change nothing');
+}
+
 /** True when the change may go ahead; otherwise the plan was printed (and --yes asked for). */
-export function mayApply(cmd: Command, g: Gate): boolean {
+export function mayApply(cmd: Command, gate: Gate, options: GateOptions = {}): boolean {
+  const g = { ...gate, yes: options.yes ?? gate.yes, dryRun: options.dryRun ?? gate.dryRun };
   if (g.dryRun) {
     emit(cmd, { dryRun: true, ...g.plan }, () => `${g.human()}\n(dry run: nothing changed)`);
     return false;

@@ -7,7 +7,7 @@ import {
   TaskEngineError,
   UnknownTaskTypeError,
   ValidationError,
-} from '../../functions/engine/errors.ts';
+} from '../../functions/engine/index.ts';
 import { isAuthFailure, sqlState } from '../../functions/platform/db.ts';
 
 /** The documented exit codes (docs/RUNBOOK.md). */

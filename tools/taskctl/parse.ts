@@ -1,13 +1,11 @@
+import { int8Text, isName, NAMES } from '../../functions/engine/index.ts';
 import { UsageError } from './errors.ts';
-
-const MAX_BIGINT = 9_223_372_036_854_775_807n;
 
 /** A job id: a positive bigint, kept as a string. */
 export function parseId(raw: string): string {
-  if (!/^[0-9]{1,19}$/.test(raw) || BigInt(raw) < 1n || BigInt(raw) > MAX_BIGINT) {
-    throw new UsageError(`invalid job id ${JSON.stringify(raw)}: expected a positive integer`);
-  }
-  return String(BigInt(raw));
+  const id = int8Text(raw);
+  if (id === null) throw new UsageError(`invalid job id ${JSON.stringify(raw)}: expected a positive integer`);
+  return id;
 }
 
 export function parseIds(raws: readonly string[]): string[] {
@@ -55,12 +53,8 @@ export function parseIntInRange(raw: string, what: string, min: number, max: num
   return n;
 }
 
-const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 export function parseQueueName(raw: string): string {
-  if (!NAME.test(raw))
-    throw new UsageError(`invalid queue name ${JSON.stringify(raw)}: 1-128 of [A-Za-z0-9_.:-]`);
+  if (!isName('queue', raw))
+    throw new UsageError(`invalid queue name ${JSON.stringify(raw)}: ${NAMES.queue.rule}`);
   return raw;
 }
-
-export const JOB_STATUS_VALUES = ['queued', 'running', 'completed', 'failed'] as const;

@@ -1,5 +1,7 @@
-import { ValidationError } from '../errors.ts';
 import type { Queryable } from '../queryable.ts';
+import { type QueueLimitChange, validateLimitChange } from '../schema.ts';
+
+export type { QueueLimitChange };
 
 export interface QueueLimits {
   name: string;
@@ -9,44 +11,6 @@ export interface QueueLimits {
   ratePerSecond: number | null;
   /** The bucket's size: how many claims may come at once after a quiet spell. */
   rateBurst: number | null;
-}
-
-/** What to change: an absent field is left as it is, `null` removes that limit. */
-export interface QueueLimitChange {
-  maxRunning?: number | null;
-  rate?: number | null;
-  burst?: number | null;
-}
-
-const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-/** Checks a change at the edge; throws ValidationError with a message naming the field. */
-export function validateLimitChange(name: string, change: QueueLimitChange): void {
-  if (!QUEUE_NAME.test(name)) throw new ValidationError(`queue name must be 1-128 of [A-Za-z0-9_.:-]`);
-  const { maxRunning, rate, burst } = change;
-  if (maxRunning === undefined && rate === undefined) {
-    throw new ValidationError('give maxRunning and/or rate (null removes a limit)');
-  }
-  if (maxRunning !== undefined && maxRunning !== null) {
-    if (!Number.isInteger(maxRunning) || maxRunning < 1 || maxRunning > 1_000_000) {
-      throw new ValidationError(
-        `maxRunning must be an integer from 1 to 1000000 (or null to remove it), got ${maxRunning}`,
-      );
-    }
-  }
-  if (rate !== undefined && rate !== null) {
-    if (typeof rate !== 'number' || !Number.isFinite(rate) || rate <= 0 || rate > 1_000_000) {
-      throw new ValidationError(
-        `rate must be a number of jobs per second above 0 and at most 1000000 (or null), got ${rate}`,
-      );
-    }
-  }
-  if (burst !== undefined && burst !== null) {
-    if (rate === undefined || rate === null) throw new ValidationError('burst needs a rate');
-    if (!Number.isInteger(burst) || burst < 1 || burst > 1_000_000) {
-      throw new ValidationError(`burst must be an integer from 1 to 1000000, got ${burst}`);
-    }
-  }
 }
 
 interface LimitRow {

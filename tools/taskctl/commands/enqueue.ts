@@ -1,7 +1,5 @@
 import { type Command, Option } from 'commander';
-import { enqueue } from '../../../functions/engine/enqueue.ts';
-import { UnknownTaskTypeError, ValidationError } from '../../../functions/engine/errors.ts';
-import { insertAudit } from '../../../functions/engine/sql/audit.ts';
+import { enqueueByOperator, UnknownTaskTypeError, ValidationError } from '../../../functions/engine/index.ts';
 import { createRegistry } from '../../../functions/tasks/index.ts';
 import { mayApply } from '../confirm.ts';
 import { actorOf, database, emit } from '../context.ts';
@@ -82,16 +80,8 @@ export function registerEnqueue(program: Command): void {
         })
       )
         return;
-      const actor = actorOf(cmd);
-      const result = await database().transaction(async (tx) => {
-        const r = await enqueue(tx, request);
-        if (r.created) {
-          await insertAudit(tx, [
-            { jobId: r.job.id, queue: r.job.queue, action: 'enqueue', actor, reason: 'taskctl enqueue' },
-          ]);
-        }
-        return r;
-      });
+      const act = { actor: actorOf(cmd), reason: 'taskctl enqueue' };
+      const result = await enqueueByOperator(database(), request, act);
       emit(cmd, result, () =>
         keyValues([
           [result.created ? 'enqueued' : 'existing job (idempotent replay)', result.job.id],

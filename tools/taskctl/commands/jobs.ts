@@ -1,22 +1,18 @@
 import { type Command, Option } from 'commander';
-import { NotFoundError } from '../../../functions/engine/errors.ts';
-import { listAudit } from '../../../functions/engine/sql/audit.ts';
-import { getJob } from '../../../functions/engine/sql/getJob.ts';
-import { listJobs } from '../../../functions/engine/sql/listJobs.ts';
-import { type JobStatus, toJob } from '../../../functions/engine/types.ts';
+import {
+  getJob,
+  JOB_STATUSES,
+  type JobStatus,
+  listAudit,
+  listJobs,
+  NotFoundError,
+  toJob,
+} from '../../../functions/engine/index.ts';
 import { database, emit } from '../context.ts';
-import { JOB_STATUS_VALUES, parseId, parseIntInRange, parseQueueName } from '../parse.ts';
+import { parseId, parseIntInRange, parseQueueName } from '../parse.ts';
 import { examples, keyValues, table } from '../render.ts';
 
-export function registerJobs(program: Command): void {
-  const jobs = program
-    .command('jobs')
-    .description('inspect jobs')
-    .addHelpText(
-      'after',
-      examples('taskctl jobs show 4812', 'taskctl jobs list --status running --queue default'),
-    );
-
+function registerShow(jobs: Command): void {
   jobs
     .command('show')
     .description('one job: every column, and its manual history (who, when, why)')
@@ -64,11 +60,13 @@ export function registerJobs(program: Command): void {
         ].join('\n'),
       );
     });
+}
 
+function registerList(jobs: Command): void {
   jobs
     .command('list')
     .description('jobs newest first, paged by id: pass the printed next cursor as --before')
-    .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUS_VALUES))
+    .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUSES))
     .addOption(new Option('--queue <name>', 'only this queue').argParser(parseQueueName))
     .option('--type <type>', 'only this task type')
     .addOption(
@@ -112,4 +110,16 @@ export function registerJobs(program: Command): void {
         );
       },
     );
+}
+
+export function registerJobs(program: Command): void {
+  const jobs = program
+    .command('jobs')
+    .description('inspect jobs')
+    .addHelpText(
+      'after',
+      examples('taskctl jobs show 4812', 'taskctl jobs list --status running --queue default'),
+    );
+  registerShow(jobs);
+  registerList(jobs);
 }

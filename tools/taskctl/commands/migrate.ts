@@ -4,8 +4,8 @@ import {
   loadMigrations,
   migrate,
   migrationStatus,
-} from '../../../functions/engine/migrator.ts';
-import { syncCodeSchedules } from '../../../functions/engine/schedules.ts';
+  syncCodeSchedules,
+} from '../../../functions/engine/index.ts';
 import { migrationsDir } from '../../../functions/platform/paths.ts';
 import { codeSchedules, createRegistry } from '../../../functions/tasks/index.ts';
 import { database, emit } from '../context.ts';

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { insertAudit } from '../../../functions/engine/sql/audit.ts';
-import { countJobsByQueue } from '../../../functions/engine/sql/jobStats.ts';
-import { listQueueControls, pauseQueue, resumeQueue } from '../../../functions/engine/sql/queues.ts';
-import { mayApply } from '../confirm.ts';
+import { knownQueues, pausedQueues, setQueuesPaused } from '../../../functions/engine/index.ts';
+import { type GateOptions, mayApply, withGate } from '../confirm.ts';
 import { actorOf, database, emit } from '../context.ts';
 import { parseQueueName } from '../parse.ts';
 import { examples } from '../render.ts';
@@ -10,102 +8,73 @@ import { examples } from '../render.ts';
 const NOTE_PAUSE =
   'consumers stop claiming from these queues at their next claim; running jobs finish. A queue first used after this pause is not paused: to stop everything, disable the consumer schedule (docs/RUNBOOK.md, "Drain and resume").';
 
-export function registerQueues(program: Command): void {
-  program
-    .command('pause')
-    .description(
+interface Control {
+  name: 'pause' | 'resume';
+  description: string;
+  reasonHelp: string;
+  examples: string[];
+  /** The queues meant when none is named: every queue known (pause), every paused one (resume). */
+  all: typeof knownQueues;
+  none: string;
+}
+
+const CONTROLS: Control[] = [
+  {
+    name: 'pause',
+    description:
       'stop consumers claiming from queues (drain): running jobs finish, queued ones wait. No queue named: every queue known now (needs --yes)',
-    )
+    reasonHelp: 'why (shown by status, kept in the audit)',
+    examples: [
+      'taskctl pause reports --reason "INC-231: downstream API rate-limiting us"',
+      'taskctl pause --yes',
+    ],
+    all: knownQueues,
+    none: '(no queues known)',
+  },
+  {
+    name: 'resume',
+    description:
+      'let consumers claim from paused queues again. No queue named: every paused queue (needs --yes)',
+    reasonHelp: 'why (kept in the audit)',
+    examples: ['taskctl resume reports', 'taskctl resume --yes'],
+    all: pausedQueues,
+    none: '(no paused queues)',
+  },
+];
+
+function registerControl(program: Command, c: Control): void {
+  const command = program
+    .command(c.name)
+    .description(c.description)
     .argument('[queue...]', 'queue names')
-    .option('--reason <text>', 'why (shown by status, kept in the audit)')
-    .option('--yes', 'needed when no queue is named')
-    .option('--dry-run', 'show what would change, change nothing')
-    .addHelpText(
-      'after',
-      examples(
-        'taskctl pause reports --reason "INC-231: downstream API rate-limiting us"',
-        'taskctl pause --yes',
-      ),
-    )
-    .action(
-      async (names: string[], o: { reason?: string; yes?: boolean; dryRun?: boolean }, cmd: Command) => {
-        const given = names.map(parseQueueName);
-        const db = database();
-        const queues =
-          given.length > 0
-            ? [...new Set(given)]
-            : [
-                ...new Set([
-                  ...(await countJobsByQueue(db)).map((q) => q.queue),
-                  ...(await listQueueControls(db)).map((q) => q.name),
-                ]),
-              ].sort();
-        const apply = mayApply(cmd, {
-          plan: { action: 'pause', queues },
-          human: () => `would pause: ${queues.join(', ') || '(no queues known)'}`,
-          count: queues.length,
-          bulk: given.length === 0,
-          yes: o.yes,
-          dryRun: o.dryRun,
-        });
-        if (!apply) return;
-        const actor = actorOf(cmd);
-        await db.transaction(async (tx) => {
-          for (const q of queues) await pauseQueue(tx, q, actor, o.reason ?? null);
-          await insertAudit(
-            tx,
-            queues.map((q) => ({ jobId: null, queue: q, action: 'pause', actor, reason: o.reason ?? null })),
-          );
-        });
+    .option('--reason <text>', c.reasonHelp);
+  withGate(command, 'needed when no queue is named')
+    .addHelpText('after', examples(...c.examples))
+    .action(async (names: string[], o: GateOptions & { reason?: string }, cmd: Command) => {
+      const given = names.map(parseQueueName);
+      const db = database();
+      const queues = given.length > 0 ? [...new Set(given)] : await c.all(db);
+      const gate = {
+        plan: { action: c.name, queues },
+        human: () => `would ${c.name}: ${queues.join(', ') || c.none}`,
+        count: queues.length,
+        // Resuming everything at once undoes every pause an incident put in place: as deliberate as pausing all.
+        bulk: given.length === 0,
+      };
+      if (!mayApply(cmd, gate, o)) return;
+      const actor = actorOf(cmd);
+      await setQueuesPaused(db, queues, c.name === 'pause', { actor, reason: o.reason ?? null });
+      const done = `${c.name === 'pause' ? 'paused' : 'resumed'}: ${queues.join(', ') || '(none)'}`;
+      if (c.name === 'pause')
         emit(
           cmd,
           { action: 'pause', paused: queues, actor, note: NOTE_PAUSE },
-          () => `paused: ${queues.join(', ') || '(none)'}\n${NOTE_PAUSE}`,
+          () => `${done}\n${NOTE_PAUSE}`,
         );
-      },
-    );
+      else emit(cmd, { action: 'resume', resumed: queues, actor }, () => done);
+    });
+}
 
-  program
-    .command('resume')
-    .description(
-      'let consumers claim from paused queues again. No queue named: every paused queue (needs --yes)',
-    )
-    .argument('[queue...]', 'queue names')
-    .option('--reason <text>', 'why (kept in the audit)')
-    .option('--yes', 'needed when no queue is named')
-    .option('--dry-run', 'show what would change, change nothing')
-    .addHelpText('after', examples('taskctl resume reports', 'taskctl resume --yes'))
-    .action(
-      async (names: string[], o: { reason?: string; yes?: boolean; dryRun?: boolean }, cmd: Command) => {
-        const given = names.map(parseQueueName);
-        const db = database();
-        const queues =
-          given.length > 0
-            ? [...new Set(given)]
-            : (await listQueueControls(db)).filter((q) => q.paused).map((q) => q.name);
-        const apply = mayApply(cmd, {
-          plan: { action: 'resume', queues },
-          human: () => `would resume: ${queues.join(', ') || '(no paused queues)'}`,
-          count: queues.length,
-          // Resuming everything at once undoes every pause an incident put in place: as deliberate as pausing all.
-          bulk: given.length === 0,
-          yes: o.yes,
-          dryRun: o.dryRun,
-        });
-        if (!apply) return;
-        const actor = actorOf(cmd);
-        await db.transaction(async (tx) => {
-          for (const q of queues) await resumeQueue(tx, q, actor);
-          await insertAudit(
-            tx,
-            queues.map((q) => ({ jobId: null, queue: q, action: 'resume', actor, reason: o.reason ?? null })),
-          );
-        });
-        emit(
-          cmd,
-          { action: 'resume', resumed: queues, actor },
-          () => `resumed: ${queues.join(', ') || '(none)'}`,
-        );
-      },
-    );
+export function registerQueues(program: Command): void {
+  for (const c of CONTROLS) registerControl(program, c);
 }

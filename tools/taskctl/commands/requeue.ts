@@ -1,24 +1,29 @@
 import { type Command, Option } from 'commander';
-import { ConflictError, NotFoundError } from '../../../functions/engine/errors.ts';
-import { getJob } from '../../../functions/engine/sql/getJob.ts';
-import { findStuckJobs } from '../../../functions/engine/sql/releaseStuck.ts';
-import { type Requeued, type RequeueTarget, requeueJobs } from '../../../functions/engine/sql/requeueJobs.ts';
-import { findFailedJobs } from '../../../functions/engine/sql/retryFailed.ts';
-import { mayApply } from '../confirm.ts';
+import {
+  ConflictError,
+  findFailedJobs,
+  findStuckJobs,
+  NotFoundError,
+  planRequeue,
+  type Requeued,
+  type RequeueTarget,
+  releaseStuck,
+  requeue,
+  retryFailed,
+} from '../../../functions/engine/index.ts';
+import { type GateOptions, mayApply, withGate } from '../confirm.ts';
 import { actorOf, database, emit } from '../context.ts';
 import { PartialFailureError } from '../errors.ts';
 import { parseDuration, parseIds, parseIntInRange, parseQueueName } from '../parse.ts';
 import { age, examples, table } from '../render.ts';
 
-interface Skipped {
-  id: string;
-  reason: string;
-}
+type Action = 'requeue' | 'release-stuck' | 'retry-failed';
+const RUN = { requeue, 'release-stuck': releaseStuck, 'retry-failed': retryFailed } as const;
 
 /** Prints what changed and what did not; a target someone else changed in between is exit 3. */
-function report(cmd: Command, action: string, changed: Requeued[], targets: RequeueTarget[]): void {
+function report(cmd: Command, action: Action, changed: Requeued[], targets: readonly RequeueTarget[]): void {
   const done = new Set(changed.map((c) => c.id));
-  const skipped: Skipped[] = targets
+  const skipped = targets
     .filter((t) => !done.has(t.id))
     .map((t) => ({
       id: t.id,
@@ -46,16 +51,39 @@ function report(cmd: Command, action: string, changed: Requeued[], targets: Requ
     throw new PartialFailureError(`${skipped.length} job(s) changed meanwhile and were skipped`);
 }
 
-export function registerRequeue(program: Command): void {
-  program
+/** Shows the targets, asks for --yes when `bulk`, then requeues them fenced on what was read. */
+async function confirmAndRequeue(
+  cmd: Command,
+  action: Action,
+  targets: readonly RequeueTarget[],
+  shown: { headers: string[]; rows: unknown[][] },
+  o: GateOptions & { reason: string; bulk: boolean },
+): Promise<void> {
+  const human = () => table(shown.headers, shown.rows);
+  if (!mayApply(cmd, { plan: { action, targets }, human, count: targets.length, bulk: o.bulk }, o)) return;
+  const changed = await RUN[action](database(), targets, { actor: actorOf(cmd), reason: o.reason });
+  report(cmd, action, changed, targets);
+}
+
+const limitOption = () =>
+  new Option('--limit <n>', 'at most this many')
+    .default(100)
+    .argParser((v) => parseIntInRange(v, '--limit', 1, 10_000));
+const durationOption = (flag: string, help: string) =>
+  new Option(`${flag} <duration>`, help).argParser((v) => parseDuration(v, flag));
+const queueOption = () => new Option('--queue <name>', 'only this queue').argParser(parseQueueName);
+const reasonOption = (fallback: string) =>
+  new Option('--reason <text>', 'why (kept in last_error and the audit)').default(fallback);
+
+function registerRequeueIds(program: Command): void {
+  const command = program
     .command('requeue')
     .description(
       'force-release running jobs (or re-run failed ones) back to queued, fenced on the lease token read, so a worker that completes meanwhile wins and nothing runs twice',
     )
     .argument('<id...>', 'job ids')
-    .option('--reason <text>', 'why (kept in last_error and the audit)', 'manual requeue')
-    .option('--yes', 'apply to more than one job')
-    .option('--dry-run', 'show what would change, change nothing')
+    .addOption(reasonOption('manual requeue'));
+  withGate(command, 'apply to more than one job')
     .addHelpText(
       'after',
       examples(
@@ -63,84 +91,61 @@ export function registerRequeue(program: Command): void {
         'taskctl requeue 4812 4813 4814 --reason "host lost" --yes',
       ),
     )
-    .action(
-      async (rawIds: string[], o: { reason: string; yes?: boolean; dryRun?: boolean }, cmd: Command) => {
-        const ids = parseIds(rawIds);
-        const db = database();
-        const problems: Skipped[] = [];
-        const targets: RequeueTarget[] = [];
-        for (const id of ids) {
-          const row = await getJob(db, id);
-          if (!row) problems.push({ id, reason: 'not found' });
-          else if (row.status === 'running' || row.status === 'failed')
-            targets.push({ id, status: row.status, leaseToken: String(row.lease_token) });
-          else
-            problems.push({
-              id,
-              reason:
-                row.status === 'queued'
-                  ? 'already queued'
-                  : 'completed: requeueing would run it twice (enqueue a new job instead)',
-            });
-        }
-        if (problems.length > 0) {
-          emit(cmd, { action: 'requeue', requeued: [], rejected: problems }, () =>
-            table(
-              ['id', 'why'],
-              problems.map((p) => [p.id, p.reason]),
-            ),
-          );
-          const missing = problems.filter((p) => p.reason === 'not found').map((p) => p.id);
-          if (missing.length > 0)
-            throw new NotFoundError(`job(s) not found: ${missing.join(', ')}; nothing changed`);
-          throw new ConflictError(
-            'conflict',
-            `job(s) ${problems.map((p) => p.id).join(', ')} cannot be requeued; nothing changed`,
-          );
-        }
-        const apply = mayApply(cmd, {
-          plan: { action: 'requeue', targets },
-          human: () =>
-            table(
-              ['id', 'status', 'lease token'],
-              targets.map((t) => [t.id, t.status, t.leaseToken]),
-            ),
-          count: targets.length,
+    .action(async (rawIds: string[], o: GateOptions & { reason: string }, cmd: Command) => {
+      const { targets, refused } = await planRequeue(database(), parseIds(rawIds));
+      if (refused.length > 0) {
+        emit(cmd, { action: 'requeue', requeued: [], rejected: refused }, () =>
+          table(
+            ['id', 'why'],
+            refused.map((p) => [p.id, p.reason]),
+          ),
+        );
+        const missing = refused.filter((p) => p.reason === 'not found').map((p) => p.id);
+        if (missing.length > 0)
+          throw new NotFoundError(`job(s) not found: ${missing.join(', ')}; nothing changed`);
+        throw new ConflictError(
+          'conflict',
+          `job(s) ${refused.map((p) => p.id).join(', ')} cannot be requeued; nothing changed`,
+        );
+      }
+      const rows = targets.map((t) => [t.id, t.status, t.leaseToken]);
+      await confirmAndRequeue(
+        cmd,
+        'requeue',
+        targets,
+        { headers: ['id', 'status', 'lease token'], rows },
+        {
+          ...o,
           bulk: targets.length > 1,
-          yes: o.yes,
-          dryRun: o.dryRun,
-        });
-        if (!apply) return;
-        const changed = await requeueJobs(db, targets, {
-          action: 'requeue',
-          actor: actorOf(cmd),
-          reason: o.reason,
-          resetAttempts: false,
-        });
-        report(cmd, 'requeue', changed, targets);
-      },
-    );
+        },
+      );
+    });
+}
 
-  program
+/** What release-stuck and retry-failed share: a filter's queue and limit, the reason, the gate. */
+interface SelectOptions extends GateOptions {
+  queue?: string;
+  limit: number;
+  reason: string;
+}
+
+interface StuckOptions extends SelectOptions {
+  olderThan?: number;
+  worker?: string;
+}
+
+function registerReleaseStuck(program: Command): void {
+  const command = program
     .command('release-stuck')
     .description(
       'force-release running jobs whose worker looks gone: past their lease by default, or with no heartbeat for --older-than; each fenced like requeue',
     )
-    .addOption(
-      new Option('--older-than <duration>', 'no heartbeat for this long (default: lease expired)').argParser(
-        (v) => parseDuration(v, '--older-than'),
-      ),
-    )
+    .addOption(durationOption('--older-than', 'no heartbeat for this long (default: lease expired)'))
     .option('--worker <id>', "only this worker's jobs (locked_by)")
-    .addOption(new Option('--queue <name>', 'only this queue').argParser(parseQueueName))
-    .addOption(
-      new Option('--limit <n>', 'at most this many')
-        .default(100)
-        .argParser((v) => parseIntInRange(v, '--limit', 1, 10_000)),
-    )
-    .option('--reason <text>', 'why (kept in last_error and the audit)', 'released stuck job')
-    .option('--yes', 'apply (without it the jobs are only listed)')
-    .option('--dry-run', 'show what would change, change nothing')
+    .addOption(queueOption())
+    .addOption(limitOption())
+    .addOption(reasonOption('released stuck job'));
+  withGate(command, 'apply (without it the jobs are only listed)')
     .addHelpText(
       'after',
       examples(
@@ -149,82 +154,46 @@ export function registerRequeue(program: Command): void {
         'taskctl release-stuck --worker consumer-2024/abc --older-than 0s --yes',
       ),
     )
-    .action(
-      async (
-        o: {
-          olderThan?: number;
-          worker?: string;
-          queue?: string;
-          limit: number;
-          reason: string;
-          yes?: boolean;
-          dryRun?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        const db = database();
-        const stuck = await findStuckJobs(db, {
-          olderThanSeconds: o.olderThan,
-          worker: o.worker,
-          queue: o.queue,
-          limit: o.limit,
-        });
-        if (stuck.length === 0) {
-          emit(cmd, { action: 'release-stuck', requeued: [], skipped: [] }, () => 'no stuck jobs match');
-          return;
-        }
-        const apply = mayApply(cmd, {
-          plan: { action: 'release-stuck', targets: stuck },
-          human: () =>
-            table(
-              ['id', 'queue', 'type', 'worker', 'locked for', 'lease', 'attempt'],
-              stuck.map((s) => [
-                s.id,
-                s.queue,
-                s.type,
-                s.lockedBy,
-                age(s.lockedForSeconds),
-                `${s.leaseSeconds}s`,
-                `${s.attempts}/${s.maxAttempts}`,
-              ]),
-            ),
-          count: stuck.length,
-          bulk: true,
-          yes: o.yes,
-          dryRun: o.dryRun,
-        });
-        if (!apply) return;
-        const changed = await requeueJobs(db, stuck, {
-          action: 'release-stuck',
-          actor: actorOf(cmd),
-          reason: o.reason,
-          resetAttempts: false,
-        });
-        report(cmd, 'release-stuck', changed, stuck);
-      },
-    );
+    .action(async (o: StuckOptions, cmd: Command) => {
+      const f = { olderThanSeconds: o.olderThan, worker: o.worker, queue: o.queue, limit: o.limit };
+      const stuck = await findStuckJobs(database(), f);
+      if (stuck.length === 0) {
+        emit(cmd, { action: 'release-stuck', requeued: [], skipped: [] }, () => 'no stuck jobs match');
+        return;
+      }
+      const headers = ['id', 'queue', 'type', 'worker', 'locked for', 'lease', 'attempt'];
+      const rows = stuck.map((s) => [
+        s.id,
+        s.queue,
+        s.type,
+        s.lockedBy,
+        age(s.lockedForSeconds),
+        `${s.leaseSeconds}s`,
+        `${s.attempts}/${s.maxAttempts}`,
+      ]);
+      await confirmAndRequeue(cmd, 'release-stuck', stuck, { headers, rows }, { ...o, bulk: true });
+    });
+}
 
-  program
+interface FailedOptions extends SelectOptions {
+  since?: number;
+  type?: string;
+  includeCancelled?: boolean;
+}
+
+function registerRetryFailed(program: Command): void {
+  const command = program
     .command('retry-failed')
     .description(
       'dead-letter redrive: failed jobs back to queued with a fresh retry budget (cancelled jobs only with --include-cancelled)',
     )
-    .addOption(
-      new Option('--since <duration>', 'failed within this long').argParser((v) =>
-        parseDuration(v, '--since'),
-      ),
-    )
+    .addOption(durationOption('--since', 'failed within this long'))
     .option('--type <type>', 'only this task type')
-    .addOption(new Option('--queue <name>', 'only this queue').argParser(parseQueueName))
+    .addOption(queueOption())
     .option('--include-cancelled', 'also re-run jobs that were cancelled on purpose')
-    .addOption(
-      new Option('--limit <n>', 'at most this many')
-        .default(100)
-        .argParser((v) => parseIntInRange(v, '--limit', 1, 10_000)),
-    )
-    .option('--reason <text>', 'why (kept in last_error and the audit)', 'dead-letter redrive')
-    .option('--yes', 'apply (without it the jobs are only listed)')
-    .option('--dry-run', 'show what would change, change nothing')
+    .addOption(limitOption())
+    .addOption(reasonOption('dead-letter redrive'));
+  withGate(command, 'apply (without it the jobs are only listed)')
     .addHelpText(
       'after',
       examples(
@@ -232,59 +201,33 @@ export function registerRequeue(program: Command): void {
         'taskctl retry-failed --since 1h --type email.send --yes --reason "SMTP creds rotated"',
       ),
     )
-    .action(
-      async (
-        o: {
-          since?: number;
-          type?: string;
-          queue?: string;
-          includeCancelled?: boolean;
-          limit: number;
-          reason: string;
-          yes?: boolean;
-          dryRun?: boolean;
-        },
-        cmd: Command,
-      ) => {
-        const db = database();
-        const failed = await findFailedJobs(db, {
-          sinceSeconds: o.since,
-          type: o.type,
-          queue: o.queue,
-          includeCancelled: o.includeCancelled,
-          limit: o.limit,
-        });
-        if (failed.length === 0) {
-          emit(cmd, { action: 'retry-failed', requeued: [], skipped: [] }, () => 'no failed jobs match');
-          return;
-        }
-        const apply = mayApply(cmd, {
-          plan: { action: 'retry-failed', targets: failed },
-          human: () =>
-            table(
-              ['id', 'queue', 'type', 'attempts', 'finished', 'error'],
-              failed.map((f) => [
-                f.id,
-                f.queue,
-                f.type,
-                `${f.attempts}/${f.maxAttempts}`,
-                f.finishedAt,
-                (f.lastError as { message?: string } | null)?.message?.slice(0, 60),
-              ]),
-            ),
-          count: failed.length,
-          bulk: true,
-          yes: o.yes,
-          dryRun: o.dryRun,
-        });
-        if (!apply) return;
-        const changed = await requeueJobs(db, failed, {
-          action: 'retry-failed',
-          actor: actorOf(cmd),
-          reason: o.reason,
-          resetAttempts: true,
-        });
-        report(cmd, 'retry-failed', changed, failed);
-      },
-    );
+    .action(async (o: FailedOptions, cmd: Command) => {
+      const failed = await findFailedJobs(database(), {
+        sinceSeconds: o.since,
+        type: o.type,
+        queue: o.queue,
+        includeCancelled: o.includeCancelled,
+        limit: o.limit,
+      });
+      if (failed.length === 0) {
+        emit(cmd, { action: 'retry-failed', requeued: [], skipped: [] }, () => 'no failed jobs match');
+        return;
+      }
+      const headers = ['id', 'queue', 'type', 'attempts', 'finished', 'error'];
+      const rows = failed.map((f) => [
+        f.id,
+        f.queue,
+        f.type,
+        `${f.attempts}/${f.maxAttempts}`,
+        f.finishedAt,
+        (f.lastError as { message?: string } | null)?.message?.slice(0, 60),
+      ]);
+      await confirmAndRequeue(cmd, 'retry-failed', failed, { headers, rows }, { ...o, bulk: true });
+    });
+}
+
+export function registerRequeue(program: Command): void {
+  registerRequeueIds(program);
+  registerReleaseStuck(program);
+  registerRetryFailed(program);
 }

@@ -3,12 +3,12 @@ import {
   type CatchUp,
   deleteSchedule,
   listSchedules,
+  NAMES,
   putSchedule,
   type Schedule,
-  setScheduleEnabled,
-} from '../../../functions/engine/schedules.ts';
-import { insertAudit } from '../../../functions/engine/sql/audit.ts';
-import { setQueueLimits } from '../../../functions/engine/sql/queueLimits.ts';
+  setLimits,
+  setScheduleState,
+} from '../../../functions/engine/index.ts';
 import { createRegistry } from '../../../functions/tasks/index.ts';
 import { actorOf, database, emit } from '../context.ts';
 import { UsageError } from '../errors.ts';
@@ -31,15 +31,11 @@ const shown = (s: Schedule) => ({
   lastRunAt: s.lastRunAt,
 });
 
-export function registerSchedules(program: Command): void {
-  const schedule = program
-    .command('schedule')
-    .description('recurring schedules: cron + IANA time zone, each occurrence enqueued exactly once');
-
+function registerAdd(schedule: Command): void {
   schedule
     .command('add')
     .description('create or replace a run-time schedule (a code-defined one is changed in code)')
-    .argument('<name>', 'schedule name, 1-128 of [A-Za-z0-9_.:-]')
+    .argument('<name>', `schedule name, ${NAMES.schedule.rule}`)
     .requiredOption('--cron <expr>', 'standard 5-field cron (or 6, seconds first), quoted')
     .requiredOption('--type <type>', 'task type (must be registered; the payload is checked against it)')
     .option('--payload <json>', 'the job payload (JSON)', '{}')
@@ -91,7 +87,9 @@ export function registerSchedules(program: Command): void {
         emit(cmd, shown(s), () => `schedule ${s.name}: "${s.cron}" ${s.timezone} -> ${s.type} on ${s.queue}`);
       },
     );
+}
 
+function registerListAndRemove(schedule: Command): void {
   schedule
     .command('list')
     .description(
@@ -128,7 +126,10 @@ export function registerSchedules(program: Command): void {
       await deleteSchedule(database(), name);
       emit(cmd, { name, removed: true }, () => `removed schedule ${name}`);
     });
+}
 
+/** Pause and resume, audited as the dashboard's are (queue: the schedule's queue). */
+function registerPauseResume(schedule: Command): void {
   for (const [verb, enabled] of [
     ['pause', false],
     ['resume', true],
@@ -142,11 +143,13 @@ export function registerSchedules(program: Command): void {
       )
       .argument('<name>')
       .action(async (name: string, _o: unknown, cmd: Command) => {
-        const s = await setScheduleEnabled(database(), name, enabled);
+        const s = await setScheduleState(database(), name, enabled, { actor: actorOf(cmd), reason: null });
         emit(cmd, shown(s), () => `schedule ${name} ${enabled ? 'resumed' : 'paused'}`);
       });
   }
+}
 
+function registerSetLimit(program: Command): void {
   const queue = program.command('queue').description('per-queue settings');
   queue
     .command('set-limit')
@@ -187,15 +190,7 @@ export function registerSchedules(program: Command): void {
       if (o.burst !== undefined) change.burst = num(o.burst, '--burst');
       if (change.maxRunning === undefined && change.rate === undefined)
         throw new UsageError('give --max-running and/or --rate');
-      const db = database();
-      const actor = actorOf(cmd);
-      const limits = await db.transaction(async (tx) => {
-        const l = await setQueueLimits(tx, queueName, change);
-        await insertAudit(tx, [
-          { jobId: null, queue: queueName, action: 'set-limit', actor, reason: null, details: change },
-        ]);
-        return l;
-      });
+      const limits = await setLimits(database(), queueName, change, { actor: actorOf(cmd), reason: null });
       emit(
         cmd,
         limits,
@@ -205,4 +200,14 @@ export function registerSchedules(program: Command): void {
           }`,
       );
     });
+}
+
+export function registerSchedules(program: Command): void {
+  const schedule = program
+    .command('schedule')
+    .description('recurring schedules: cron + IANA time zone, each occurrence enqueued exactly once');
+  registerAdd(schedule);
+  registerListAndRemove(schedule);
+  registerPauseResume(schedule);
+  registerSetLimit(program);
 }

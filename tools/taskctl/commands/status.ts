@@ -1,8 +1,12 @@
 import type { Command } from 'commander';
-import { countJobsByQueue, failureRatio, queueRows } from '../../../functions/engine/sql/jobStats.ts';
-import { listQueueLimits } from '../../../functions/engine/sql/queueLimits.ts';
-import { listQueueControls } from '../../../functions/engine/sql/queues.ts';
-import { findStuckJobs } from '../../../functions/engine/sql/releaseStuck.ts';
+import {
+  countJobsByQueue,
+  failureRatio,
+  findStuckJobs,
+  listQueueControls,
+  listQueueLimits,
+  queueRows,
+} from '../../../functions/engine/index.ts';
 import { database, emit } from '../context.ts';
 import { age, examples, table } from '../render.ts';
 
