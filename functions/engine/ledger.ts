@@ -1,5 +1,6 @@
 import type { Queryable } from './queryable.ts';
 import { readCounters, type Snapshot } from './sql/counters.ts';
+import { type OldestTransaction, readOldestTransaction } from './sql/oldestTransaction.ts';
 import { listQueueLimits, type QueueLimits } from './sql/queueLimits.ts';
 import { type RunningAge, readRunningAges } from './sql/runningAges.ts';
 
@@ -15,9 +16,11 @@ export interface LedgerInput {
   limits?: readonly QueueLimits[];
   /** Enabled schedules: the latest occurrence enqueued and the cursor (Unix seconds, null: none yet). */
   schedules?: ReadonlyArray<{ name: string; lastRunAt: number | null; nextAt: number | null }>;
+  /** The oldest open transaction holding back the snapshot horizon (readOldestTransaction). */
+  oldestTransaction?: OldestTransaction;
 }
 
-/** Reads the ledger (four short statements). The platform renders it as metrics. */
+/** Reads the ledger (five short statements). The platform renders it as metrics. */
 export async function readLedger(db: Queryable): Promise<Required<LedgerInput>> {
   const snapshot = await readCounters(db);
   const runningAges = await readRunningAges(db, STUCK_LEASE_MULTIPLE);
@@ -27,5 +30,6 @@ export async function readLedger(db: Queryable): Promise<Required<LedgerInput>> 
        FROM schedules WHERE enabled ORDER BY name`,
   );
   const schedules = rows.map((r) => ({ name: r.name, lastRunAt: r.last_run_at, nextAt: r.next_at }));
-  return { snapshot, runningAges, limits, schedules };
+  const oldestTransaction = await readOldestTransaction(db);
+  return { snapshot, runningAges, limits, schedules, oldestTransaction };
 }

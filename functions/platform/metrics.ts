@@ -41,6 +41,8 @@ export const METRIC = {
   scheduleNextOccurrence: 'phase6_schedule_next_occurrence_timestamp_seconds',
   runningOldestAge: 'phase6_task_running_oldest_age_seconds',
   runningStuck: 'phase6_task_running_stuck',
+  oldestTransactionAge: 'phase6_oldest_transaction_age_seconds',
+  oldestTransactionSeesAll: 'phase6_oldest_transaction_sees_all_roles',
   claimLatency: 'dte_claim_latency_seconds',
   runDuration: 'dte_task_run_duration_seconds',
   dbErrors: 'dte_db_errors_total',
@@ -76,6 +78,7 @@ export function ledgerRegistry({
   runningAges = [],
   limits = [],
   schedules = [],
+  oldestTransaction,
 }: LedgerInput): Registry {
   const registry = new Registry();
   const total = (name: string, help: string, value: number) => {
@@ -160,6 +163,18 @@ export function ledgerRegistry({
     [METRIC.scheduleLastEnqueued, (s) => s.lastRunAt],
     [METRIC.scheduleNextOccurrence, (s) => s.nextAt],
   ]);
+  if (oldestTransaction) {
+    new Gauge({
+      name: METRIC.oldestTransactionAge,
+      help: `Seconds the oldest open transaction in the database has held back the snapshot horizon (pg_stat_activity, client sessions with a snapshot or a transaction id, the reader excluded); 0 when none. While it stays open every claim walks the jobs claimed since it began. Counts only the reader's own role unless ${METRIC.oldestTransactionSeesAll} is 1. ${FROM_PG}`,
+      registers: [registry],
+    }).set(oldestTransaction.ageSeconds);
+    new Gauge({
+      name: METRIC.oldestTransactionSeesAll,
+      help: `1 when the reader sees every role's sessions (pg_read_all_stats or pg_monitor); 0: ${METRIC.oldestTransactionAge} covers only its own role (docs/DEPLOY.md). ${FROM_PG}`,
+      registers: [registry],
+    }).set(oldestTransaction.seesAllRoles ? 1 : 0);
+  }
   return registry;
 }
 
