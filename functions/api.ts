@@ -1,30 +1,19 @@
 /** API Lambda (HTTP API, payload v2): enqueue, batch enqueue, get, cancel, health. Wiring only. */
 
-import type { Writable } from 'node:stream';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
+import type middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
-import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
-import type { Db } from './engine/queryable.ts';
-import { createWaker, type Invoker } from './engine/wake.ts';
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { createWaker, type Invoker } from './engine/index.ts';
 import { jsonBody } from './http/body.ts';
 import { errorShape } from './http/errors.ts';
 import { route } from './http/routes.ts';
-import { loadConfig } from './platform/config.ts';
-import { connectFromConfig } from './platform/db-connect.ts';
 import { lambdaInvoker } from './platform/invoker.ts';
-import { createLogger } from './platform/logger.ts';
-import type { ContainerMetrics } from './platform/metrics.ts';
-import { createObservability } from './platform/observability.ts';
+import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 
-export interface ApiHandlerOptions {
-  env?: Record<string, string | undefined>;
-  db?: Db;
+export interface ApiHandlerOptions extends RuntimeOptions {
   registry?: TaskRegistry;
-  logStream?: Writable;
-  metrics?: ContainerMetrics;
   /** Starts a consumer invocation (wake on enqueue). Default: Lambda Invoke of CONSUMER_FUNCTION_NAME. */
   invoker?: Invoker;
 }
@@ -35,18 +24,13 @@ export interface ApiHandlerOptions {
  */
 const API_PUSH_INTERVAL_MS = 15_000;
 
-export type ApiHandler = (
-  event: APIGatewayProxyEventV2,
-  context: Context,
-) => Promise<APIGatewayProxyResultV2>;
+export type ApiHandler = LambdaHandler<APIGatewayProxyEventV2, APIGatewayProxyResultV2>;
+type ApiMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyResultV2>;
 
 export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
-  const config = loadConfig(options.env ?? process.env);
-  const logger = createLogger({ serviceName: 'dte-api', level: config.LOG_LEVEL, stream: options.logStream });
-  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-api', max: 1 });
-  const registry = options.registry ?? createRegistry();
-  const obs = createObservability('api', config, logger, options.metrics);
-  const functionName = (options.env ?? process.env).CONSUMER_FUNCTION_NAME;
+  const runtime = createRuntime('api', options);
+  const { config, logger, db, obs } = runtime;
+  const functionName = config.CONSUMER_FUNCTION_NAME;
   const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName) : undefined);
   // Wake on enqueue: on by default wherever there is a consumer to invoke.
   const wake =
@@ -62,14 +46,14 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
       : undefined;
   const deps = {
     db,
-    registry,
+    registry: options.registry ?? createRegistry(),
     maxPayloadBytes: config.MAX_PAYLOAD_BYTES,
     jobsVisibleTo: config.JOBS_VISIBLE_TO,
     consumerTimeoutSeconds: config.CONSUMER_TIMEOUT_SECONDS,
     wake,
   };
   let lastPush = 0;
-  const pushThrottled: middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyResultV2> = {
+  const pushThrottled: ApiMiddleware = {
     after: async (request) => {
       if (!obs.gateway.enabled || Date.now() - lastPush < API_PUSH_INTERVAL_MS) return;
       lastPush = Date.now();
@@ -83,14 +67,13 @@ export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
         : 'read',
     );
 
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyResultV2>()
-    .use(injectLambdaContext(logger))
-    .use(pushThrottled)
-    .use(httpErrorHandler({ logger: false }))
-    .use(errorShape(logger, countDbError))
-    .use(httpHeaderNormalizer())
-    .use(jsonBody())
-    .handler((event) => route(event as never, deps)) as unknown as ApiHandler;
+  return lambdaHandler(runtime, (event) => route(event, deps), [
+    pushThrottled,
+    httpErrorHandler({ logger: false }),
+    errorShape(logger, countDbError),
+    httpHeaderNormalizer(),
+    jsonBody(),
+  ]);
 }
 
 export const handler = createHandler();

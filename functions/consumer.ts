@@ -1,21 +1,19 @@
 /** Consumer Lambda, invoked by EventBridge Scheduler: drains jobs within the invocation. Wiring only. */
 
-import type { Writable } from 'node:stream';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { type ConsumerObserver, type ConsumerSummary, runConsumer } from './engine/consumer.ts';
-import { fanoutCount, fanoutPayload, settledCounts, wantsSuccessor } from './engine/fanout.ts';
-import type { Db } from './engine/queryable.ts';
-import type { Invoker } from './engine/wake.ts';
-import { loadConfig } from './platform/config.ts';
-import { connectFromConfig } from './platform/db-connect.ts';
+import {
+  type ConsumerObserver,
+  type ConsumerSummary,
+  fanoutCount,
+  fanoutPayload,
+  type Invoker,
+  runConsumer,
+  settledCounts,
+  wantsSuccessor,
+} from './engine/index.ts';
 import { lambdaInvoker } from './platform/invoker.ts';
-import { createLogger } from './platform/logger.ts';
-import type { ContainerMetrics } from './platform/metrics.ts';
-import { createObservability } from './platform/observability.ts';
+import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 import { consumerSettings } from './platform/settings.ts';
 import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 
@@ -29,15 +27,10 @@ const eventSchema = z.union([
   }),
 ]);
 
-export interface ConsumerHandlerOptions {
-  env?: Record<string, string | undefined>;
-  db?: Db;
+export interface ConsumerHandlerOptions extends RuntimeOptions {
   registry?: TaskRegistry;
-  logStream?: Writable;
   /** Extra hooks beside the container metrics (tests, benchmarks). */
   observer?: ConsumerObserver;
-  /** Share a container registry (the local engine renders them on /metrics). */
-  metrics?: ContainerMetrics;
   lambda?: Pick<LambdaClient, 'send'>;
   /** Stops claiming when aborted (the local engine's Ctrl-C). */
   stopSignal?: AbortSignal;
@@ -45,24 +38,14 @@ export interface ConsumerHandlerOptions {
   invoker?: Invoker;
 }
 
-export type ConsumerHandler = (
-  event: unknown,
-  context: Context,
-) => Promise<ConsumerSummary & { fannedOut: number }>;
+export type ConsumerHandler = LambdaHandler<unknown, ConsumerSummary & { fannedOut: number }>;
 
 export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHandler {
-  const env = options.env ?? process.env;
-  const config = loadConfig(env);
-  const logger = createLogger({
-    serviceName: 'dte-consumer',
-    level: config.LOG_LEVEL,
-    stream: options.logStream,
-  });
-  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-consumer', max: 1 });
+  const runtime = createRuntime('consumer', options);
+  const { config, logger, db, obs } = runtime;
   const registry = options.registry ?? createRegistry();
   const settings = consumerSettings(config);
-  const functionName = env.CONSUMER_FUNCTION_NAME;
-  const obs = createObservability('consumer', config, logger, options.metrics);
+  const functionName = config.CONSUMER_FUNCTION_NAME;
   const extra = options.observer;
   const observer: ConsumerObserver = extra
     ? {
@@ -110,29 +93,27 @@ export function createHandler(options: ConsumerHandlerOptions = {}): ConsumerHan
     }
   };
 
-  return middy<unknown, ConsumerSummary & { fannedOut: number }>()
-    .use(injectLambdaContext(logger))
-    .handler(async (event, context) => {
-      const parsed = eventSchema.safeParse(event);
-      const depth = parsed.success && parsed.data ? (parsed.data.fanoutDepth ?? 0) : 0;
-      if (!parsed.success) logger.warn('unexpected consumer event shape; running as a scheduled invocation');
-      const summary = await runConsumer(
-        { db, tasks: registry, logger, settings, observer },
-        {
-          workerId: context.awsRequestId,
-          remainingMs: () => context.getRemainingTimeInMillis(),
-          stopSignal: options.stopSignal,
-        },
-      );
-      const fannedOut = await fanOut(summary, depth);
-      await successor(summary, depth, fannedOut);
-      await obs.pushContainer(context.getRemainingTimeInMillis());
-      // An invocation that found nothing is routine (every schedule tick on an idle queue): debug.
-      if (summary.claimed === 0 && summary.exitReason === 'idle')
-        logger.debug('consumer invocation done', { ...summary, fannedOut });
-      else logger.info('consumer invocation done', { ...summary, fannedOut });
-      return { ...summary, fannedOut };
-    }) as unknown as ConsumerHandler;
+  return lambdaHandler(runtime, async (event, context) => {
+    const parsed = eventSchema.safeParse(event);
+    const depth = parsed.success && parsed.data ? (parsed.data.fanoutDepth ?? 0) : 0;
+    if (!parsed.success) logger.warn('unexpected consumer event shape; running as a scheduled invocation');
+    const summary = await runConsumer(
+      { db, tasks: registry, logger, settings, observer },
+      {
+        workerId: context.awsRequestId,
+        remainingMs: () => context.getRemainingTimeInMillis(),
+        stopSignal: options.stopSignal,
+      },
+    );
+    const fannedOut = await fanOut(summary, depth);
+    await successor(summary, depth, fannedOut);
+    await obs.pushContainer(context.getRemainingTimeInMillis());
+    // An invocation that found nothing is routine (every schedule tick on an idle queue): debug.
+    if (summary.claimed === 0 && summary.exitReason === 'idle')
+      logger.debug('consumer invocation done', { ...summary, fannedOut });
+    else logger.info('consumer invocation done', { ...summary, fannedOut });
+    return { ...summary, fannedOut };
+  });
 }
 
 export const handler = createHandler();

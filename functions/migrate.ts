@@ -1,112 +1,34 @@
 /** Migrate Lambda, run by the CDK trigger at deploy: applies pending migrations. Wiring only. */
 
-import type { Writable } from 'node:stream';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
-import { MigrationError } from './engine/errors.ts';
-import {
-  loadMigrations,
-  type MigrateResult,
-  type MigrationFile,
-  migrate,
-  migrationStatus,
-} from './engine/migrator.ts';
-import type { Db } from './engine/queryable.ts';
-import { syncCodeSchedules } from './engine/schedules.ts';
-import { loadConfig } from './platform/config.ts';
-import { connectFromConfig } from './platform/db-connect.ts';
-import { createLogger } from './platform/logger.ts';
-import { migrationsDir } from './platform/paths.ts';
+import type { MigrateResult } from './engine/index.ts';
+import { applyMigrations } from './platform/migrations.ts';
+import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 import { codeSchedules, createRegistry } from './tasks/index.ts';
 
-export interface MigrateHandlerOptions {
-  env?: Record<string, string | undefined>;
-  db?: Db;
+export { checkRoleMigration, type RoleRights, readRoleRights, roleGrantProblem } from './engine/index.ts';
+
+export interface MigrateHandlerOptions extends Omit<RuntimeOptions, 'metrics'> {
   dir?: string;
-  logStream?: Writable;
 }
 
-/** What the connected user may do with roles, read before any migration is applied. */
-export interface RoleRights {
-  /** rds_iam exists: this is RDS, and 0004 creates the IAM login users. */
-  rdsIam: boolean;
-  superuser: boolean;
-  createRole: boolean;
-  /** The user holds ADMIN OPTION on rds_iam (directly or through rds_superuser). */
-  adminOnRdsIam: boolean;
-  /** server_version_num: 160000 and later need ADMIN OPTION to grant a role, CREATEROLE no longer suffices. */
-  serverVersion: number;
-  user: string;
-}
-
-/**
- * Why 0004 would fail as this user, or undefined when it can run. 0004 creates NOLOGIN roles
- * and, on RDS, login users `IN ROLE dte_x, rds_iam`: that needs CREATEROLE, and from PostgreSQL
- * 16 on also ADMIN OPTION on rds_iam. Checked here rather than in 0004, whose text is
- * checksummed and already shipped.
- */
-export function roleGrantProblem(r: RoleRights): string | undefined {
-  if (r.superuser) return undefined;
-  const missing: string[] = [];
-  if (!r.createRole) missing.push('CREATEROLE');
-  if (r.rdsIam && r.serverVersion >= 160000 && !r.adminOnRdsIam) missing.push('ADMIN OPTION on rds_iam');
-  if (missing.length === 0) return undefined;
-  return (
-    `migration 0004_roles.sql cannot run as ${r.user}: it lacks ${missing.join(' and ')} ` +
-    `(needed to create the least-privilege roles${r.rdsIam ? ' and to grant rds_iam to their login users' : ''}). ` +
-    'Run migrate as the RDS master user (a member of rds_superuser), or GRANT the missing right to this user; nothing was applied.'
-  );
-}
-
-export async function readRoleRights(db: Db): Promise<RoleRights> {
-  const { rows } = await db.query<RoleRights>(
-    `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam') AS "rdsIam",
-            r.rolsuper AS superuser,
-            r.rolcreaterole AS "createRole",
-            CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam')
-                 THEN pg_has_role(current_user, 'rds_iam', 'MEMBER WITH ADMIN OPTION')
-                 ELSE false END AS "adminOnRdsIam",
-            current_setting('server_version_num')::int AS "serverVersion",
-            current_user::text AS "user"
-       FROM pg_roles r WHERE r.rolname = current_user`,
-  );
-  return rows[0]!;
-}
-
-/** Fails before anything is applied when a pending 0004 could not create and grant its roles. */
-export async function checkRoleMigration(db: Db, files: MigrationFile[]): Promise<void> {
-  const roles = files.find((f) => f.version === 4);
-  if (!roles) return;
-  const status = await migrationStatus(db, [roles]);
-  if (status[0]!.applied) return;
-  const problem = roleGrantProblem(await readRoleRights(db));
-  if (problem) throw new MigrationError(problem, { details: { file: roles.file } });
-}
-
-export function createHandler(
-  options: MigrateHandlerOptions = {},
-): (event: unknown, context: Context) => Promise<MigrateResult> {
-  const config = loadConfig(options.env ?? process.env);
-  const logger = createLogger({
-    serviceName: 'dte-migrate',
-    level: config.LOG_LEVEL,
-    stream: options.logStream,
-  });
-  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-migrate', max: 1 });
-  return middy<unknown, MigrateResult>()
-    .use(injectLambdaContext(logger))
-    .handler(async () => {
-      // A failure throws: the deploy-time trigger fails and the deployment rolls back.
-      const files = loadMigrations(options.dir ?? migrationsDir());
-      await checkRoleMigration(db, files);
-      const result = await migrate(db, files, (line) => logger.info(line));
-      logger.info('migrations done', { ...result });
+export function createHandler(options: MigrateHandlerOptions = {}): LambdaHandler<unknown, MigrateResult> {
+  const runtime = createRuntime('migrate', options);
+  const { config, logger, db } = runtime;
+  return lambdaHandler(runtime, async () => {
+    // A failure throws: the deploy-time trigger fails and the deployment rolls back.
+    const { result, synced } = await applyMigrations(db, {
+      dir: options.dir,
+      config,
+      preflight: true,
+      log: (line) => logger.info(line),
+      onMigrated: (migrated) => logger.info('migrations done', { ...migrated }),
       // The code-defined schedules (defineSchedule) become the table's `code` rows.
-      const synced = await syncCodeSchedules(db, codeSchedules(), createRegistry());
-      logger.info('code schedules synced', synced);
-      return result;
-    }) as unknown as (event: unknown, context: Context) => Promise<MigrateResult>;
+      schedules: codeSchedules(),
+      registry: createRegistry(),
+    });
+    logger.info('code schedules synced', synced);
+    return result;
+  });
 }
 
 export const handler = createHandler();

@@ -1,35 +1,17 @@
 /** Reaper Lambda, on a cron: recovers expired leases, prunes, exports the ledger metrics. Wiring only. */
 
-import type { Writable } from 'node:stream';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { Db } from './engine/queryable.ts';
-import { type ReaperSummary, runReaper } from './engine/reaper.ts';
-import { loadConfig } from './platform/config.ts';
-import { connectFromConfig } from './platform/db-connect.ts';
-import { createLogger } from './platform/logger.ts';
-import { type ContainerMetrics, collectLedger } from './platform/metrics.ts';
-import { createObservability } from './platform/observability.ts';
+import { type ReaperSummary, runReaper } from './engine/index.ts';
+import { collectLedger } from './platform/metrics.ts';
+import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 
-export interface ReaperHandlerOptions {
-  env?: Record<string, string | undefined>;
-  db?: Db;
-  logStream?: Writable;
-  metrics?: ContainerMetrics;
-}
+export type ReaperHandlerOptions = RuntimeOptions;
 
-export type ReaperHandler = (event: unknown, context: Context) => Promise<ReaperSummary>;
+export type ReaperHandler = LambdaHandler<unknown, ReaperSummary>;
 
 export function createHandler(options: ReaperHandlerOptions = {}): ReaperHandler {
-  const config = loadConfig(options.env ?? process.env);
-  const logger = createLogger({
-    serviceName: 'dte-reaper',
-    level: config.LOG_LEVEL,
-    stream: options.logStream,
-  });
-  const db = options.db ?? connectFromConfig(config, { applicationName: 'dte-reaper', max: 1 });
-  const obs = createObservability('reaper', config, logger, options.metrics);
+  const runtime = createRuntime('reaper', options);
+  const { config, logger, db, obs } = runtime;
   const { metrics, gateway } = obs;
 
   /**
@@ -54,22 +36,20 @@ export function createHandler(options: ReaperHandlerOptions = {}): ReaperHandler
     await obs.pushContainer(context.getRemainingTimeInMillis());
   };
 
-  return middy<unknown, ReaperSummary>()
-    .use(injectLambdaContext(logger))
-    .handler(async (_event, context) => {
-      let summary: ReaperSummary;
-      try {
-        summary = await runReaper({ db, logger, settings: { retentionDays: config.RETENTION_DAYS } }, () =>
-          context.getRemainingTimeInMillis(),
-        );
-      } catch (err) {
-        metrics.countDbError('reap');
-        await exportMetrics(context);
-        throw err;
-      }
+  return lambdaHandler(runtime, async (_event, context) => {
+    let summary: ReaperSummary;
+    try {
+      summary = await runReaper({ db, logger, settings: { retentionDays: config.RETENTION_DAYS } }, () =>
+        context.getRemainingTimeInMillis(),
+      );
+    } catch (err) {
+      metrics.countDbError('reap');
       await exportMetrics(context);
-      return summary;
-    }) as unknown as ReaperHandler;
+      throw err;
+    }
+    await exportMetrics(context);
+    return summary;
+  });
 }
 
 export const handler = createHandler();

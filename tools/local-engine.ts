@@ -10,14 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { createHandler as createApi } from '../functions/api.ts';
-import { createHandler as createConsumer } from '../functions/consumer.ts';
-import { loadMigrations, migrate } from '../functions/engine/migrator.ts';
-import type { Db } from '../functions/engine/queryable.ts';
-import { syncCodeSchedules } from '../functions/engine/schedules.ts';
-import type { Invoker } from '../functions/engine/wake.ts';
-import { loadConfig } from '../functions/platform/config.ts';
+import { type ConsumerHandler, createHandler as createConsumer } from '../functions/consumer.ts';
+import type { Db, Invoker } from '../functions/engine/index.ts';
+import { type Config, loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
-import { migrationsDir } from '../functions/platform/paths.ts';
+import { applyMigrations } from '../functions/platform/migrations.ts';
 import { createHandler as createReaper } from '../functions/reaper.ts';
 import { codeSchedules, createRegistry } from '../functions/tasks/index.ts';
 import { createDashboard } from './dashboard/index.ts';
@@ -40,7 +37,7 @@ async function openDatabase(): Promise<{ url: string; description: string; close
       close: async () => {},
     };
   }
-  const dir = resolve(process.env.PGLITE_DIR ?? '.data/pglite');
+  const dir = resolve(config.PGLITE_DIR);
   mkdirSync(dir, { recursive: true });
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
@@ -81,6 +78,56 @@ function lambdaContext(functionName: string, timeoutMs: number, stopAt: () => nu
   };
 }
 
+/**
+ * The consumer slots: one invocation per slot at a time, started every LOCAL_CONSUMER_INTERVAL_MS
+ * and on a wake. A wake that finds every slot busy starts when one frees (Lambda queues an
+ * async event likewise).
+ */
+function consumerSlots(
+  consumers: ConsumerHandler[],
+  config: Config,
+  stop: AbortSignal,
+  stopAt: () => number | undefined,
+) {
+  const busy = new Set<number>();
+  const running = new Set<Promise<unknown>>();
+  /** Wake invokes that found every slot busy: started as slots free. */
+  let pendingWakes = 0;
+  const start = (slot: number, event: Record<string, unknown>) => {
+    busy.add(slot);
+    const p = consumers[slot]!(
+      event,
+      lambdaContext('dte-consumer', config.LOCAL_INVOCATION_TIMEOUT_MS, stopAt),
+    )
+      .catch((err) => process.stderr.write(`consumer invocation failed: ${String(err)}\n`))
+      .finally(() => {
+        busy.delete(slot);
+        running.delete(p);
+        if (pendingWakes > 0 && !stop.aborted) {
+          pendingWakes--;
+          start(slot, { wake: 'enqueue' });
+        }
+      });
+    running.add(p);
+  };
+  return {
+    running,
+    invokeAll(): void {
+      if (stop.aborted) return;
+      consumers.forEach((_, slot) => {
+        if (!busy.has(slot)) start(slot, {});
+      });
+    },
+    wake(): void {
+      if (stop.aborted || consumers.length === 0) return;
+      const slot = consumers.findIndex((_, i) => !busy.has(i));
+      if (slot >= 0) start(slot, { wake: 'enqueue' });
+      // One waiting wake per slot is enough: each starts an invocation that drains every queue.
+      else pendingWakes = Math.min(pendingWakes + 1, consumers.length);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const database = await openDatabase();
   const env = { ...process.env, DATABASE_URL: database.url };
@@ -93,15 +140,18 @@ async function main(): Promise<void> {
     queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
   });
-  const applied = await migrate(db, loadMigrations(migrationsDir()));
-  await syncCodeSchedules(db, codeSchedules(), createRegistry());
+  const { result: applied } = await applyMigrations(db, {
+    config,
+    schedules: codeSchedules(),
+    registry: createRegistry(),
+  });
   const stopController = new AbortController();
   let stopAt: number | undefined;
   const metrics = createLocalMetrics(db);
 
   // Wake on enqueue, in process: an "invoke" starts a consumer invocation on a free slot at
   // once; with every slot busy it starts when one frees (Lambda queues an async event likewise).
-  const invoker: Invoker = { invoke: async () => wakeConsumer() };
+  const invoker: Invoker = { invoke: async () => slots.wake() };
   const api = createApi({ env, db, metrics: metrics.container('api', 'local-api'), invoker });
   const consumers = Array.from({ length: config.LOCAL_CONSUMERS }, (_, i) =>
     createConsumer({
@@ -112,8 +162,9 @@ async function main(): Promise<void> {
       metrics: metrics.container('consumer', `local-consumer-${i}`),
     }),
   );
+  const slots = consumerSlots(consumers, config, stopController.signal, () => stopAt);
   const reaper = createReaper({ env, db, metrics: metrics.container('reaper', 'local-reaper') });
-  const dashboard = createDashboard({ db, token: process.env.DASHBOARD_TOKEN || undefined });
+  const dashboard = createDashboard({ db, token: config.DASHBOARD_TOKEN });
 
   const server = createServer(
     createLocalHttp({
@@ -127,41 +178,6 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => server.listen(config.PORT, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
 
-  // Consumers: one invocation per slot at a time, started every LOCAL_CONSUMER_INTERVAL_MS.
-  const busy = new Set<number>();
-  const running = new Set<Promise<unknown>>();
-  /** Wake invokes that found every slot busy: started as slots free. */
-  let pendingWakes = 0;
-  const start = (slot: number, event: Record<string, unknown>) => {
-    busy.add(slot);
-    const p = consumers[slot]!(
-      event,
-      lambdaContext('dte-consumer', config.LOCAL_INVOCATION_TIMEOUT_MS, () => stopAt),
-    )
-      .catch((err) => process.stderr.write(`consumer invocation failed: ${String(err)}\n`))
-      .finally(() => {
-        busy.delete(slot);
-        running.delete(p);
-        if (pendingWakes > 0 && !stopController.signal.aborted) {
-          pendingWakes--;
-          start(slot, { wake: 'enqueue' });
-        }
-      });
-    running.add(p);
-  };
-  const invokeConsumers = () => {
-    if (stopController.signal.aborted) return;
-    consumers.forEach((_, slot) => {
-      if (!busy.has(slot)) start(slot, {});
-    });
-  };
-  function wakeConsumer(): void {
-    if (stopController.signal.aborted || consumers.length === 0) return;
-    const slot = consumers.findIndex((_, i) => !busy.has(i));
-    if (slot >= 0) start(slot, { wake: 'enqueue' });
-    // One waiting wake per slot is enough: each starts an invocation that drains every queue.
-    else pendingWakes = Math.min(pendingWakes + 1, consumers.length);
-  }
   let reaping = false;
   const invokeReaper = async () => {
     if (reaping || stopController.signal.aborted) return;
@@ -177,9 +193,9 @@ async function main(): Promise<void> {
       reaping = false;
     }
   };
-  const consumerTimer = setInterval(invokeConsumers, config.LOCAL_CONSUMER_INTERVAL_MS);
+  const consumerTimer = setInterval(slots.invokeAll, config.LOCAL_CONSUMER_INTERVAL_MS);
   const reaperTimer = setInterval(invokeReaper, config.LOCAL_REAPER_INTERVAL_MS);
-  invokeConsumers();
+  slots.invokeAll();
   void invokeReaper();
 
   say(`durable-task-engine local engine`);
@@ -206,7 +222,7 @@ async function main(): Promise<void> {
     clearInterval(reaperTimer);
     server.close();
     server.closeAllConnections?.();
-    await Promise.allSettled([...running]);
+    await Promise.allSettled([...slots.running]);
     await db.end();
     await database.close();
     say('stopped cleanly');

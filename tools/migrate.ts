@@ -1,19 +1,21 @@
 /** `npm run migrate`: applies pending migrations to DATABASE_URL (or DATABASE_DSN). */
-import { loadMigrations, migrate } from '../functions/engine/index.ts';
-import { syncCodeSchedules } from '../functions/engine/schedules.ts';
 import { loadConfig } from '../functions/platform/config.ts';
 import { createDb } from '../functions/platform/db.ts';
-import { migrationsDir } from '../functions/platform/paths.ts';
+import { applyMigrations } from '../functions/platform/migrations.ts';
 import { codeSchedules, createRegistry } from '../functions/tasks/index.ts';
 
 const config = loadConfig();
 const url = config.databaseUrl ?? 'postgres://root@127.0.0.1:5432/test';
 const db = createDb({ connectionString: url, applicationName: 'dte-migrate', queryTimeoutMs: 600_000 });
 try {
-  const files = loadMigrations(migrationsDir());
-  const result = await migrate(db, files, (line) => console.log(line));
-  console.log(`${result.applied.length} applied, ${result.alreadyApplied} already applied`);
-  await syncCodeSchedules(db, codeSchedules(), createRegistry());
+  await applyMigrations(db, {
+    config,
+    log: (line) => console.log(line),
+    onMigrated: (result) =>
+      console.log(`${result.applied.length} applied, ${result.alreadyApplied} already applied`),
+    schedules: codeSchedules(),
+    registry: createRegistry(),
+  });
 } catch (err) {
   console.error(`migrate failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exitCode = 1;

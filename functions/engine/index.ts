@@ -1,3 +1,12 @@
+// The surface of the entry files (functions/*.ts) and the platform: they import only this module.
+export {
+  type ConsumerObserver,
+  type ConsumerSettings,
+  type ConsumerSummary,
+  type EngineLogger,
+  runConsumer,
+} from './consumer.ts';
+export { DB_OPERATIONS, type DbOperation, RUN_OUTCOMES, type RunOutcome } from './contracts.ts';
 export {
   DEFAULT_MAX_ATTEMPTS,
   type EnqueueRequest,
@@ -8,6 +17,8 @@ export {
   normalizeRequest,
 } from './enqueue.ts';
 export * from './errors.ts';
+export { fanoutCount, fanoutPayload, settledCounts, wantsSuccessor } from './fanout.ts';
+export { type LedgerInput, readLedger, STUCK_LEASE_MULTIPLE } from './ledger.ts';
 export {
   checksum,
   destructiveStatements,
@@ -20,8 +31,10 @@ export {
 } from './migrator.ts';
 // The operator tools' surface (taskctl, the dashboard): actions, the request schema, the reads they show.
 export * from './operator.ts';
+export { checkRoleMigration, type RoleRights, readRoleRights, roleGrantProblem } from './preflight.ts';
 export type { Db, Queryable, QueryResult } from './queryable.ts';
 export { type QueueRow, queueRows } from './queueRows.ts';
+export { type ReaperSummary, runReaper } from './reaper.ts';
 export {
   type CatchUp,
   deleteSchedule,
@@ -63,3 +76,4 @@ export type { Requeued, RequeueTarget } from './sql/requeueJobs.ts';
 export { readRunningAges } from './sql/runningAges.ts';
 export { findStuckJobs, type StuckFilter, type StuckJob } from './sql/stuckJobs.ts';
 export * from './types.ts';
+export { createWaker, type Invoker, type WakeOutcome } from './wake.ts';

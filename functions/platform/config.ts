@@ -5,9 +5,12 @@ import { z } from 'zod';
  * variable, so a typo fails the deploy's first invocation instead of the thousandth job.
  */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  /** The variables at fault, in the order reported. */
+  readonly variables: readonly string[];
+  constructor(message: string, variables: readonly string[] = []) {
     super(message);
     this.name = 'ConfigError';
+    this.variables = variables;
   }
 }
 
@@ -77,6 +80,19 @@ const schema = z
     LOCAL_CONSUMER_INTERVAL_MS: int(10, 3_600_000).default(1000),
     LOCAL_REAPER_INTERVAL_MS: int(10, 3_600_000).default(10_000),
     LOCAL_INVOCATION_TIMEOUT_MS: int(1000, 900_000).default(60_000),
+    /** The consumer function the api wakes and the consumer fans out to (a name or an ARN). */
+    CONSUMER_FUNCTION_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:$-]{1,170}$/, 'a Lambda function name or ARN')
+      .optional(),
+    /** Where the migration files are (the migrate bundle's copy); found beside the code otherwise. */
+    MIGRATIONS_DIR: z.string().min(1).optional(),
+    /** The local engine's embedded database directory. */
+    PGLITE_DIR: z.string().min(1).default('.data/pglite'),
+    /** The local engine's dashboard access token (the dashboard checks its length); random when unset. */
+    DASHBOARD_TOKEN: z.string().min(1).optional(),
+    /** Set by the Lambda runtime: names the container in its Pushgateway group. */
+    AWS_LAMBDA_LOG_STREAM_NAME: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.MAX_BACKOFF_SECONDS < c.BACKOFF_BASE_SECONDS) {
@@ -86,9 +102,18 @@ const schema = z
         message: 'must be >= BACKOFF_BASE_SECONDS',
       });
     }
+    // IAM tokens are the chosen credential (no URL, no secret): where and as whom must be set.
+    if (c.DB_IAM_AUTH && !c.DATABASE_URL && !c.DATABASE_DSN && !c.DB_SECRET_ARN) {
+      for (const name of ['DB_HOST', 'DB_USER'] as const)
+        if (!c[name])
+          ctx.addIssue({ code: 'custom', path: [name], message: 'is required with DB_IAM_AUTH=1' });
+    }
   });
 
 export type Config = z.infer<typeof schema> & { databaseUrl: string | undefined };
+
+/** Every variable the schema reads (the stack refuses others at synth: a misspelt name is unread). */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(Object.keys(schema.shape));
 
 /** Parses an environment (default: process.env). Empty strings count as unset. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -98,8 +123,54 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
-    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`);
+    const names = parsed.error.issues.map((i) => i.path.join('.') || '(env)');
+    const lines = parsed.error.issues.map((i, n) => `${names[n]}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`, [...new Set(names)]);
   }
   return { ...parsed.data, databaseUrl: parsed.data.DATABASE_URL ?? parsed.data.DATABASE_DSN };
 }
+
+/** How a function reaches its database, decided once from the configuration. */
+export type DatabaseMode =
+  | { kind: 'url'; url: string }
+  | { kind: 'secret'; arn: string; host: string | undefined }
+  | { kind: 'iam'; host: string; user: string }
+  | { kind: 'none' };
+
+export interface DatabaseModeOptions {
+  /**
+   * The secret is the RDS-managed one (username and password only): DB_HOST must say where the
+   * database is. The stack's check at synth; at run time a secret may carry its own host.
+   */
+  secretWithoutHost?: boolean;
+  /** Refuse a configuration that names no database at all. */
+  required?: boolean;
+}
+
+/**
+ * The credential mode, in the order connectFromConfig honours them: DATABASE_URL (or
+ * DATABASE_DSN), DB_SECRET_ARN, DB_IAM_AUTH=1. Throws a ConfigError naming the variable a mode lacks.
+ */
+export function databaseMode(config: Config, options: DatabaseModeOptions = {}): DatabaseMode {
+  if (config.databaseUrl) return { kind: 'url', url: config.databaseUrl };
+  if (config.DB_SECRET_ARN) {
+    if (options.secretWithoutHost && !config.DB_HOST)
+      throw new ConfigError(
+        'DB_HOST: is required with DB_SECRET_ARN (the RDS-managed secret holds no host)',
+        ['DB_HOST'],
+      );
+    return { kind: 'secret', arn: config.DB_SECRET_ARN, host: config.DB_HOST };
+  }
+  if (config.DB_IAM_AUTH) {
+    // loadConfig refuses DB_IAM_AUTH=1 without these; a Config built by hand is checked again.
+    const missing = (['DB_HOST', 'DB_USER'] as const).filter((name) => !config[name]);
+    if (missing.length > 0)
+      throw new ConfigError(`${missing.join(', ')}: required with DB_IAM_AUTH=1`, missing);
+    return { kind: 'iam', host: config.DB_HOST!, user: config.DB_USER! };
+  }
+  if (options.required) throw new ConfigError(NO_DATABASE, ['DATABASE_URL', 'DB_SECRET_ARN', 'DB_IAM_AUTH']);
+  return { kind: 'none' };
+}
+
+export const NO_DATABASE =
+  'no database configured: set DATABASE_URL (or DATABASE_DSN), DB_SECRET_ARN, or DB_IAM_AUTH=1 with DB_HOST';

@@ -1,8 +1,8 @@
 // The AWS SDK clients are imported when first needed: a container that connects with
 // DATABASE_URL never loads them (they were ~20 MB of a consumer's resident memory).
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
-import { type Config, ConfigError } from './config.ts';
+import type { Db, Queryable, QueryResult } from '../engine/index.ts';
+import { type Config, ConfigError, databaseMode, NO_DATABASE } from './config.ts';
 import { createDb, isAuthFailure, type PgDb } from './db.ts';
 
 /**
@@ -84,59 +84,62 @@ export function connectFromConfig(
     max: options.max ?? config.DB_POOL_MAX,
   };
   const tls = options.tls === false ? undefined : VERIFIED_TLS;
+  // Decided at cold start: a credential mode that lacks a variable fails here, naming it.
+  const mode = databaseMode(config);
   let pool: PgDb | undefined;
   let secrets: SecretCache | undefined;
 
+  const fromSecret = async (arn: string): Promise<PgDb> => {
+    secrets ??= new SecretCache(
+      arn,
+      options.secretsManager ??
+        new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({}),
+    );
+    const s = await secrets.get();
+    const host = config.DB_HOST ?? s.host;
+    if (!host) throw new ConfigError('DB_SECRET_ARN: the secret holds no host; set DB_HOST', ['DB_HOST']);
+    return createDb({
+      ...common,
+      host,
+      port: config.DB_HOST ? config.DB_PORT : (s.port ?? config.DB_PORT),
+      database: config.DB_NAME ?? s.dbname ?? 'postgres',
+      user: config.DB_USER ?? s.username,
+      password: s.password,
+      ssl: tls,
+    });
+  };
+
+  const fromIam = (host: string, user: string): PgDb => {
+    const port = config.DB_PORT;
+    const sign =
+      options.signer ??
+      ((h: string, p: number, u: string) =>
+        import('@aws-sdk/rds-signer').then(({ Signer }) =>
+          new Signer({ hostname: h, port: p, username: u }).getAuthToken(),
+        ));
+    // A fresh token per new connection: tokens live 15 minutes, connections may live longer.
+    return createDb({
+      ...common,
+      host,
+      port,
+      user,
+      database: config.DB_NAME ?? 'postgres',
+      password: () => sign(host, port, user),
+      ssl: tls,
+    });
+  };
+
   const build = async (): Promise<PgDb> => {
     if (pool) return pool;
-    if (config.databaseUrl) {
+    if (mode.kind === 'url')
       pool = createDb({
         ...common,
-        connectionString: config.databaseUrl,
+        connectionString: mode.url,
         ssl: config.DB_SSL ? VERIFIED_TLS : undefined,
       });
-    } else if (config.DB_SECRET_ARN) {
-      secrets ??= new SecretCache(
-        config.DB_SECRET_ARN,
-        options.secretsManager ??
-          new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({}),
-      );
-      const s = await secrets.get();
-      const host = config.DB_HOST ?? s.host;
-      if (!host) throw new ConfigError('DB_SECRET_ARN: the secret holds no host; set DB_HOST');
-      pool = createDb({
-        ...common,
-        host,
-        port: config.DB_HOST ? config.DB_PORT : (s.port ?? config.DB_PORT),
-        database: config.DB_NAME ?? s.dbname ?? 'postgres',
-        user: config.DB_USER ?? s.username,
-        password: s.password,
-        ssl: tls,
-      });
-    } else if (config.DB_IAM_AUTH) {
-      const { DB_HOST: host, DB_USER: user, DB_NAME: database, DB_PORT: port } = config;
-      if (!host || !user) throw new Error('DB_IAM_AUTH=1 needs DB_HOST and DB_USER');
-      const sign =
-        options.signer ??
-        ((h: string, p: number, u: string) =>
-          import('@aws-sdk/rds-signer').then(({ Signer }) =>
-            new Signer({ hostname: h, port: p, username: u }).getAuthToken(),
-          ));
-      // A fresh token per new connection: tokens live 15 minutes, connections may live longer.
-      pool = createDb({
-        ...common,
-        host,
-        port,
-        user,
-        database: database ?? 'postgres',
-        password: () => sign(host, port, user),
-        ssl: tls,
-      });
-    } else {
-      throw new Error(
-        'no database configured: set DATABASE_URL (or DATABASE_DSN), DB_SECRET_ARN, or DB_IAM_AUTH=1 with DB_HOST',
-      );
-    }
+    else if (mode.kind === 'secret') pool = await fromSecret(mode.arn);
+    else if (mode.kind === 'iam') pool = fromIam(mode.host, mode.user);
+    else throw new ConfigError(NO_DATABASE, ['DATABASE_URL', 'DB_SECRET_ARN', 'DB_IAM_AUTH']);
     return pool;
   };
 

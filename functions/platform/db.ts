@@ -1,6 +1,11 @@
 import pg from 'pg';
-import { DatabaseUnavailableError, OutcomeUnknownError } from '../engine/errors.ts';
-import type { Db, Queryable, QueryResult } from '../engine/queryable.ts';
+import {
+  DatabaseUnavailableError,
+  type Db,
+  OutcomeUnknownError,
+  type Queryable,
+  type QueryResult,
+} from '../engine/index.ts';
 
 /** Keep bigint ids as strings (JSON has no 64-bit ints) and int8 counts as strings too. */
 
@@ -114,6 +119,37 @@ export function classifyDbError(err: unknown, phase: FailurePhase): unknown {
 
 const ignore = () => {};
 
+/**
+ * A client from the pool (a failure here is a `connect` failure: nothing was sent). A checked-out
+ * client whose socket dies emits 'error' besides failing its query; pool.query listens for it,
+ * and so must we, or the process dies of an unhandled 'error' event.
+ */
+async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw classifyDbError(err, 'connect');
+  }
+  client.on('error', ignore);
+  return client;
+}
+
+/** Back to the pool; a truthy `discard` (a connection that failed) destroys it instead. */
+function checkin(client: pg.PoolClient, discard?: boolean | Error): void {
+  client.off('error', ignore);
+  client.release(discard);
+}
+
+async function send<R>(
+  client: pg.PoolClient,
+  text: string,
+  values?: readonly unknown[],
+): Promise<QueryResult<R>> {
+  const res = await client.query(text, values as unknown[] | undefined);
+  return { rows: res.rows as R[], rowCount: res.rowCount };
+}
+
 export interface PgDb extends Db {
   readonly pool: pg.Pool;
 }
@@ -141,23 +177,13 @@ export function createDb(options: DbOptions): PgDb {
 
   // pool.query would hide whether a failure came before or after the statement was sent.
   const query = async <R>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> => {
-    let client: pg.PoolClient;
+    const client = await checkout(pool);
     try {
-      client = await pool.connect();
+      const result = await send<R>(client, text, values);
+      checkin(client);
+      return result;
     } catch (err) {
-      throw classifyDbError(err, 'connect');
-    }
-    // A checked-out client whose socket dies emits 'error' besides failing its query; pool.query
-    // listens for it, and so must we, or the process dies of an unhandled 'error' event.
-    client.on('error', ignore);
-    try {
-      const res = await client.query(text, values as unknown[] | undefined);
-      client.off('error', ignore);
-      client.release();
-      return { rows: res.rows as R[], rowCount: res.rowCount };
-    } catch (err) {
-      client.off('error', ignore);
-      client.release(isRetryableDbError(err) ? (err as Error) : undefined);
+      checkin(client, isRetryableDbError(err) ? (err as Error) : undefined);
       throw classifyDbError(err, 'statement');
     }
   };
@@ -166,18 +192,11 @@ export function createDb(options: DbOptions): PgDb {
     pool,
     query,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw classifyDbError(err, 'connect');
-      }
-      client.on('error', ignore);
+      const client = await checkout(pool);
       let broken = false;
       const run = async <R>(text: string, values: readonly unknown[] | undefined, phase: FailurePhase) => {
         try {
-          const res = await client.query(text, values as unknown[] | undefined);
-          return { rows: res.rows as R[], rowCount: res.rowCount };
+          return await send<R>(client, text, values);
         } catch (err) {
           if (isRetryableDbError(err)) broken = true;
           throw classifyDbError(err, phase);
@@ -199,8 +218,7 @@ export function createDb(options: DbOptions): PgDb {
           });
         throw err;
       } finally {
-        client.off('error', ignore);
-        client.release(broken ? true : undefined);
+        checkin(client, broken ? true : undefined);
       }
     },
     end: () => pool.end(),

@@ -1,5 +1,5 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import type { Invoker } from '../engine/wake.ts';
+import type { Invoker } from '../engine/index.ts';
 
 /** A wake invoke that takes longer than this is given up (counted as failed): the enqueue waits for it. */
 const INVOKE_TIMEOUT_MS = 1000;

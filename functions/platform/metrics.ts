@@ -1,9 +1,15 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { DB_OPERATIONS, type DbOperation, type RunOutcome } from '../engine/contracts.ts';
-import type { Queryable } from '../engine/queryable.ts';
-import { readCounters, type Snapshot } from '../engine/sql/counters.ts';
-import { listQueueLimits, type QueueLimits } from '../engine/sql/queueLimits.ts';
-import { type RunningAge, readRunningAges } from '../engine/sql/runningAges.ts';
+import {
+  DB_OPERATIONS,
+  type DbOperation,
+  type LedgerInput,
+  type Queryable,
+  type RunOutcome,
+  readLedger,
+  STUCK_LEASE_MULTIPLE,
+} from '../engine/index.ts';
+
+export { type LedgerInput, STUCK_LEASE_MULTIPLE };
 
 /**
  * Two kinds of registry, because a Pushgateway replaces a group on every PUT and never adds:
@@ -35,6 +41,8 @@ export const METRIC = {
   scheduleNextOccurrence: 'phase6_schedule_next_occurrence_timestamp_seconds',
   runningOldestAge: 'phase6_task_running_oldest_age_seconds',
   runningStuck: 'phase6_task_running_stuck',
+  oldestTransactionAge: 'phase6_oldest_transaction_age_seconds',
+  oldestTransactionSeesAll: 'phase6_oldest_transaction_sees_all_roles',
   claimLatency: 'dte_claim_latency_seconds',
   runDuration: 'dte_task_run_duration_seconds',
   dbErrors: 'dte_db_errors_total',
@@ -45,23 +53,20 @@ export const METRIC = {
 /** What a wake attempt after an enqueue came to (engine/wake.ts WakeOutcome). */
 export const WAKE_OUTCOMES = ['invoked', 'invoke_failed', 'skipped', 'check_failed'] as const;
 
-/** A running job counts as stuck once its lease has gone this many lease lengths without renewal. */
-export const STUCK_LEASE_MULTIPLE = 5;
-
 const FROM_PG = 'Source: PostgreSQL, read by the reaper and pushed as an absolute value.';
 
 // ---------------------------------------------------------------------------------------------
 // Ledger
 
-export interface LedgerInput {
-  snapshot: Snapshot;
-  /** Per-queue running ages (readRunningAges); queues missing here export 0. */
-  runningAges?: readonly RunningAge[];
-  /** Queues with a limit (listQueueLimits). */
-  limits?: readonly QueueLimits[];
-  /** Enabled schedules: the latest occurrence enqueued and the cursor (Unix seconds, null: none yet). */
-  schedules?: ReadonlyArray<{ name: string; lastRunAt: number | null; nextAt: number | null }>;
-}
+/** The gauges exported only for the queues or schedules that have a value. */
+const SPARSE_HELP = {
+  [METRIC.queueLimitMaxRunning]: "The queue's max_running limit (only queues that have one).",
+  [METRIC.queueLimitRate]: "The queue's rate limit in claims per second (only queues that have one).",
+  [METRIC.scheduleLastEnqueued]:
+    'Unix time of the latest occurrence of the schedule enqueued (enabled schedules that have enqueued one).',
+  [METRIC.scheduleNextOccurrence]:
+    "Unix time of the schedule's cursor: its earliest occurrence not yet enqueued (enabled schedules). Normally about a minute ahead; in the past means an occurrence is being missed.",
+} as const;
 
 /**
  * A fresh registry holding the ledger. prom-client counters can only go up, so each total is
@@ -73,6 +78,7 @@ export function ledgerRegistry({
   runningAges = [],
   limits = [],
   schedules = [],
+  oldestTransaction,
 }: LedgerInput): Registry {
   const registry = new Registry();
   const total = (name: string, help: string, value: number) => {
@@ -133,46 +139,48 @@ export function ledgerRegistry({
     stuck.set({ queue }, a?.stuck ?? 0);
   }
 
-  const maxRunning = perQueue(
-    METRIC.queueLimitMaxRunning,
-    "The queue's max_running limit (only queues that have one).",
-  );
-  const rate = perQueue(
-    METRIC.queueLimitRate,
-    "The queue's rate limit in claims per second (only queues that have one).",
-  );
-  for (const l of limits) {
-    if (l.maxRunning !== null) maxRunning.set({ queue: l.name }, l.maxRunning);
-    if (l.ratePerSecond !== null) rate.set({ queue: l.name }, l.ratePerSecond);
-  }
-  const perSchedule = (name: string, help: string) =>
-    new Gauge({ name, help: `${help} ${FROM_PG}`, labelNames: ['schedule'] as const, registers: [registry] });
-  const lastEnqueued = perSchedule(
-    METRIC.scheduleLastEnqueued,
-    'Unix time of the latest occurrence of the schedule enqueued (enabled schedules that have enqueued one).',
-  );
-  const next = perSchedule(
-    METRIC.scheduleNextOccurrence,
-    "Unix time of the schedule's cursor: its earliest occurrence not yet enqueued (enabled schedules). Normally about a minute ahead; in the past means an occurrence is being missed.",
-  );
-  for (const s of schedules) {
-    if (s.lastRunAt !== null) lastEnqueued.set({ schedule: s.name }, s.lastRunAt);
-    if (s.nextAt !== null) next.set({ schedule: s.name }, s.nextAt);
+  // Gauges only for the rows that have a value (a queue without that limit, a schedule not yet run).
+  const sparse = <T>(
+    label: 'queue' | 'schedule',
+    rows: readonly T[],
+    key: (row: T) => string,
+    gauges: ReadonlyArray<readonly [name: keyof typeof SPARSE_HELP, value: (row: T) => number | null]>,
+  ) => {
+    for (const [name, value] of gauges) {
+      const help = `${SPARSE_HELP[name]} ${FROM_PG}`;
+      const gauge = new Gauge({ name, help, labelNames: [label], registers: [registry] });
+      for (const row of rows) {
+        const v = value(row);
+        if (v !== null) gauge.set({ [label]: key(row) }, v);
+      }
+    }
+  };
+  sparse('queue', limits, (l) => l.name, [
+    [METRIC.queueLimitMaxRunning, (l) => l.maxRunning],
+    [METRIC.queueLimitRate, (l) => l.ratePerSecond],
+  ]);
+  sparse('schedule', schedules, (s) => s.name, [
+    [METRIC.scheduleLastEnqueued, (s) => s.lastRunAt],
+    [METRIC.scheduleNextOccurrence, (s) => s.nextAt],
+  ]);
+  if (oldestTransaction) {
+    new Gauge({
+      name: METRIC.oldestTransactionAge,
+      help: `Seconds the oldest open transaction in the database has held back the snapshot horizon (pg_stat_activity, client sessions with a snapshot or a transaction id, the reader excluded); 0 when none. While it stays open every claim walks the jobs claimed since it began. Counts only the reader's own role unless ${METRIC.oldestTransactionSeesAll} is 1. ${FROM_PG}`,
+      registers: [registry],
+    }).set(oldestTransaction.ageSeconds);
+    new Gauge({
+      name: METRIC.oldestTransactionSeesAll,
+      help: `1 when the reader sees every role's sessions (pg_read_all_stats or pg_monitor); 0: ${METRIC.oldestTransactionAge} covers only its own role (docs/DEPLOY.md). ${FROM_PG}`,
+      registers: [registry],
+    }).set(oldestTransaction.seesAllRoles ? 1 : 0);
   }
   return registry;
 }
 
-/** Reads the ledger from PostgreSQL (four short statements) and builds its registry. */
+/** Reads the ledger from PostgreSQL (engine readLedger) and builds its registry. */
 export async function collectLedger(db: Queryable): Promise<Registry> {
-  const snapshot = await readCounters(db);
-  const runningAges = await readRunningAges(db, STUCK_LEASE_MULTIPLE);
-  const limits = await listQueueLimits(db);
-  const { rows } = await db.query<{ name: string; last_run_at: number | null; next_at: number | null }>(
-    `SELECT name, extract(epoch FROM last_run_at)::float8 AS last_run_at, extract(epoch FROM next_at)::float8 AS next_at
-       FROM schedules WHERE enabled ORDER BY name`,
-  );
-  const schedules = rows.map((r) => ({ name: r.name, lastRunAt: r.last_run_at, nextAt: r.next_at }));
-  return ledgerRegistry({ snapshot, runningAges, limits, schedules });
+  return ledgerRegistry(await readLedger(db));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,7 +189,7 @@ export async function collectLedger(db: Queryable): Promise<Registry> {
 export const PUSH_TARGETS = ['ledger', 'container', 'cleanup'] as const;
 export type PushTarget = (typeof PUSH_TARGETS)[number];
 
-export type FunctionName = 'api' | 'consumer' | 'reaper' | 'local';
+export type FunctionName = 'api' | 'consumer' | 'reaper' | 'migrate' | 'local';
 
 export interface ContainerMetricsOptions {
   fn: FunctionName | (string & {});

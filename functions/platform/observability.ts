@@ -15,15 +15,15 @@ export interface FunctionObservability {
 }
 
 /** A container id that is stable for the life of a Lambda container (cold start to recycle). */
-export function containerId(): string {
-  return process.env.AWS_LAMBDA_LOG_STREAM_NAME ?? `local-${randomUUID()}`;
+export function containerId(config: Pick<Config, 'AWS_LAMBDA_LOG_STREAM_NAME'>): string {
+  return config.AWS_LAMBDA_LOG_STREAM_NAME ?? `local-${randomUUID()}`;
 }
 
 export function createObservability(
   fn: FunctionName,
   config: Config,
   logger: Logger,
-  metrics: ContainerMetrics = createContainerMetrics({ fn, containerId: containerId() }),
+  metrics: ContainerMetrics = createContainerMetrics({ fn, containerId: containerId(config) }),
 ): FunctionObservability {
   const gateway = createPushgateway({
     url: config.PUSHGATEWAY_URL,

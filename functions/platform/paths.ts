@@ -1,10 +1,14 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Config, loadConfig } from './config.ts';
 
-/** migrations/ beside the repo root in development; beside the bundle in a Lambda package. */
-export function migrationsDir(): string {
-  if (process.env.MIGRATIONS_DIR) return process.env.MIGRATIONS_DIR;
+/**
+ * MIGRATIONS_DIR (of `config`, else of the process's configuration) when set; else
+ * migrations/ beside the repo root in development, or beside the bundle in a Lambda package.
+ */
+export function migrationsDir(config: Pick<Config, 'MIGRATIONS_DIR'> = loadConfig()): string {
+  if (config.MIGRATIONS_DIR) return config.MIGRATIONS_DIR;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'migrations');

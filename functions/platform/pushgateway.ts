@@ -117,42 +117,96 @@ class HttpError extends Error {
 }
 
 export function createPushgateway(options: PushgatewayOptions): Pushgateway {
-  const base = options.url?.trim() ? options.url.trim().replace(/\/+$/, '') : undefined;
-  const job = options.job ?? DEFAULT_JOB;
-  const defaultTimeout = options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
-  const doFetch = options.fetch ?? fetch;
-  if (base !== undefined) new URL(base); // a malformed URL fails at cold start, not at the first push
-  if (!(defaultTimeout > 0)) throw new RangeError(`push timeout must be > 0 ms, got ${defaultTimeout}`);
+  return new PushgatewayClient(options);
+}
 
-  async function request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
-    const res = await doFetch(`${base}${path}`, { ...init, signal });
-    if (!res.ok) throw new HttpError(res.status, await res.text().catch(() => ''));
-    return res;
+/** The client behind createPushgateway: a URL, a job, a timeout, and where failures go. */
+class PushgatewayClient implements Pushgateway {
+  readonly enabled: boolean;
+  readonly job: string;
+  readonly #base: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
+  readonly #options: PushgatewayOptions;
+
+  constructor(options: PushgatewayOptions) {
+    this.#base = options.url?.trim() ? options.url.trim().replace(/\/+$/, '') : undefined;
+    this.job = options.job ?? DEFAULT_JOB;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS;
+    this.#fetch = options.fetch ?? fetch;
+    this.#options = options;
+    this.enabled = this.#base !== undefined;
+    if (this.#base !== undefined) new URL(this.#base); // a malformed URL fails at cold start, not at the first push
+    if (!(this.#timeoutMs > 0)) throw new RangeError(`push timeout must be > 0 ms, got ${this.#timeoutMs}`);
   }
 
-  function failed(target: PushTarget, err: unknown, timeoutMs: number, extra: Record<string, unknown>) {
-    const error = describe(err, timeoutMs);
-    options.failures?.countPushFailure(target);
-    options.logger?.warn('pushgateway request failed', { target, error, ...extra });
-    return { error, status: err instanceof HttpError ? err.status : undefined };
+  pushLedger(registry: Registry, call?: CallOptions): Promise<PushResult> {
+    return this.#put('ledger', groupingPath(this.job), registry, call);
   }
 
-  async function put(
+  pushContainer(group: ContainerGroup, registry: Registry, call?: CallOptions): Promise<PushResult> {
+    const path = groupingPath(this.job, { function: group.fn, instance: group.instance });
+    return this.#put('container', path, registry, call);
+  }
+
+  async deleteStaleGroups(staleSeconds: number, call: CallOptions = {}): Promise<CleanupResult> {
+    if (this.#base === undefined) return { ok: true, skipped: true, deleted: 0, kept: 0 };
+    const timeoutMs = call.timeoutMs ?? this.#timeoutMs;
+    const tally = { deleted: 0, kept: 0 };
+    try {
+      if (!(timeoutMs > 0)) throw new Error('no time left before the deadline');
+      const signal = AbortSignal.timeout(timeoutMs);
+      const res = await this.#request('/api/v1/metrics', { method: 'GET' }, signal);
+      const { data } = (await res.json()) as { data?: ApiGroup[] };
+      const dated = Date.parse(res.headers.get('date') ?? '');
+      const nowSeconds = (Number.isNaN(dated) ? Date.now() : dated) / 1000;
+      for (const group of data ?? []) await this.#expire(group, nowSeconds, staleSeconds, signal, tally);
+      return { ok: true, skipped: false, ...tally };
+    } catch (err) {
+      const { error } = this.#failed('cleanup', err, timeoutMs, { deleted: tally.deleted });
+      return { ok: false, skipped: false, ...tally, error };
+    }
+  }
+
+  /** Deletes one container group of this job if it is stale; the ledger group has no function/instance. */
+  async #expire(
+    group: ApiGroup,
+    nowSeconds: number,
+    staleSeconds: number,
+    signal: AbortSignal,
+    tally: { deleted: number; kept: number },
+  ): Promise<void> {
+    const { labels } = group;
+    if (labels.job !== this.job || !labels.function || !labels.instance) return;
+    const pushedAt = Number(group.push_time_seconds?.metrics?.[0]?.value ?? 0);
+    if (nowSeconds - pushedAt <= staleSeconds) {
+      tally.kept++;
+      return;
+    }
+    const { job: _job, ...key } = labels;
+    const del = await this.#request(groupingPath(this.job, key), { method: 'DELETE' }, signal);
+    await del.body?.cancel();
+    tally.deleted++;
+  }
+
+  async #put(
     target: PushTarget,
     path: string,
     registry: Registry,
     call: CallOptions = {},
   ): Promise<PushResult> {
-    if (base === undefined) return { ok: true, skipped: true };
-    const timeoutMs = call.timeoutMs ?? defaultTimeout;
+    if (this.#base === undefined) return { ok: true, skipped: true };
+    const timeoutMs = call.timeoutMs ?? this.#timeoutMs;
     if (!(timeoutMs > 0)) {
-      const { error } = failed(target, new Error('no time left before the deadline'), timeoutMs, { path });
+      const { error } = this.#failed(target, new Error('no time left before the deadline'), timeoutMs, {
+        path,
+      });
       return { ok: false, skipped: false, error };
     }
     try {
       const signal = AbortSignal.timeout(timeoutMs);
       const body = await registry.metrics();
-      const res = await request(
+      const res = await this.#request(
         path,
         { method: 'PUT', headers: { 'content-type': CONTENT_TYPE }, body },
         signal,
@@ -160,50 +214,23 @@ export function createPushgateway(options: PushgatewayOptions): Pushgateway {
       await res.body?.cancel();
       return { ok: true, skipped: false };
     } catch (err) {
-      const { error, status } = failed(target, err, timeoutMs, { path });
+      const { error, status } = this.#failed(target, err, timeoutMs, { path });
       return status === undefined
         ? { ok: false, skipped: false, error }
         : { ok: false, skipped: false, error, status };
     }
   }
 
-  return {
-    enabled: base !== undefined,
-    job,
-    pushLedger: (registry, call) => put('ledger', groupingPath(job), registry, call),
-    pushContainer: (group, registry, call) =>
-      put('container', groupingPath(job, { function: group.fn, instance: group.instance }), registry, call),
-    async deleteStaleGroups(staleSeconds, call = {}) {
-      if (base === undefined) return { ok: true, skipped: true, deleted: 0, kept: 0 };
-      const timeoutMs = call.timeoutMs ?? defaultTimeout;
-      let deleted = 0;
-      let kept = 0;
-      try {
-        if (!(timeoutMs > 0)) throw new Error('no time left before the deadline');
-        const signal = AbortSignal.timeout(timeoutMs);
-        const res = await request('/api/v1/metrics', { method: 'GET' }, signal);
-        const { data } = (await res.json()) as { data?: ApiGroup[] };
-        const dated = Date.parse(res.headers.get('date') ?? '');
-        const nowSeconds = (Number.isNaN(dated) ? Date.now() : dated) / 1000;
-        for (const group of data ?? []) {
-          const { labels } = group;
-          // Only this job's per-container groups: the ledger group has no function/instance.
-          if (labels.job !== job || !labels.function || !labels.instance) continue;
-          const pushedAt = Number(group.push_time_seconds?.metrics?.[0]?.value ?? 0);
-          if (nowSeconds - pushedAt <= staleSeconds) {
-            kept++;
-            continue;
-          }
-          const { job: _job, ...key } = labels;
-          const del = await request(groupingPath(job, key), { method: 'DELETE' }, signal);
-          await del.body?.cancel();
-          deleted++;
-        }
-        return { ok: true, skipped: false, deleted, kept };
-      } catch (err) {
-        const { error } = failed('cleanup', err, timeoutMs, { deleted });
-        return { ok: false, skipped: false, deleted, kept, error };
-      }
-    },
-  };
+  async #request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+    const res = await this.#fetch(`${this.#base}${path}`, { ...init, signal });
+    if (!res.ok) throw new HttpError(res.status, await res.text().catch(() => ''));
+    return res;
+  }
+
+  #failed(target: PushTarget, err: unknown, timeoutMs: number, extra: Record<string, unknown>) {
+    const error = describe(err, timeoutMs);
+    this.#options.failures?.countPushFailure(target);
+    this.#options.logger?.warn('pushgateway request failed', { target, error, ...extra });
+    return { error, status: err instanceof HttpError ? err.status : undefined };
+  }
 }

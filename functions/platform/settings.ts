@@ -1,4 +1,4 @@
-import type { ConsumerSettings } from '../engine/consumer.ts';
+import type { ConsumerSettings } from '../engine/index.ts';
 import type { Config } from './config.ts';
 
 /** The consumer's settings from the parsed environment. */

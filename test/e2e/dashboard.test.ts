@@ -248,6 +248,45 @@ describe.runIf(chromiumPresent && (await postgresAvailable()))('dashboard in a r
     ]);
   });
 
+  it('sets a queue limit through its form: asks first, stores it audited, a bad value is refused in the dialog', async () => {
+    // Prepare
+    await page.goto(server.url);
+    const row = page.locator('tr[data-limit="mail"]');
+    await row.waitFor();
+    // Act: a max running past the server's bound first (the browser lets it through, the server
+    // refuses it; nothing stored), then a good change.
+    await row.locator('input[name="maxRunning"]').fill('2000000');
+    await row.locator('input[name="rate"]').fill('20');
+    await row.locator('input[name="burst"]').fill('40');
+    await row.locator('button[type="submit"]').click();
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    const said = await text('#confirm-body');
+    await page.locator('#confirm-ok').click();
+    await page
+      .locator('#confirm-error', { hasText: /maxRunning must be an integer from 1 to 1000000/ })
+      .waitFor();
+    const afterBad = (await t.db.query("SELECT max_running FROM queues WHERE name = 'mail'")).rows;
+    await page.locator('#confirm-cancel').click();
+    await row.locator('input[name="maxRunning"]').fill('3');
+    await row.locator('button[type="submit"]').click();
+    await page.locator('#confirm').waitFor({ state: 'visible' });
+    await page.locator('#confirm-reason').fill('INC-232 SMTP quota');
+    await page.locator('#confirm-ok').click();
+    await page.locator('#confirm').waitFor({ state: 'hidden' });
+    await page.locator('tr[data-limit="mail"] input[name="maxRunning"][value="3"]').waitFor();
+    // Assess
+    expect(said).toMatch(/Max running: none → 2000000/);
+    expect(afterBad.every((r) => r.max_running === null)).toBe(true);
+    const { rows } = await t.db.query(
+      "SELECT max_running, rate_per_second, rate_burst FROM queues WHERE name = 'mail'",
+    );
+    expect(rows).toEqual([{ max_running: 3, rate_per_second: 20, rate_burst: 40 }]);
+    const audit = await t.db.query("SELECT action, actor, reason FROM job_audit WHERE action = 'set-limit'");
+    expect(audit.rows).toEqual([
+      { action: 'set-limit', actor: 'dashboard:e2e', reason: 'INC-232 SMTP quota' },
+    ]);
+  });
+
   it('answers requests without the token with 401 and changes nothing, even from a page holding the cookie', async () => {
     // Prepare
     const before = await snapshot();

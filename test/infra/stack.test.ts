@@ -88,7 +88,11 @@ describe('TaskEngineStack (default settings)', () => {
     expect(instance.Properties.BackupRetentionPeriod).toBeGreaterThanOrEqual(7);
     s.template.hasResourceProperties('AWS::RDS::DBParameterGroup', {
       Family: 'postgres17',
-      Parameters: Match.objectLike({ 'rds.force_ssl': '1' }),
+      Parameters: Match.objectLike({
+        'rds.force_ssl': '1',
+        // docs/RELIABILITY.md finding 6: a forgotten transaction must not hold a snapshot for long.
+        idle_in_transaction_session_timeout: '60000',
+      }),
     });
   });
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { enqueue, enqueueMany } from '../../functions/engine/enqueue.ts';
+import { putSchedule } from '../../functions/engine/schedules.ts';
 import { claimJobs } from '../../functions/engine/sql/claimJobs.ts';
 import { completeJobs } from '../../functions/engine/sql/completeJobs.ts';
 import { failJob } from '../../functions/engine/sql/failJob.ts';
@@ -472,6 +473,192 @@ describe.runIf(await postgresAvailable())('dashboard JSON routes', () => {
     } finally {
       await cached.close();
     }
+  });
+
+  describe('schedules and queue limits', () => {
+    const limitsOf = async (name: string) =>
+      (
+        await t.db.query('SELECT max_running, rate_per_second, rate_burst FROM queues WHERE name = $1', [
+          name,
+        ])
+      ).rows[0] ?? null;
+    const auditRows = async () =>
+      (await t.db.query('SELECT action, actor, queue, reason, details FROM job_audit ORDER BY id')).rows;
+    const scheduleState = async (name: string) =>
+      (await t.db.query('SELECT enabled FROM schedules WHERE name = $1', [name])).rows[0]?.enabled;
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      call(`/api/dashboard${path}`, { method: 'POST', body, headers });
+
+    beforeEach(async () => {
+      await t.db.query('TRUNCATE schedules');
+      await putSchedule(t.db, {
+        name: 'nightly',
+        cron: '0 3 * * *',
+        type: 'report.render',
+        queue: 'reports',
+      });
+    });
+
+    it('pauses and resumes a schedule, each with an audit row, and shows it in the overview', async () => {
+      // Act
+      const paused = await post('/schedules/nightly/pause', { reason: 'INC-9 hold reports' });
+      const whilePaused = await scheduleState('nightly');
+      const overview = (await (await call('/api/dashboard/overview')).json()) as {
+        schedules: Array<{ name: string; enabled: boolean }>;
+      };
+      const resumed = await post('/schedules/nightly/resume', {});
+      // Assess
+      expect(paused.status).toBe(200);
+      expect(await paused.json()).toEqual({ schedule: 'nightly', enabled: false });
+      expect(whilePaused).toBe(false);
+      expect(overview.schedules).toMatchObject([{ name: 'nightly', enabled: false }]);
+      expect(resumed.status).toBe(200);
+      expect(await scheduleState('nightly')).toBe(true);
+      expect(await auditRows()).toEqual([
+        {
+          action: 'schedule-pause',
+          actor: 'dashboard:test',
+          queue: 'reports',
+          reason: 'INC-9 hold reports',
+          details: { schedule: 'nightly' },
+        },
+        {
+          action: 'schedule-resume',
+          actor: 'dashboard:test',
+          queue: 'reports',
+          reason: null,
+          details: { schedule: 'nightly' },
+        },
+      ]);
+    });
+
+    it('refuses a schedule change for an unknown or malformed name (404/400), and one without the change token (401)', async () => {
+      // Act
+      const unknown = await post('/schedules/nope/pause', {});
+      const malformed = await post(`/schedules/${encodeURIComponent('a b')}/pause`, {});
+      const stranger = await post('/schedules/nightly/pause', { enabled: false });
+      const noToken = await fetch(`${base}/api/dashboard/schedules/nightly/pause`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{}',
+      });
+      // Assess
+      await expectError(unknown, 404);
+      expect((await expectError(malformed, 400)).error.message).toMatch(/schedule name must be/);
+      await expectError(stranger, 400);
+      await expectError(noToken, 401, 'unauthorized');
+      expect(await scheduleState('nightly')).toBe(true);
+      expect(await auditRows()).toEqual([]);
+    });
+
+    it('sets, changes and removes a queue limit, each with an audit row, and the overview shows it', async () => {
+      // Act
+      const set = await post('/queues/mail/limits', {
+        maxRunning: 3,
+        rate: 20,
+        burst: 40,
+        reason: 'INC-10 SMTP quota',
+      });
+      const afterSet = await limitsOf('mail');
+      const overview = (await (await call('/api/dashboard/overview')).json()) as { limits: unknown };
+      const removeRate = await post('/queues/mail/limits', { rate: null });
+      const afterRemoveRate = await limitsOf('mail');
+      const removeAll = await post('/queues/mail/limits', { maxRunning: null });
+      // Assess
+      expect(set.status).toBe(200);
+      expect(await set.json()).toEqual({ name: 'mail', maxRunning: 3, ratePerSecond: 20, rateBurst: 40 });
+      expect(afterSet).toEqual({ max_running: 3, rate_per_second: 20, rate_burst: 40 });
+      expect(overview.limits).toEqual([{ name: 'mail', maxRunning: 3, ratePerSecond: 20, rateBurst: 40 }]);
+      expect(removeRate.status).toBe(200);
+      expect(afterRemoveRate).toEqual({ max_running: 3, rate_per_second: null, rate_burst: null });
+      expect(removeAll.status).toBe(200);
+      expect(await limitsOf('mail')).toEqual({ max_running: null, rate_per_second: null, rate_burst: null });
+      expect(await auditRows()).toEqual([
+        {
+          action: 'set-limit',
+          actor: 'dashboard:test',
+          queue: 'mail',
+          reason: 'INC-10 SMTP quota',
+          details: { maxRunning: 3, rate: 20, burst: 40 },
+        },
+        {
+          action: 'set-limit',
+          actor: 'dashboard:test',
+          queue: 'mail',
+          reason: null,
+          details: { rate: null },
+        },
+        {
+          action: 'set-limit',
+          actor: 'dashboard:test',
+          queue: 'mail',
+          reason: null,
+          details: { maxRunning: null },
+        },
+      ]);
+    });
+
+    it('refuses bad limits with a 400 naming the field, and stores nothing', async () => {
+      // Prepare
+      await post('/queues/mail/limits', { maxRunning: 2 });
+      const before = { limits: await limitsOf('mail'), audit: await auditRows() };
+      const cases: Array<[unknown, RegExp]> = [
+        [{ maxRunning: -1 }, /maxRunning must be an integer from 1/],
+        [{ maxRunning: 0 }, /maxRunning must be an integer from 1/],
+        [{ maxRunning: 2.5 }, /maxRunning must be an integer/],
+        [{ maxRunning: '3' }, /maxRunning must be a number, or null/],
+        [{ rate: 0 }, /rate must be a number of jobs per second above 0/],
+        [{ rate: 5, burst: 0 }, /burst must be an integer from 1/],
+        [{ maxRunning: null, burst: 5 }, /burst needs a rate/],
+        [{}, /give maxRunning and\/or rate/],
+        [{ reason: 'only a reason' }, /give maxRunning and\/or rate/],
+        [{ maxRunning: 3, max_running: 3 }, /max_running/],
+        [[3], /expected object|object/i],
+      ];
+      // Act
+      const replies = [];
+      for (const [body, message] of cases)
+        replies.push({ message, res: await post('/queues/mail/limits', body) });
+      const badName = await post(`/queues/${encodeURIComponent('a b')}/limits`, { maxRunning: 3 });
+      // Assess
+      for (const { message, res } of replies)
+        expect((await expectError(res, 400)).error.message).toMatch(message);
+      await expectError(badName, 400);
+      expect({ limits: await limitsOf('mail'), audit: await auditRows() }).toEqual(before);
+    });
+
+    it('refuses a limit change without the change token: none, a wrong one, the cookie, or ?token= (401), storing nothing', async () => {
+      // Prepare
+      const page = await fetch(`${base}/?token=${TOKEN}`);
+      const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0]!;
+      const body = JSON.stringify({ maxRunning: 1 });
+      const json = { 'Content-Type': 'application/json' };
+      // Act
+      const replies = await Promise.all([
+        fetch(`${base}/api/dashboard/queues/mail/limits`, { method: 'POST', headers: json, body }),
+        fetch(`${base}/api/dashboard/queues/mail/limits`, {
+          method: 'POST',
+          headers: { ...json, 'X-Dashboard-Token': `${TOKEN}x` },
+          body,
+        }),
+        fetch(`${base}/api/dashboard/queues/mail/limits`, {
+          method: 'POST',
+          headers: { ...json, Cookie: cookie },
+          body,
+        }),
+        fetch(`${base}/api/dashboard/queues/mail/limits?token=${TOKEN}`, {
+          method: 'POST',
+          headers: json,
+          body,
+        }),
+      ]);
+      const foreign = await post('/queues/mail/limits', { maxRunning: 1 }, { Origin: 'http://evil.example' });
+      // Assess
+      for (const res of replies) await expectError(res, 401, 'unauthorized');
+      expect(foreign.status).toBe(403);
+      expect(await limitsOf('mail')).toBeNull();
+      expect(await auditRows()).toEqual([]);
+    });
   });
 
   it('leaves every other path to its host server untouched (the local engine mount)', async () => {

@@ -16,7 +16,7 @@ function run(...args: string[]) {
 describe.runIf(promtool)('Prometheus alert rules', () => {
   it('pass promtool check rules', () => {
     const { status, output } = run('check', 'rules', 'alerts.yml');
-    expect(output).toContain('SUCCESS: 6 rules found');
+    expect(output).toContain('SUCCESS: 7 rules found');
     expect(status).toBe(0);
   });
 
@@ -38,6 +38,7 @@ describe.runIf(promtool)('Prometheus alert rules', () => {
       'MetricsLedgerStale',
       'MetricsLedgerMissing',
       'ScheduleMissedOccurrence',
+      'OldSnapshotHeld',
     ]);
     // Each alertname block in the tests, split into "expects alerts" and "expects none".
     const blocks = [...tests.matchAll(/alertname: (\w+)\n\s+exp_alerts:( \[\])?/g)];

@@ -18,7 +18,6 @@ import {
   NotFoundError,
   parseWith,
   type Queryable,
-  type QueueLimitChange,
   queueRows,
   type RequeueTarget,
   readCounterHistory,
@@ -36,6 +35,7 @@ import { collectLedger, METRIC, renderExposition } from '../../functions/platfor
 import {
   bulkRetryBody,
   cancelBody,
+  limitBody,
   parseFailedQuery,
   parseJobId,
   parseListQuery,
@@ -58,6 +58,14 @@ async function setSchedule(ctx: RouteContext, name: string, enabled: boolean): P
   const s = await setScheduleState(ctx.db, name, enabled, { actor: ctx.actor, reason: body.reason ?? null });
   ctx.overview.invalidate();
   return ok({ schedule: s.name, enabled: s.enabled });
+}
+
+/** Sets or removes a queue's limits (absent: unchanged, null: removed), with an audit row holding the change. */
+async function setQueueLimits(ctx: RouteContext, name: string): Promise<JsonReply> {
+  const { reason, ...change } = parseWith(limitBody, ctx.body ?? {});
+  const limits = await setLimits(ctx.db, name, change, { actor: ctx.actor, reason: reason ?? null });
+  ctx.overview.invalidate();
+  return ok(limits);
 }
 
 /** The five series the release checklist requires, in the order the overview lists them. */
@@ -308,16 +316,7 @@ const TABLE: Array<[string, RegExp, Handler]> = [
   ['POST', /^\/retry-failed$/, (ctx) => bulkRetry(ctx)],
   ['POST', /^\/queues\/([^/]+)\/pause$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), true)],
   ['POST', /^\/queues\/([^/]+)\/resume$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), false)],
-  [
-    'POST',
-    /^\/queues\/([^/]+)\/limits$/,
-    async (ctx, raw) => {
-      const change = (ctx.body ?? {}) as QueueLimitChange;
-      const limits = await setLimits(ctx.db, parseQueueName(raw), change, { actor: ctx.actor, reason: null });
-      ctx.overview.invalidate();
-      return ok(limits);
-    },
-  ],
+  ['POST', /^\/queues\/([^/]+)\/limits$/, (ctx, raw) => setQueueLimits(ctx, parseQueueName(raw))],
   ['POST', /^\/schedules\/([^/]+)\/pause$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), false)],
   ['POST', /^\/schedules\/([^/]+)\/resume$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), true)],
 ];

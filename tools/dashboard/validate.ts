@@ -89,6 +89,18 @@ export const retryBody = z.strictObject({ reason: reason.optional(), leaseToken:
 export const requeueBody = retryBody;
 export const cancelBody = z.strictObject({ reason: reason, leaseToken: leaseTokenText.optional() });
 export const queueBody = z.strictObject({ reason: reason.optional() });
+/** A limit change: types here, ranges in validateLimitChange (the same rules as taskctl and the API). */
+const limitValue = (field: string) =>
+  z
+    .number({ error: `${field} must be a number, or null to remove it` })
+    .nullable()
+    .optional();
+export const limitBody = z.strictObject({
+  maxRunning: limitValue('maxRunning'),
+  rate: limitValue('rate'),
+  burst: limitValue('burst'),
+  reason: reason.optional(),
+});
 export const bulkRetryBody = z.strictObject({
   reason: reason.optional(),
   targets: z

@@ -150,3 +150,43 @@ export const ACTIONS = {
     });
   },
 };
+
+/** A form field as the API takes it: empty removes the limit (null); text that is no number goes as is, for the server to refuse. */
+function limitValue(raw) {
+  const text = String(raw ?? '').trim();
+  if (text === '') return null;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : text;
+}
+
+const shownLimit = (v) => (v === null || v === undefined ? 'none' : String(v));
+
+/** The limits form of one queue (views/limits.js): says old → new, asks, then POST /queues/{name}/limits. */
+export function setLimits(form) {
+  const name = form.dataset.limits;
+  const values = Object.fromEntries(new FormData(form).entries());
+  const change = { maxRunning: limitValue(values.maxRunning), rate: limitValue(values.rate) };
+  // A burst without a rate is refused; with the rate removed the burst goes with it.
+  if (change.rate !== null) change.burst = limitValue(values.burst) ?? undefined;
+  const was = (state.data.limits ?? []).find((l) => l.name === name) ?? {};
+  const line = (label, from, to) =>
+    html`<li>${label}: <strong>${shownLimit(from)}</strong> → <strong>${to === undefined ? 'one second of the rate' : shownLimit(to)}</strong></li>`;
+  ask({
+    title: `Set limits of queue ${name}?`,
+    body: html`<ul>
+        ${line('Max running', was.maxRunning, change.maxRunning)}
+        ${line('Rate per second', was.ratePerSecond, change.rate)}
+        ${change.rate === null ? '' : line('Burst', was.rateBurst, change.burst)}
+      </ul>
+      <p>Consumers apply them at their next claim, across the whole fleet; jobs already running are not stopped.
+        Recorded as <code>set-limit</code> by <code>${actor}</code>.</p>`,
+    confirmLabel: 'Set limits',
+    run: async (reason) => {
+      await api(`/queues/${encodeURIComponent(name)}/limits`, {
+        method: 'POST',
+        body: { ...change, reason },
+      });
+      return `Limits of queue ${name} are set.`;
+    },
+  });
+}

@@ -2,7 +2,7 @@
 // page's events; api.js talks to the server, route.js reads the hash, views/ render each page,
 // live.js paints and refreshes, confirm.js and actions.js make the operator's changes.
 
-import { ACTIONS } from './actions.js';
+import { ACTIONS, setLimits } from './actions.js';
 import { navigate, notify, refresh, state } from './live.js';
 import { jobsHash } from './route.js';
 
@@ -16,6 +16,10 @@ document.addEventListener('click', (event) => {
 document.addEventListener('submit', (event) => {
   event.preventDefault();
   const form = event.target;
+  if (form.dataset.limits !== undefined) {
+    if (state.data) setLimits(form);
+    return;
+  }
   const values = Object.fromEntries(new FormData(form).entries());
   const trimmed = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v).trim()]));
   location.hash = jobsHash(form.id === 'search' ? { q: trimmed.q } : trimmed);

@@ -1,6 +1,6 @@
 // Painting and refreshing: a view's frame is rendered on navigation, its live region every
-// REFRESH_MS only when its HTML changed, keeping focus and open <details>, so typing in a filter
-// or tabbing through a table is never interrupted by a refresh.
+// REFRESH_MS only when its HTML changed, keeping focus, open <details> and typed field values,
+// so typing in a filter or a limit, or tabbing through a table, is never interrupted by a refresh.
 
 import { clock } from './format.js';
 import { html } from './html.js';
@@ -28,9 +28,17 @@ function paintLive(markup) {
     ? document.activeElement.dataset.key
     : undefined;
   const open = new Set([...live.querySelectorAll('details[open][data-key]')].map((d) => d.dataset.key));
+  // What the operator typed into a field (a queue's limits) and has not sent yet.
+  const typed = [...live.querySelectorAll('input[data-key]')]
+    .filter((i) => i.value !== i.defaultValue)
+    .map((i) => [i.dataset.key, i.value]);
   live.innerHTML = markup;
   state.live = markup;
   for (const d of live.querySelectorAll('details[data-key]')) if (open.has(d.dataset.key)) d.open = true;
+  for (const [key, value] of typed) {
+    const input = live.querySelector(`input[data-key="${CSS.escape(key)}"]`);
+    if (input) input.value = value;
+  }
   if (focusedKey) live.querySelector(`[data-key="${CSS.escape(focusedKey)}"]`)?.focus();
 }
 
