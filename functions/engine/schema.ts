@@ -256,3 +256,17 @@ export interface ScheduleDefinition {
   enabled?: boolean;
   catchUp?: CatchUp;
 }
+
+/** The fields of a ScheduleDefinition: the API refuses any other, the client sends only these. */
+export const SCHEDULE_FIELDS = [
+  'name',
+  'cron',
+  'timezone',
+  'type',
+  'payload',
+  'queue',
+  'priority',
+  'maxAttempts',
+  'enabled',
+  'catchUp',
+] as const satisfies readonly (keyof ScheduleDefinition)[];
