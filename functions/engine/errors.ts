@@ -34,6 +34,7 @@ export class LeaseLostError extends TaskEngineError {
   }
 }
 
+/** A request the engine refuses as it is (`validation_error` or a finer code): a 400, or 422 at the edge. */
 export class ValidationError extends TaskEngineError {
   override name = 'ValidationError';
   constructor(message: string, options?: ErrorOptions & { details?: unknown; code?: string }) {
@@ -41,6 +42,7 @@ export class ValidationError extends TaskEngineError {
   }
 }
 
+/** No task of that type is registered here (a 422 at the edge). */
 export class UnknownTaskTypeError extends TaskEngineError {
   override name = 'UnknownTaskTypeError';
   /** `index`: the job's place in a batch, named in the message and details. */
@@ -53,6 +55,7 @@ export class UnknownTaskTypeError extends TaskEngineError {
   }
 }
 
+/** No such job or schedule, or a job the caller may not see (a 404 at the edge). */
 export class NotFoundError extends TaskEngineError {
   override name = 'NotFoundError';
   constructor(message: string, options?: EngineErrorOptions) {
@@ -60,11 +63,15 @@ export class NotFoundError extends TaskEngineError {
   }
 }
 
-/** Takes TaskEngineError's arguments as they are: the code says which conflict. */
+/**
+ * The request contradicts what is stored (a 409 at the edge): the code says which conflict,
+ * e.g. `idempotency_conflict`, `job_terminal`. Takes TaskEngineError's arguments as they are.
+ */
 export class ConflictError extends TaskEngineError {
   override name = 'ConflictError';
 }
 
+/** A payload over MAX_PAYLOAD_BYTES (a 413 at the edge). */
 export class PayloadTooLargeError extends TaskEngineError {
   override name = 'PayloadTooLargeError';
   constructor(message: string, options?: EngineErrorOptions) {
