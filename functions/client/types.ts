@@ -1,6 +1,5 @@
 import type { z } from 'zod';
-import type { Schedule } from '../engine/schedules.ts';
-import type { CatchUp, ScheduleDefinition } from '../engine/schema.ts';
+import type { CatchUp, Schedule, ScheduleDefinition } from '../engine/schema.ts';
 
 export type { CatchUp, ScheduleDefinition };
 
