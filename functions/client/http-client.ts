@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { SCHEDULE_FIELDS } from '../engine/schema.ts';
+import { isName, NAMES, SCHEDULE_FIELDS } from '../engine/schema.ts';
 import {
   ApiError,
   ConflictError,
@@ -164,20 +164,17 @@ function validateOptions(options: ClientOptions): { base: URL; signer?: Signer }
   throw new TypeError("auth must be 'iam', 'none' or { jwt }");
 }
 
-/** The names the API takes in a path (schedules and queues share the pattern). */
-const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 /**
- * `schedules/{name}` or `queues/{name}`, checked before sending: a name outside the API's
- * pattern would be refused anyway, and `.` or `..` would be resolved away by URL parsing
- * (even percent-encoded) and address another route.
+ * `schedules/{name}` or `queues/{name}`, checked before sending against the request schema's
+ * name rule: a name outside it would be refused anyway, and `.` or `..` would be resolved away
+ * by URL parsing (even percent-encoded) and address another route.
  */
-function namePath(prefix: 'schedules' | 'queues', name: string, what: string): string {
-  if (typeof name !== 'string' || !NAME.test(name) || name === '.' || name === '..') {
+function namePath(prefix: 'schedules' | 'queues', name: string, kind: 'schedule' | 'queue'): string {
+  if (!isName(kind, name)) {
     throw new ValidationError(
       undefined,
       'invalid_request',
-      `${what} name must be 1-128 of [A-Za-z0-9_.:-] (and not . or ..), got ${JSON.stringify(name)}`,
+      `${kind} name must be ${NAMES[kind].rule}, got ${JSON.stringify(name)}`,
       { details: { field: 'name' } },
     );
   }
