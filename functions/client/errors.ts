@@ -1,4 +1,4 @@
-import { TaskEngineError } from '../engine/errors.ts';
+import { type EngineErrorOptions, TaskEngineError } from '../engine/errors.ts';
 import { mapError } from '../http/errors.ts';
 
 /**
@@ -7,16 +7,11 @@ import { mapError } from '../http/errors.ts';
  * as it came, plus the HTTP status when there was one.
  */
 export class ApiError extends TaskEngineError {
+  override name = 'ApiError';
   /** The HTTP status; undefined when the error was raised without a request (transactional enqueue). */
   readonly status: number | undefined;
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
+  constructor(status: number | undefined, code: string, message: string, options?: EngineErrorOptions) {
     super(code, message, options);
-    this.name = 'ApiError';
     this.status = status;
   }
 }
@@ -27,44 +22,25 @@ export class ApiError extends TaskEngineError {
  * (field `timezone`); bad queue limits are `validation_error` (the API names no field there).
  */
 export class ValidationError extends ApiError {
+  override name = 'ValidationError';
   /** The field the API named (`payload.to`, `jobs.3.priority`, …), when it named one. */
   readonly field: string | undefined;
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
+  constructor(status: number | undefined, code: string, message: string, options?: EngineErrorOptions) {
     super(status, code, message, options);
-    this.name = 'ValidationError';
     this.field = fieldOf(options?.details);
   }
 }
 
+// The classes below take ApiError's arguments as they are: each only names its kind.
+
 /** 413: a payload over the api's MAX_PAYLOAD_BYTES, or a batch over 500 jobs. */
 export class PayloadTooLargeError extends ValidationError {
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
-    super(status, code, message, options);
-    this.name = 'PayloadTooLargeError';
-  }
+  override name = 'PayloadTooLargeError';
 }
 
 /** 404: no such job or schedule (`not_found`). */
 export class NotFoundError extends ApiError {
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
-    super(status, code, message, options);
-    this.name = 'NotFoundError';
-  }
+  override name = 'NotFoundError';
 }
 
 /**
@@ -73,28 +49,12 @@ export class NotFoundError extends ApiError {
  * (`schedule_defined_in_code`: change it where defineSchedule is).
  */
 export class ConflictError extends ApiError {
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
-    super(status, code, message, options);
-    this.name = 'ConflictError';
-  }
+  override name = 'ConflictError';
 }
 
 /** 401, 403: API Gateway refused the credentials or the signature. */
 export class AuthError extends ApiError {
-  constructor(
-    status: number | undefined,
-    code: string,
-    message: string,
-    options?: ErrorOptions & { details?: unknown },
-  ) {
-    super(status, code, message, options);
-    this.name = 'AuthError';
-  }
+  override name = 'AuthError';
 }
 
 /**
@@ -104,6 +64,7 @@ export class AuthError extends ApiError {
  * key (the client always sends one) sending the same request again is safe either way.
  */
 export class UnavailableError extends ApiError {
+  override name = 'UnavailableError';
   readonly outcomeUnknown: boolean;
   readonly retryAfterSeconds: number | undefined;
   /** Attempts made before giving up (1 when retries were not allowed). */
@@ -112,10 +73,9 @@ export class UnavailableError extends ApiError {
     status: number | undefined,
     code: string,
     message: string,
-    options: ErrorOptions & { details?: unknown; outcomeUnknown: boolean; retryAfterSeconds?: number },
+    options: EngineErrorOptions & { outcomeUnknown: boolean; retryAfterSeconds?: number },
   ) {
     super(status, code, message, options);
-    this.name = 'UnavailableError';
     this.outcomeUnknown = options.outcomeUnknown;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
@@ -123,10 +83,10 @@ export class UnavailableError extends ApiError {
 
 /** `waitFor` saw no terminal state within its timeout; `job` is the last state read. */
 export class WaitTimeoutError extends TaskEngineError {
+  override name = 'WaitTimeoutError';
   readonly job: unknown;
   constructor(message: string, job: unknown) {
     super('wait_timeout', message, { details: { job } });
-    this.name = 'WaitTimeoutError';
     this.job = job;
   }
 }
@@ -146,8 +106,22 @@ export interface ErrorBody {
   details?: unknown;
 }
 
+/** The answers whose class takes nothing but the API's code, message and details. */
+const CLASS_OF_STATUS: Partial<Record<number, typeof ApiError>> = {
+  400: ValidationError,
+  415: ValidationError,
+  422: ValidationError,
+  413: PayloadTooLargeError,
+  401: AuthError,
+  403: AuthError,
+  404: NotFoundError,
+  409: ConflictError,
+};
+const UNAVAILABLE = new Set([429, 502, 503, 504]);
+
 /**
- * The one table from an API answer to an error class. `local`: the error was raised in the
+ * An API answer as its error class: the table above, UnavailableError for a throttle or a
+ * 502/503/504, else ApiError. `local`: the error was raised in the
  * caller's process (transactional enqueue), so it reports no HTTP status.
  */
 export function errorFor(
@@ -159,33 +133,15 @@ export function errorFor(
   const { local, ...rest } = options;
   const opts = { ...rest, details: body.details ?? null };
   const status = local ? undefined : statusCode;
-  switch (statusCode) {
-    case 400:
-    case 415:
-    case 422:
-      return new ValidationError(status, code, message, opts);
-    case 413:
-      return new PayloadTooLargeError(status, code, message, opts);
-    case 401:
-    case 403:
-      return new AuthError(status, code, message, opts);
-    case 404:
-      return new NotFoundError(status, code, message, opts);
-    case 409:
-      return new ConflictError(status, code, message, opts);
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      // Only the engine's own "nothing was stored" and a throttle before the function ran are
-      // known outcomes; API Gateway's bare 502/503/504 may follow a commit.
-      return new UnavailableError(status, code, message, {
-        ...opts,
-        outcomeUnknown: !(code === 'database_unavailable' || statusCode === 429),
-      });
-    default:
-      return new ApiError(status, code, message, opts);
-  }
+  const Class = CLASS_OF_STATUS[statusCode];
+  if (Class) return new Class(status, code, message, opts);
+  if (!UNAVAILABLE.has(statusCode)) return new ApiError(status, code, message, opts);
+  // Only the engine's own "nothing was stored" and a throttle before the function ran are
+  // known outcomes; API Gateway's bare 502/503/504 may follow a commit.
+  return new UnavailableError(status, code, message, {
+    ...opts,
+    outcomeUnknown: !(code === 'database_unavailable' || statusCode === 429),
+  });
 }
 
 /**

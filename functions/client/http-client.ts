@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
+import { isName, NAMES, SCHEDULE_FIELDS } from '../engine/schema.ts';
 import {
   ApiError,
   ConflictError,
@@ -163,38 +164,22 @@ function validateOptions(options: ClientOptions): { base: URL; signer?: Signer }
   throw new TypeError("auth must be 'iam', 'none' or { jwt }");
 }
 
-/** The names the API takes in a path (schedules and queues share the pattern). */
-const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 /**
- * `schedules/{name}` or `queues/{name}`, checked before sending: a name outside the API's
- * pattern would be refused anyway, and `.` or `..` would be resolved away by URL parsing
- * (even percent-encoded) and address another route.
+ * `schedules/{name}` or `queues/{name}`, checked before sending against the request schema's
+ * name rule: a name outside it would be refused anyway, and `.` or `..` would be resolved away
+ * by URL parsing (even percent-encoded) and address another route.
  */
-function namePath(prefix: 'schedules' | 'queues', name: string, what: string): string {
-  if (typeof name !== 'string' || !NAME.test(name) || name === '.' || name === '..') {
+function namePath(prefix: 'schedules' | 'queues', name: string, kind: 'schedule' | 'queue'): string {
+  if (!isName(kind, name)) {
     throw new ValidationError(
       undefined,
       'invalid_request',
-      `${what} name must be 1-128 of [A-Za-z0-9_.:-] (and not . or ..), got ${JSON.stringify(name)}`,
+      `${kind} name must be ${NAMES[kind].rule}, got ${JSON.stringify(name)}`,
       { details: { field: 'name' } },
     );
   }
   return `${prefix}/${encodeURIComponent(name)}`;
 }
-
-const SCHEDULE_FIELDS = [
-  'name',
-  'cron',
-  'timezone',
-  'type',
-  'payload',
-  'queue',
-  'priority',
-  'maxAttempts',
-  'enabled',
-  'catchUp',
-] as const;
 
 /** A schedule as the API takes it: known fields only (the API refuses any other), undefined ones left out. */
 function wireSchedule(definition: ScheduleDefinition): Record<string, unknown> {
@@ -323,6 +308,33 @@ export function createClient(options: ClientOptions): TaskEngineClient {
     return withRetries(() => attempt(method, path, text, signal), policy, signal);
   }
 
+  /**
+   * A change retried after a lost answer may find its own effect already there: once an attempt's
+   * outcome was unknown, `ownEffect` may turn the refusal that follows into the call's answer
+   * (undefined: it is not this call's effect, so it is thrown as it came).
+   */
+  function retryOwnEffect(
+    send: () => Promise<unknown>,
+    ownEffect: (err: unknown) => unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    let mayHaveApplied = false;
+    return withRetries(
+      async () => {
+        try {
+          return await send();
+        } catch (err) {
+          if (err instanceof UnavailableError && err.outcomeUnknown) mayHaveApplied = true;
+          const answer = mayHaveApplied ? ownEffect(err) : undefined;
+          if (answer === undefined) throw err;
+          return answer;
+        }
+      },
+      policy,
+      signal,
+    );
+  }
+
   const jobPath = (id: string) => {
     if (typeof id !== 'string' || !/^[1-9][0-9]{0,18}$/.test(id)) {
       throw new ValidationError(
@@ -378,19 +390,10 @@ export function createClient(options: ClientOptions): TaskEngineClient {
       // A retry after a lost answer finds the schedule gone (404 not_found): that is this call's
       // own effect (or another remover's; either way what was asked holds), so it is reported as
       // removed. A 404 with no unknown outcome before it is a NotFoundError, as on a first try.
-      let mayHaveApplied = false;
-      return (await withRetries(
-        async () => {
-          try {
-            return await attempt('DELETE', path, undefined, options.signal);
-          } catch (err) {
-            if (err instanceof UnavailableError && err.outcomeUnknown) mayHaveApplied = true;
-            if (mayHaveApplied && err instanceof NotFoundError && err.code === 'not_found')
-              return { name, removed: true };
-            throw err;
-          }
-        },
-        policy,
+      return (await retryOwnEffect(
+        () => attempt('DELETE', path, undefined, options.signal),
+        (err) =>
+          err instanceof NotFoundError && err.code === 'not_found' ? { name, removed: true } : undefined,
         options.signal,
       )) as { name: string; removed: true };
     },
@@ -466,21 +469,14 @@ export function createClient(options: ClientOptions): TaskEngineClient {
       const text = JSON.stringify(options.reason === undefined ? {} : { reason: options.reason });
       // A retry after a lost answer finds the job already cancelled (409 job_terminal, status
       // failed): that is this call's own effect, so read the job back instead of failing.
-      let mayHaveApplied = false;
-      return (await withRetries(
-        async () => {
-          try {
-            return await attempt('POST', path, text, options.signal);
-          } catch (err) {
-            if (err instanceof UnavailableError && err.outcomeUnknown) mayHaveApplied = true;
-            const status = (err as ConflictError).details as { status?: string } | null;
-            if (mayHaveApplied && err instanceof ConflictError && status?.status === 'failed') {
-              return attempt('GET', jobPath(id), undefined, options.signal);
-            }
-            throw err;
-          }
+      return (await retryOwnEffect(
+        () => attempt('POST', path, text, options.signal),
+        (err) => {
+          const status = (err as ConflictError).details as { status?: string } | null;
+          if (err instanceof ConflictError && status?.status === 'failed')
+            return attempt('GET', jobPath(id), undefined, options.signal);
+          return undefined;
         },
-        policy,
         options.signal,
       )) as JobView;
     },

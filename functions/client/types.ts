@@ -1,4 +1,7 @@
 import type { z } from 'zod';
+import type { CatchUp, Schedule, ScheduleDefinition } from '../engine/schema.ts';
+
+export type { CatchUp, ScheduleDefinition };
 
 /** A job as the HTTP API shows it (README, "API"): times are ISO 8601 text. */
 export interface JobView {
@@ -79,53 +82,23 @@ export function taskOf(request: JobRequest): TaskLike | undefined {
   return isTask(task) ? task : undefined;
 }
 
-export type CatchUp = 'skip' | 'latest' | 'all';
-
-/** A run-time schedule as `POST /schedules` takes it (README, "Schedules and queue limits"). */
-export interface ScheduleDefinition {
-  /** 1-128 of [A-Za-z0-9_.:-]; the schedule's identity: putting the same name again replaces it. */
-  name: string;
-  /** 5 fields (minute hour day month weekday), or 6 with seconds first. */
-  cron: string;
-  /** IANA time zone; default UTC. */
-  timezone?: string;
-  type: string;
-  payload?: unknown;
-  queue?: string;
-  priority?: number;
-  maxAttempts?: number;
-  enabled?: boolean;
-  /** What an occurrence missed while everything was down does; default `latest`. */
-  catchUp?: CatchUp;
-}
-
 /** A schedule of a typed task: the payload is the task's schema input, `type` comes from the task. */
 export type TypedScheduleDefinition<S extends z.ZodType = z.ZodType> = Omit<
   ScheduleDefinition,
   'type' | 'payload'
 > & { payload: z.input<S> };
 
-/** A schedule as the API shows it: times are ISO 8601 text. */
-export interface ScheduleView {
-  name: string;
-  cron: string;
-  timezone: string;
-  type: string;
-  payload: unknown;
-  queue: string;
-  priority: number;
-  maxAttempts: number | null;
-  enabled: boolean;
-  catchUp: CatchUp;
-  /** `code`: defined with defineSchedule; only pause and resume apply to it (else 409 schedule_defined_in_code). */
-  source: 'api' | 'code';
-  /** The earliest occurrence not yet enqueued (null until the reaper's first pass). */
-  nextAt: string | null;
-  /** The latest occurrence enqueued. */
-  lastRunAt: string | null;
-  /** When an occurrence was last enqueued. */
-  lastEnqueuedAt: string | null;
-}
+/** A Date field as JSON carries it: ISO 8601 text. */
+type Wire<T> = {
+  [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K];
+};
+
+/**
+ * A schedule as the API shows it (the engine's Schedule, times as ISO 8601 text). `source`
+ * `code`: defined with defineSchedule; only pause and resume apply to it (else 409
+ * schedule_defined_in_code). `nextAt` is null until the reaper's first pass.
+ */
+export type ScheduleView = Wire<Omit<Schedule, 'createdAt' | 'updatedAt'>>;
 
 /** A queue's limits as `GET /queues/limits` shows them; null: no such limit. */
 export interface QueueLimits {

@@ -1,3 +1,6 @@
+/** What an engine error takes besides its code and message: the cause, and details for the caller. */
+export type EngineErrorOptions = ErrorOptions & { details?: unknown };
+
 /**
  * One error family for the engine. Subclasses set `name` and accept ErrorOptions so the
  * cause travels with them; HTTP status mapping happens only at the edge (functions/api.ts).
@@ -5,7 +8,7 @@
 export class TaskEngineError extends Error {
   readonly code: string;
   readonly details: unknown;
-  constructor(code: string, message: string, options?: ErrorOptions & { details?: unknown }) {
+  constructor(code: string, message: string, options?: EngineErrorOptions) {
     super(message, options);
     this.name = 'TaskEngineError';
     this.code = code;
@@ -15,30 +18,33 @@ export class TaskEngineError extends Error {
 
 /** Thrown by a task to end its job `failed` at once, without retries. */
 export class NonRetryableError extends TaskEngineError {
-  constructor(message: string, options?: ErrorOptions & { details?: unknown }) {
+  override name = 'NonRetryableError';
+  constructor(message: string, options?: EngineErrorOptions) {
     super('non_retryable', message, options);
-    this.name = 'NonRetryableError';
   }
 }
 
 /** A fenced statement matched nothing: the lease expired, the job was reclaimed or changed by hand. */
 export class LeaseLostError extends TaskEngineError {
+  override name = 'LeaseLostError';
   readonly jobIds: string[];
   constructor(jobIds: string[], options?: ErrorOptions) {
     super('lease_lost', `lease lost for job(s) ${jobIds.join(', ')}`, options);
-    this.name = 'LeaseLostError';
     this.jobIds = jobIds;
   }
 }
 
+/** A request the engine refuses as it is (`validation_error` or a finer code): a 400, or 422 at the edge. */
 export class ValidationError extends TaskEngineError {
+  override name = 'ValidationError';
   constructor(message: string, options?: ErrorOptions & { details?: unknown; code?: string }) {
     super(options?.code ?? 'validation_error', message, options);
-    this.name = 'ValidationError';
   }
 }
 
+/** No task of that type is registered here (a 422 at the edge). */
 export class UnknownTaskTypeError extends TaskEngineError {
+  override name = 'UnknownTaskTypeError';
   /** `index`: the job's place in a batch, named in the message and details. */
   constructor(type: string, index?: number) {
     super(
@@ -46,36 +52,38 @@ export class UnknownTaskTypeError extends TaskEngineError {
       `${index === undefined ? '' : `jobs.${index}.type: `}unknown task type: ${JSON.stringify(type)}`,
       { details: index === undefined ? { type } : { type, index, path: `jobs.${index}.type` } },
     );
-    this.name = 'UnknownTaskTypeError';
   }
 }
 
+/** No such job or schedule, or a job the caller may not see (a 404 at the edge). */
 export class NotFoundError extends TaskEngineError {
-  constructor(message: string, options?: ErrorOptions & { details?: unknown }) {
+  override name = 'NotFoundError';
+  constructor(message: string, options?: EngineErrorOptions) {
     super('not_found', message, options);
-    this.name = 'NotFoundError';
   }
 }
 
+/**
+ * The request contradicts what is stored (a 409 at the edge): the code says which conflict,
+ * e.g. `idempotency_conflict`, `job_terminal`. Takes TaskEngineError's arguments as they are.
+ */
 export class ConflictError extends TaskEngineError {
-  constructor(code: string, message: string, options?: ErrorOptions & { details?: unknown }) {
-    super(code, message, options);
-    this.name = 'ConflictError';
-  }
+  override name = 'ConflictError';
 }
 
+/** A payload over MAX_PAYLOAD_BYTES (a 413 at the edge). */
 export class PayloadTooLargeError extends TaskEngineError {
-  constructor(message: string, options?: ErrorOptions & { details?: unknown }) {
+  override name = 'PayloadTooLargeError';
+  constructor(message: string, options?: EngineErrorOptions) {
     super('payload_too_large', message, options);
-    this.name = 'PayloadTooLargeError';
   }
 }
 
 /** The database could not be reached or dropped the connection; the caller may retry. */
 export class DatabaseUnavailableError extends TaskEngineError {
+  override name = 'DatabaseUnavailableError';
   constructor(message: string, options?: ErrorOptions & { code?: string }) {
     super(options?.code ?? 'database_unavailable', message, options);
-    this.name = 'DatabaseUnavailableError';
   }
 }
 
@@ -84,17 +92,17 @@ export class DatabaseUnavailableError extends TaskEngineError {
  * DatabaseUnavailableError (retryable), but no caller may say "nothing was stored".
  */
 export class OutcomeUnknownError extends DatabaseUnavailableError {
+  override name = 'OutcomeUnknownError';
   constructor(message: string, options?: ErrorOptions) {
     super(message, { ...options, code: 'outcome_unknown' });
-    this.name = 'OutcomeUnknownError';
   }
 }
 
 /** Thrown by the migration runner: changed checksum, destructive file without marker, bad name. */
 export class MigrationError extends TaskEngineError {
-  constructor(message: string, options?: ErrorOptions & { details?: unknown }) {
+  override name = 'MigrationError';
+  constructor(message: string, options?: EngineErrorOptions) {
     super('migration_error', message, options);
-    this.name = 'MigrationError';
   }
 }
 

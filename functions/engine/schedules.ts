@@ -24,32 +24,9 @@ import type { TaskRegistry } from '../tasks/define.ts';
 import { DEFAULT_MAX_ATTEMPTS, LIMITS } from './enqueue.ts';
 import { ConflictError, NotFoundError, UnknownTaskTypeError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
-import { type CatchUp, isName, NAMES, type ScheduleDefinition } from './schema.ts';
+import { type CatchUp, isName, NAMES, type Schedule, type ScheduleDefinition } from './schema.ts';
 
-export type { CatchUp, ScheduleDefinition };
-
-export interface Schedule {
-  name: string;
-  cron: string;
-  timezone: string;
-  type: string;
-  payload: unknown;
-  queue: string;
-  priority: number;
-  maxAttempts: number | null;
-  enabled: boolean;
-  catchUp: CatchUp;
-  /** `code`: defined with defineSchedule, synced at migrate/start, not editable elsewhere. */
-  source: 'api' | 'code';
-  /** The cursor: the earliest occurrence not yet enqueued (null until the first run). */
-  nextAt: Date | null;
-  /** When the materialiser last enqueued an occurrence. */
-  lastEnqueuedAt: Date | null;
-  /** The latest occurrence enqueued. */
-  lastRunAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+export type { CatchUp, Schedule, ScheduleDefinition };
 
 /** The most missed occurrences `catchUp: 'all'` enqueues after an outage (the most recent ones). */
 export const MAX_CATCH_UP = 100;

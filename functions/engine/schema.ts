@@ -256,3 +256,41 @@ export interface ScheduleDefinition {
   enabled?: boolean;
   catchUp?: CatchUp;
 }
+
+/** A schedule as stored (engine/schedules.ts reads and writes it). */
+export interface Schedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  type: string;
+  payload: unknown;
+  queue: string;
+  priority: number;
+  maxAttempts: number | null;
+  enabled: boolean;
+  catchUp: CatchUp;
+  /** `code`: defined with defineSchedule, synced at migrate/start, not editable elsewhere. */
+  source: 'api' | 'code';
+  /** The cursor: the earliest occurrence not yet enqueued (null until the first run). */
+  nextAt: Date | null;
+  /** When the materialiser last enqueued an occurrence. */
+  lastEnqueuedAt: Date | null;
+  /** The latest occurrence enqueued. */
+  lastRunAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** The fields of a ScheduleDefinition: the API refuses any other, the client sends only these. */
+export const SCHEDULE_FIELDS = [
+  'name',
+  'cron',
+  'timezone',
+  'type',
+  'payload',
+  'queue',
+  'priority',
+  'maxAttempts',
+  'enabled',
+  'catchUp',
+] as const satisfies readonly (keyof ScheduleDefinition)[];

@@ -17,6 +17,7 @@ import {
   NotFoundError,
   putSchedule,
   type QueueLimitChange,
+  SCHEDULE_FIELDS,
   type Schedule,
   type ScheduleDefinition,
   setScheduleEnabled,
@@ -171,18 +172,7 @@ export function presentSchedule(s: Schedule) {
   };
 }
 
-const SCHEDULE_FIELDS = new Set([
-  'name',
-  'cron',
-  'timezone',
-  'type',
-  'payload',
-  'queue',
-  'priority',
-  'maxAttempts',
-  'enabled',
-  'catchUp',
-]);
+const SCHEDULE_FIELD_SET = new Set<string>(SCHEDULE_FIELDS);
 const LIMIT_FIELDS = new Set(['maxRunning', 'rate', 'burst']);
 
 /** A JSON object with only `allowed` keys, or a 400 naming the first stranger. */
@@ -317,7 +307,7 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
     case 'GET /schedules':
       return json(200, { schedules: (await listSchedules(deps.db)).map(presentSchedule) });
     case 'POST /schedules': {
-      const def = objectBody(event.body, SCHEDULE_FIELDS, 'schedule') as unknown as ScheduleDefinition;
+      const def = objectBody(event.body, SCHEDULE_FIELD_SET, 'schedule') as unknown as ScheduleDefinition;
       const existed = (await getSchedule(deps.db, String(def.name ?? ''))) !== null;
       const s = await putSchedule(deps.db, def, deps.registry);
       return json(

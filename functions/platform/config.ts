@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { queueNameSchema } from '../engine/index.ts';
 
 /**
  * Configuration is parsed once, at cold start. A bad value throws a ConfigError naming the
@@ -16,7 +17,6 @@ export class ConfigError extends Error {
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(['0', '1', 'true', 'false', '']).transform((v) => v === '1' || v === 'true');
-const queueName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'queue names are 1-128 of [A-Za-z0-9_.:-]');
 
 const schema = z
   .object({
@@ -61,7 +61,7 @@ const schema = z
       .transform((v) =>
         v === undefined || v.trim() === '' || v.trim() === 'all' ? [] : v.split(',').map((q) => q.trim()),
       )
-      .pipe(z.array(queueName)),
+      .pipe(z.array(queueNameSchema)),
     PUSHGATEWAY_URL: z.url().optional(),
     PUSHGATEWAY_JOB: z.string().min(1).default('durable-task-engine'),
     PUSHGATEWAY_STALE_SECONDS: int(1, 604_800).default(900),

@@ -69,6 +69,8 @@ describe('loadConfig', () => {
     ['PORT', '70000'],
     ['DB_SECRET_ARN', 'my-secret'],
     ['QUEUES', 'emails,bad queue'],
+    // The request schema's name rule: a queue named '.' or '..' cannot be enqueued into.
+    ['QUEUES', 'emails,..'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)} with a ConfigError naming ${name}`, () => {

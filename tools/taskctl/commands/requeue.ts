@@ -129,6 +129,28 @@ interface SelectOptions extends GateOptions {
   reason: string;
 }
 
+/** The options after the filter's own: --limit, --reason, and the --yes / --dry-run gate. */
+function selectionTail(command: Command, defaultReason: string): Command {
+  command.addOption(limitOption()).addOption(reasonOption(defaultReason));
+  return withGate(command, 'apply (without it the jobs are only listed)');
+}
+
+/** What a filter found, shown and requeued once confirmed (a bulk change); nothing found is said so. */
+async function requeueFound(
+  cmd: Command,
+  action: 'release-stuck' | 'retry-failed',
+  found: readonly RequeueTarget[],
+  shown: { headers: string[]; rows: unknown[][] },
+  o: SelectOptions,
+  none: string,
+): Promise<void> {
+  if (found.length === 0) {
+    emit(cmd, { action, requeued: [], skipped: [] }, () => none);
+    return;
+  }
+  await confirmAndRequeue(cmd, action, found, shown, { ...o, bulk: true });
+}
+
 interface StuckOptions extends SelectOptions {
   olderThan?: number;
   worker?: string;
@@ -142,10 +164,8 @@ function registerReleaseStuck(program: Command): void {
     )
     .addOption(durationOption('--older-than', 'no heartbeat for this long (default: lease expired)'))
     .option('--worker <id>', "only this worker's jobs (locked_by)")
-    .addOption(queueOption())
-    .addOption(limitOption())
-    .addOption(reasonOption('released stuck job'));
-  withGate(command, 'apply (without it the jobs are only listed)')
+    .addOption(queueOption());
+  selectionTail(command, 'released stuck job')
     .addHelpText(
       'after',
       examples(
@@ -157,10 +177,6 @@ function registerReleaseStuck(program: Command): void {
     .action(async (o: StuckOptions, cmd: Command) => {
       const f = { olderThanSeconds: o.olderThan, worker: o.worker, queue: o.queue, limit: o.limit };
       const stuck = await findStuckJobs(database(), f);
-      if (stuck.length === 0) {
-        emit(cmd, { action: 'release-stuck', requeued: [], skipped: [] }, () => 'no stuck jobs match');
-        return;
-      }
       const headers = ['id', 'queue', 'type', 'worker', 'locked for', 'lease', 'attempt'];
       const rows = stuck.map((s) => [
         s.id,
@@ -171,7 +187,7 @@ function registerReleaseStuck(program: Command): void {
         `${s.leaseSeconds}s`,
         `${s.attempts}/${s.maxAttempts}`,
       ]);
-      await confirmAndRequeue(cmd, 'release-stuck', stuck, { headers, rows }, { ...o, bulk: true });
+      await requeueFound(cmd, 'release-stuck', stuck, { headers, rows }, o, 'no stuck jobs match');
     });
 }
 
@@ -190,10 +206,8 @@ function registerRetryFailed(program: Command): void {
     .addOption(durationOption('--since', 'failed within this long'))
     .option('--type <type>', 'only this task type')
     .addOption(queueOption())
-    .option('--include-cancelled', 'also re-run jobs that were cancelled on purpose')
-    .addOption(limitOption())
-    .addOption(reasonOption('dead-letter redrive'));
-  withGate(command, 'apply (without it the jobs are only listed)')
+    .option('--include-cancelled', 'also re-run jobs that were cancelled on purpose');
+  selectionTail(command, 'dead-letter redrive')
     .addHelpText(
       'after',
       examples(
@@ -209,10 +223,6 @@ function registerRetryFailed(program: Command): void {
         includeCancelled: o.includeCancelled,
         limit: o.limit,
       });
-      if (failed.length === 0) {
-        emit(cmd, { action: 'retry-failed', requeued: [], skipped: [] }, () => 'no failed jobs match');
-        return;
-      }
       const headers = ['id', 'queue', 'type', 'attempts', 'finished', 'error'];
       const rows = failed.map((f) => [
         f.id,
@@ -222,7 +232,7 @@ function registerRetryFailed(program: Command): void {
         f.finishedAt,
         (f.lastError as { message?: string } | null)?.message?.slice(0, 60),
       ]);
-      await confirmAndRequeue(cmd, 'retry-failed', failed, { headers, rows }, { ...o, bulk: true });
+      await requeueFound(cmd, 'retry-failed', failed, { headers, rows }, o, 'no failed jobs match');
     });
 }
 
