@@ -1,6 +1,6 @@
 import { cpuMeter } from '../lib/cpu.ts';
 import { analyze, handlers, withDatabase } from '../lib/harness.ts';
-import { TUNED } from '../lib/options.ts';
+import { BATCH, TUNED } from '../lib/options.ts';
 import { migrateEngine, setCounting } from '../lib/pg.ts';
 import { record, recordDrain } from '../lib/results.ts';
 import { percentile } from '../lib/stats.ts';
@@ -50,6 +50,12 @@ function consumerHandlers(id: SystemId, o: Variant): System {
 }
 
 export const consumer = consumerHandlers('consumer', { slug: 'consumer', detailed: true });
+/** The defaults before adaptive claims: every claim asks for BATCH_SIZE 50. */
+export const consumerFixed = consumerHandlers('consumer-fixed', {
+  slug: 'consumerfixed',
+  env: { CLAIM_ADAPTIVE: '0', BATCH_SIZE: String(BATCH) },
+  detailed: true,
+});
 export const consumerTuned = consumerHandlers('consumer-tuned', {
   slug: 'consumertuned',
   env: TUNED,
