@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cpuNow, type ProcSource, serverTicks } from '../../bench/lib/cpu.ts';
+import { lsnBytes } from '../../bench/lib/wal.ts';
 
 /** A fake /proc: pid → [comm, ppid, utime, stime, process title]. */
 type Row = [comm: string, ppid: number, utime: number, stime: number, title: string];
@@ -58,5 +59,17 @@ describe('bench CPU meter: which processes count', () => {
     const ticks = serverTicks(cpuNow(db, fakeProc(before)), cpuNow(db, fakeProc(after)));
     // Assess
     expect(ticks).toBe(8);
+  });
+});
+
+describe('bench WAL meter: LSN positions', () => {
+  it('reads an LSN as bytes, the high word shifted 32 bits, and refuses anything else', () => {
+    // Act
+    const a = lsnBytes('0/16B3748');
+    const b = lsnBytes('16/B374D848');
+    // Assess
+    expect(a).toBe(0x16b3748n);
+    expect(b).toBe((0x16n << 32n) + 0xb374d848n);
+    expect(() => lsnBytes('16-B374D848')).toThrow(/not an LSN/);
   });
 });
