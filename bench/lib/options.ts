@@ -20,7 +20,10 @@ export const ROUNDS = option('rounds', QUICK ? 1 : 3);
 export const JOBS = option('jobs', 20_000);
 export const WORKERS = 4;
 export const BIG_ROWS = option('big-rows', 5_000_000);
-/** The shipped BATCH_SIZE: every drain claims this many per statement unless it is the tuned one. */
+/**
+ * The fixed claim of the raw loop and the engine-functions drains, and of the consumer's
+ * previous defaults (BATCH_SIZE 50 before adaptive claims; consumer-fixed).
+ */
 export const BATCH = 50;
 /**
  * The throughput tuning documented for users (README, "Tuning for throughput"): claim 500 per

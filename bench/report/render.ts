@@ -34,11 +34,13 @@ export function markdown(): string {
   if (cpuRows.length) {
     lines.push(
       '',
-      '| system (main drain) | PostgreSQL CPU µs/job | Node CPU µs/job | total |',
-      '|---|--:|--:|--:|',
+      '| system (main drain) | PostgreSQL CPU µs/job | Node CPU µs/job | total | WAL B/job |',
+      '|---|--:|--:|--:|--:|',
     );
     for (const c of cpuRows)
-      lines.push(`| ${c.system} | ${c.db?.toFixed(1) ?? '—'} | ${c.node.toFixed(1)} | ${cpuTotal(c)} |`);
+      lines.push(
+        `| ${c.system} | ${c.db?.toFixed(1) ?? '—'} | ${c.node.toFixed(1)} | ${cpuTotal(c)} | ${c.wal?.toFixed(0) ?? '—'} |`,
+      );
   }
   lines.push('', ...absoluteTargets().map((l) => `- ${l}`));
   return `${lines.join('\n')}\n`;
@@ -58,7 +60,7 @@ export function printReport(): string {
     out.push('', 'CPU per job in the main drain (median µs; PostgreSQL server + this Node process)');
     for (const c of cpuRows)
       out.push(
-        `  ${c.system.padEnd(35)} db ${(c.db?.toFixed(1) ?? '—').padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${cpuTotal(c).padStart(6)}`,
+        `  ${c.system.padEnd(35)} db ${(c.db?.toFixed(1) ?? '—').padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${cpuTotal(c).padStart(6)}  WAL ${(c.wal?.toFixed(0) ?? '—').padStart(6)} B`,
       );
   }
   out.push('', 'targets (ratios per round, judged on the median)');

@@ -54,6 +54,8 @@ export interface CpuRow {
   system: string;
   db: number | undefined;
   node: number;
+  /** WAL bytes per job (per cluster: see bench/lib/wal.ts). */
+  wal: number | undefined;
 }
 
 /** Median CPU per job by system: the main drain's samples, and the consumer's JavaScript alone. */
@@ -69,6 +71,10 @@ export function cpuTable(): CpuRow[] {
         ? undefined
         : summarize(xs.map((s) => Number(s.extra!.dbCpuUsPerJob))).median,
     node: summarize(xs.map((s) => Number(s.extra!.nodeCpuUsPerJob))).median,
+    wal:
+      xs[0]!.extra!.walBytesPerJob === undefined
+        ? undefined
+        : summarize(xs.map((s) => Number(s.extra!.walBytesPerJob))).median,
   }));
 }
 

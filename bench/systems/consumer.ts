@@ -1,9 +1,10 @@
 import { cpuMeter } from '../lib/cpu.ts';
 import { analyze, handlers, withDatabase } from '../lib/harness.ts';
-import { TUNED } from '../lib/options.ts';
+import { BATCH, TUNED } from '../lib/options.ts';
 import { migrateEngine, setCounting } from '../lib/pg.ts';
 import { record, recordDrain } from '../lib/results.ts';
 import { percentile } from '../lib/stats.ts';
+import { walMeter } from '../lib/wal.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -34,8 +35,10 @@ function consumerHandlers(id: SystemId, o: Variant): System {
         if (scenario === 'main' && id === 'consumer')
           record({ scenario: 'enqueue', system: 'api-batch', round, jobs, seconds: enq.seconds });
         await analyze(db.url);
+        const wal = o.detailed ? await walMeter(db.url) : undefined;
         const cpu = o.detailed ? cpuMeter(db.name) : undefined;
         const r = await h.consumerDrain(db.url, jobs, workers, { ...o.env }, cpu?.stop);
+        await wal?.stop();
         const extra = cpu && {
           ...o.env,
           invocations: r.invocations,
@@ -43,6 +46,7 @@ function consumerHandlers(id: SystemId, o: Variant): System {
           ...r.summaries,
           claimP99Ms: percentile(r.claimMs, 99),
           ...cpu.perJob(r.done),
+          ...wal?.perJob(r.done),
         };
         recordDrain(id, { round, workers, scenario }, { jobs: r.done, seconds: r.seconds, extra });
       }),
@@ -50,6 +54,12 @@ function consumerHandlers(id: SystemId, o: Variant): System {
 }
 
 export const consumer = consumerHandlers('consumer', { slug: 'consumer', detailed: true });
+/** The defaults before adaptive claims: every claim asks for BATCH_SIZE 50. */
+export const consumerFixed = consumerHandlers('consumer-fixed', {
+  slug: 'consumerfixed',
+  env: { CLAIM_ADAPTIVE: '0', BATCH_SIZE: String(BATCH) },
+  detailed: true,
+});
 export const consumerTuned = consumerHandlers('consumer-tuned', {
   slug: 'consumertuned',
   env: TUNED,

@@ -4,6 +4,7 @@ import { analyze, sql, withDatabase } from '../lib/harness.ts';
 import { BATCH } from '../lib/options.ts';
 import { migrateEngine, setCounting } from '../lib/pg.ts';
 import { labelOf, notes, record, recordDrain } from '../lib/results.ts';
+import { walMeter } from '../lib/wal.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -30,6 +31,7 @@ function engineFunctions(id: SystemId, o: Variant): System {
         if (scenario === 'main' && id === 'engine-fn')
           record({ scenario: 'enqueue', system: 'enqueue-many', round, jobs, seconds: enqSeconds });
         if (o.analyze !== false) await analyze(db.url);
+        const wal = await walMeter(db.url);
         const cpu = cpuMeter(db.name);
         const t0 = performance.now();
         const r = await engineDrain(db.url, {
@@ -39,6 +41,7 @@ function engineFunctions(id: SystemId, o: Variant): System {
           onDrained: cpu.stop,
         });
         const seconds = (performance.now() - t0) / 1000;
+        await wal.stop();
         const left = Number(
           (await sql(db.url, "SELECT count(*) AS n FROM jobs WHERE status <> 'completed'")).rows[0].n,
         );
@@ -48,7 +51,7 @@ function engineFunctions(id: SystemId, o: Variant): System {
           {
             jobs: r.done,
             seconds,
-            extra: { lost: r.lost, left, ...cpu.perJob(r.done) },
+            extra: { lost: r.lost, left, ...cpu.perJob(r.done), ...wal.perJob(r.done) },
           },
         );
         if (left > 0)

@@ -1,5 +1,5 @@
 /** The systems the drain scenarios run, by id (systems/ids.ts has every id and its label). */
-import { consumer, consumerNocount, consumerTuned } from './consumer.ts';
+import { consumer, consumerFixed, consumerNocount, consumerTuned } from './consumer.ts';
 import { engineFn, engineFnAdvisory, engineFnCold, engineFnNocount } from './engine.ts';
 import { graphile, pgboss } from './peers.ts';
 import { enqueueUnnest, raw, rawTuned } from './raw.ts';
@@ -13,6 +13,7 @@ export const SYSTEMS = {
   'engine-fn-advisory': engineFnAdvisory,
   'engine-fn-cold': engineFnCold,
   consumer,
+  'consumer-fixed': consumerFixed,
   'consumer-tuned': consumerTuned,
   'consumer-nocount': consumerNocount,
   graphile,

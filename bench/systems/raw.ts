@@ -5,6 +5,7 @@ import { BATCH, TUNED_BATCH } from '../lib/options.ts';
 import { migrateEngine } from '../lib/pg.ts';
 import { rawDrain, rawSetup, rawUnnestEnqueue } from '../lib/raw.ts';
 import { record, recordDrain } from '../lib/results.ts';
+import { walMeter } from '../lib/wal.ts';
 import type { SystemId } from './ids.ts';
 import type { System, SystemRun } from './types.ts';
 
@@ -15,11 +16,13 @@ function rawLoop(id: SystemId, batch: number): System {
     run: (run: SystemRun) =>
       withDatabase(`raw${batch}_${run.round}`, async (db) => {
         await rawSetup(db.url, run.jobs);
+        const wal = await walMeter(db.url);
         const cpu = cpuMeter(db.name);
         const t0 = performance.now();
         const done = await rawDrain(db.url, run.workers, batch, undefined, cpu.stop);
         const seconds = (performance.now() - t0) / 1000;
-        recordDrain(id, run, { jobs: done, seconds, extra: cpu.perJob(done) });
+        await wal.stop();
+        recordDrain(id, run, { jobs: done, seconds, extra: { ...cpu.perJob(done), ...wal.perJob(done) } });
       }),
   };
 }

@@ -57,7 +57,16 @@ export interface ConsumerObserver {
 }
 
 export interface ConsumerSettings {
+  /** The claim size, or with adaptive claims (the default) its cap. */
   batchSize: number;
+  /**
+   * Adaptive claims (default on): each claim brings about claimTargetMs of work per free slot,
+   * from the task durations seen in this invocation, within batchSize and the time left (see
+   * consumer/claim-size.ts). false: every claim asks for batchSize.
+   */
+  adaptiveClaims?: boolean;
+  /** Adaptive claims aim at this much work per free slot (ms). Default 1000. */
+  claimTargetMs?: number;
   concurrency: number;
   leaseSeconds: number;
   idleExitMs: number;

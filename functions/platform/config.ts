@@ -33,7 +33,12 @@ const schema = z
     DB_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5_000),
     DB_POOL_MAX: int(1, 100).default(1),
     LEASE_SECONDS: int(2, 43_200).default(30),
-    BATCH_SIZE: int(1, 1000).default(50),
+    /** The claim size; with CLAIM_ADAPTIVE=1 (the default) the cap of the adaptive claim. */
+    BATCH_SIZE: int(1, 1000).default(500),
+    /** Size each claim from the free slots, observed task durations and the time left. */
+    CLAIM_ADAPTIVE: flag.default(true),
+    /** Adaptive claims bring about this much work per free slot (ms). */
+    CLAIM_TARGET_MS: int(1, 600_000).default(1000),
     CONSUMER_CONCURRENCY: int(1, 1000).default(10),
     CONSUMER_IDLE_EXIT_MS: int(0, 900_000).default(2000),
     CONSUMER_POLL_MS: int(1, 60_000).default(20),

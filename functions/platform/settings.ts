@@ -5,6 +5,8 @@ import type { Config } from './config.ts';
 export function consumerSettings(config: Config): ConsumerSettings {
   return {
     batchSize: config.BATCH_SIZE,
+    adaptiveClaims: config.CLAIM_ADAPTIVE,
+    claimTargetMs: config.CLAIM_TARGET_MS,
     concurrency: config.CONSUMER_CONCURRENCY,
     leaseSeconds: config.LEASE_SECONDS,
     idleExitMs: config.CONSUMER_IDLE_EXIT_MS,

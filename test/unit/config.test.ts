@@ -6,7 +6,9 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       LEASE_SECONDS: 30,
-      BATCH_SIZE: 50,
+      BATCH_SIZE: 500,
+      CLAIM_ADAPTIVE: true,
+      CLAIM_TARGET_MS: 1000,
       CONSUMER_CONCURRENCY: 10,
       CONSUMER_IDLE_EXIT_MS: 2000,
       BACKOFF_BASE_SECONDS: 2,

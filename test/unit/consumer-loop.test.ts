@@ -141,3 +141,92 @@ describe('consumer loop (no database)', () => {
     expect(q.released.map((r) => r.reason)).toEqual(['queue paused', 'queue paused']);
   });
 });
+
+describe('consumer loop: adaptive claim limits', () => {
+  /** The limit of every claim statement the loop ran (plain claims and those carrying completions). */
+  function limitRecordingQueue(jobs: ClaimedJob[]) {
+    const limits: number[] = [];
+    const q = memoryQueue(jobs);
+    const st: Statements = {
+      ...q.st,
+      claimJobs: (db, o) => {
+        limits.push(o.limit);
+        return q.st.claimJobs(db, o);
+      },
+      completeAndClaim: (db, batch, o) => {
+        limits.push(o.limit);
+        return q.st.completeAndClaim(db, batch, o);
+      },
+    };
+    return { st, limits, q };
+  }
+  const slowTask = tasks({ run: () => new Promise((r) => setTimeout(r, 20)) } as Partial<RunnableTask>);
+
+  it('short tasks: the first claim is the initial one, later ones grow to BATCH_SIZE', async () => {
+    // Prepare: tasks that take no measurable time against a one-minute target
+    const { st, limits, q } = limitRecordingQueue(Array.from({ length: 300 }, () => job()));
+    // Act
+    const summary = await runConsumer(
+      {
+        db: noDb,
+        tasks: tasks(),
+        logger: recordingLogger(),
+        settings: { ...settings, batchSize: 80, claimTargetMs: 60_000 },
+        statements: st,
+      },
+      ctx(30_000),
+    );
+    // Assess
+    expect(summary.completed).toBe(300);
+    expect(new Set(q.completed).size).toBe(300);
+    expect(limits[0]).toBe(50);
+    expect(limits.slice(1)).not.toHaveLength(0);
+    expect(new Set(limits.slice(1))).toEqual(new Set([80]));
+  });
+
+  it('long tasks: after the first finished, each claim asks for no more than the free slots', async () => {
+    // Prepare: every task takes at least 20 ms, more than the 10 ms target: one job per free slot
+    const { st, limits, q } = limitRecordingQueue(Array.from({ length: 40 }, () => job()));
+    // Act
+    const summary = await runConsumer(
+      {
+        db: noDb,
+        tasks: slowTask,
+        logger: recordingLogger(),
+        settings: { ...settings, batchSize: 20, concurrency: 3, claimTargetMs: 10 },
+        statements: st,
+      },
+      ctx(30_000),
+    );
+    // Assess
+    expect(summary.completed).toBe(40);
+    expect(new Set(q.completed).size).toBe(40);
+    expect(limits[0]).toBe(20);
+    const later = limits.slice(1);
+    expect(later.length).toBeGreaterThan(3);
+    for (const l of later) {
+      expect(l).toBeGreaterThanOrEqual(1);
+      expect(l).toBeLessThanOrEqual(3);
+    }
+  });
+
+  it('adaptive claims off: every claim asks for BATCH_SIZE', async () => {
+    // Prepare
+    const { st, limits } = limitRecordingQueue(Array.from({ length: 40 }, () => job()));
+    // Act
+    const summary = await runConsumer(
+      {
+        db: noDb,
+        tasks: slowTask,
+        logger: recordingLogger(),
+        settings: { ...settings, batchSize: 20, concurrency: 3, claimTargetMs: 10, adaptiveClaims: false },
+        statements: st,
+      },
+      ctx(30_000),
+    );
+    // Assess
+    expect(summary.completed).toBe(40);
+    expect(limits.length).toBeGreaterThan(1);
+    expect(new Set(limits)).toEqual(new Set([20]));
+  });
+});

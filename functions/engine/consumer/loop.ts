@@ -10,6 +10,7 @@ import { coerceError } from '../errors.ts';
 import type { Db } from '../queryable.ts';
 import type { ClaimOptions } from '../sql/claimJobs.ts';
 import { DEFAULT_MAX_DEADLINE_RELEASES } from '../sql/releaseJobs.ts';
+import { claimSize, DEFAULT_CLAIM_TARGET_MS, DurationAverage } from './claim-size.ts';
 import { CompletionBatcher } from './completion-batcher.ts';
 import { JobExecutor } from './executor.ts';
 import { ABORT_GRACE_MS, DeadlineError, type Held } from './held.ts';
@@ -87,6 +88,8 @@ class ConsumerRun {
   readonly margin: number;
   /** What this invocation had to run tasks in: a timeout longer than this never fits one like it. */
   readonly budgetMs: number;
+  /** Slot time per finished job in this invocation: sizes the adaptive claims. */
+  readonly durations = new DurationAverage();
   readonly #s: ConsumerSettings;
   readonly #claimOptions: ClaimOptions;
   readonly #statements: Statements;
@@ -146,6 +149,7 @@ class ConsumerRun {
       maxBackoffSeconds: s.maxBackoffSeconds,
       settled: (h) => {
         h.settled = true;
+        if (h.startedAt !== undefined) this.durations.observe(Date.now() - h.startedAt);
         this.running.delete(h);
         this.#wake();
       },
@@ -203,14 +207,30 @@ class ConsumerRun {
     return undefined;
   }
 
+  /** BATCH_SIZE, or with adaptive claims (the default) the size claimSize gives for now. */
+  claimLimit(): number {
+    const s = this.#s;
+    if (s.adaptiveClaims === false) return s.batchSize;
+    return claimSize({
+      freeSlots: s.concurrency - this.running.size,
+      batchSize: s.batchSize,
+      observedMs: this.durations.value,
+      timeLeftMs: this.timeLeft(),
+      targetMs: s.claimTargetMs ?? DEFAULT_CLAIM_TARGET_MS,
+    });
+  }
+
   /** One claim (pending completions ride along); true when it found nothing. */
   async #claim(): Promise<boolean> {
     await this.presence.touch();
+    const limit = this.claimLimit();
+    const options =
+      limit === this.#claimOptions.limit ? this.#claimOptions : { ...this.#claimOptions, limit };
     const t0 = performance.now();
-    const claimed = await this.batcher.claim(this.#claimOptions);
+    const claimed = await this.batcher.claim(options);
     const now = Date.now();
     this.pauseCheckedAt = now;
-    this.recorder.claimed(performance.now() - t0, claimed.length, this.#s.batchSize);
+    this.recorder.claimed(performance.now() - t0, claimed.length, limit);
     for (const job of claimed) this.waiting.push(this.keeper.hold(job, now));
     this.presence.claimed(claimed.length);
     if (claimed.length === 0) return true;
