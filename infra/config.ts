@@ -82,7 +82,7 @@ export const DEFAULT_SETTINGS: TaskEngineSettings = {
   operatorConnections: 5,
   maxConnections: 0,
   leaseSeconds: 30,
-  batchSize: 50,
+  batchSize: 500,
   retentionDays: 7,
   logRetentionDays: 30,
   logLevel: 'info',

@@ -140,7 +140,7 @@ describe('TaskEngineStack (default settings)', () => {
     }
     expect(env(ids.consumer)).toMatchObject({
       LEASE_SECONDS: '30',
-      BATCH_SIZE: '50',
+      BATCH_SIZE: '500',
       CONSUMER_CONCURRENCY: '10',
       CONSUMER_FANOUT_MAX: '4',
       CONSUMER_FUNCTION_NAME: R[ids.consumer]!.Properties.FunctionName,
