@@ -224,6 +224,9 @@ export interface ContainerMetrics {
 
 // A claim is one indexed UPDATE … SKIP LOCKED: single milliseconds on an idle database, tens
 // under contention; the top buckets catch pool waits and RDS Proxy queueing.
+/** Every per-container series says where it was measured. */
+const IN_CONTAINER = 'Measured in this container.';
+
 const CLAIM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 // Tasks range from an echo (sub-millisecond) to the Lambda ceiling of 900 s.
 const RUN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
@@ -250,24 +253,28 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
     buckets: RUN_BUCKETS,
     registers: [registry],
   });
-  const dbErrors = new Counter({
-    name: METRIC.dbErrors,
-    help: 'Database statements that threw, by engine operation. Measured in this container.',
-    labelNames: ['operation'] as const,
-    registers: [registry],
-  });
-  const pushFailures = new Counter({
-    name: METRIC.pushFailures,
-    help: 'Pushgateway requests that failed or timed out, by what was pushed. Measured in this container.',
-    labelNames: ['target'] as const,
-    registers: [registry],
-  });
-  const wakes = new Counter({
-    name: METRIC.wakes,
-    help: 'Wake attempts after an enqueue, by outcome: invoked (a consumer invocation was started), invoke_failed (the invoke threw; the schedule is the fallback), check_failed (the liveness check threw), skipped (a consumer was live or the debounce held). Measured in this container.',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
+  const counter = <L extends string>(name: string, help: string, label: L) =>
+    new Counter({
+      name,
+      help: `${help} ${IN_CONTAINER}`,
+      labelNames: [label] as const,
+      registers: [registry],
+    });
+  const dbErrors = counter(
+    METRIC.dbErrors,
+    'Database statements that threw, by engine operation.',
+    'operation',
+  );
+  const pushFailures = counter(
+    METRIC.pushFailures,
+    'Pushgateway requests that failed or timed out, by what was pushed.',
+    'target',
+  );
+  const wakes = counter(
+    METRIC.wakes,
+    'Wake attempts after an enqueue, by outcome: invoked (a consumer invocation was started), invoke_failed (the invoke threw; the schedule is the fallback), check_failed (the liveness check threw), skipped (a consumer was live or the debounce held).',
+    'outcome',
+  );
   // Start every error series at 0: increase() cannot see a counter's first sample, so a series
   // born at 1 would hide the first error from the DB-errors alert.
   for (const operation of DB_OPERATIONS) dbErrors.inc({ operation }, 0);
