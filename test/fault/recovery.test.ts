@@ -66,8 +66,8 @@ describe('restarts, racing reapers and poison jobs', () => {
    * that is expired but not yet reaped (fenced by its token alone, as it always has), and on
    * SIGCONT the overdue heartbeat fires at once. Since migration 0011 the reaper first reads the
    * schedules (the materialiser) and only then requeues, one round trip later; the resumed
-   * consumers then renewed all 30 leases before any reaper's requeue in 2 runs of 5, the test's
-   * old `recovered > 0` failing. So the third consumer stays frozen through the first round:
+   * consumers then renewed all 30 leases before any reaper's requeue in 1 run of 4 (20 of 30 in
+   * another), the test's old `recovered > 0` failing. So the third consumer stays frozen through the first round:
    * its leases can only be taken by the reapers, once each.
    */
   it('three reapers at once race late completions: each expired lease is recovered once, each race has one winner', async () => {
