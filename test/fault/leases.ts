@@ -38,3 +38,39 @@ export async function msUntilReleased(db: Queryable, leases: Lease[], timeoutMs 
   }
   return Date.now() - t0;
 }
+
+/**
+ * How many of these leases are still current but expired by the reaper's own predicate
+ * (jobs_requeue_expired, migration 0009: `locked_at + lease_seconds < now()`, database time):
+ * a reaper starting now would take every one of them.
+ */
+export async function expiredButHeld(db: Queryable, leases: Lease[]): Promise<number> {
+  if (leases.length === 0) return 0;
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM jobs j
+     JOIN jsonb_to_recordset($1::jsonb) AS x(id bigint, token bigint) ON j.id = x.id
+     WHERE j.status = 'running' AND j.lease_token = x.token
+       AND j.locked_at + make_interval(secs => j.lease_seconds) < now()`,
+    [JSON.stringify(leases.map(([id, token]) => ({ id, token })))],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Waits until every one of the leases is current and expired (throws after `timeoutMs`). */
+export async function waitUntilExpired(db: Queryable, leases: Lease[], timeoutMs = 30_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const expired = await expiredButHeld(db, leases);
+    if (expired === leases.length) return;
+    const held = await stillHeld(db, leases);
+    if (held < leases.length)
+      throw new Error(
+        `${leases.length - held} of ${leases.length} leases ended while their holders were frozen`,
+      );
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(
+        `${leases.length - expired} of ${leases.length} leases not expired after ${timeoutMs} ms`,
+      );
+    await sleep(100);
+  }
+}

@@ -4,6 +4,7 @@ import { type CheckResult, describeViolations } from './checker.ts';
 import { type Cluster, startCluster } from './cluster.ts';
 import { recordRow, Scenario, sleep } from './harness.ts';
 import {
+  claimUnmeasured,
   costBetween,
   markdownTable,
   mb,
@@ -207,6 +208,10 @@ function timeline(r: Run): string {
       rate(a, b).toFixed(0),
       String(b.cost.claim.calls - a.cost.claim.calls),
       claim.buffers.toFixed(0),
+      (
+        costBetween(a.cost.claimRead, b.cost.claimRead).buffers /
+        Math.max(1, b.cost.claim.calls - a.cost.claim.calls)
+      ).toFixed(0),
       claim.ms.toFixed(2),
       perCall(costBetween(a.cost.reap, b.cost.reap)).buffers.toFixed(0),
       String(b.figures.deadTuples),
@@ -223,6 +228,7 @@ function timeline(r: Run): string {
       'jobs/s',
       'claims',
       'buffers/claim',
+      'of which reads',
       'ms/claim',
       'buffers/reap',
       'n_dead_tup',
@@ -265,7 +271,7 @@ function summary(runs: Run[]): string {
       'buffers/claim',
       'buffers/completion',
       'buffers/reap',
-      'ms/claim stmt',
+      'ms/claim stmts',
       'ms/jobs_claim call',
       'n_dead_tup',
       'jobs heap',
@@ -303,6 +309,18 @@ describe('a long transaction holding back vacuum', () => {
         expect(r.result.stats.byStatus.completed, r.name).toBe(r.result.stats.jobs);
         // The workload ran: jobs were enqueued and completed in the window (no rate asserted).
         expect(r.samples[r.samples.length - 1]!.completed).toBeGreaterThan(r.samples[0]!.completed);
+        // The figures are real: in every interval the claim's own statements were found in
+        // pg_stat_statements (a claim figure of 0 buffers for thousands of claims is a text
+        // match that no longer finds jobs_claim's statements, not a measurement).
+        const points = [...r.samples, r.recovery];
+        const unmeasured = points
+          .slice(1)
+          .map((b, i) => claimUnmeasured(points[i]!.cost, b.cost))
+          .map((why, i) => (why ? `${r.name} interval ${i + 1}: ${why}` : undefined))
+          .filter((x) => x !== undefined);
+        expect(unmeasured).toEqual([]);
+        expect(windowFigures(r).claim.first.buffers, r.name).toBeGreaterThan(0);
+        expect(windowFigures(r).claim.last.buffers, r.name).toBeGreaterThan(0);
       }
       // The fault happened: the same snapshot answered at both ends of the window while the
       // table grew, and the transaction still held the xmin horizon at the end.

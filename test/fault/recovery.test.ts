@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeViolations } from './checker.ts';
 import { type Cluster, startCluster } from './cluster.ts';
 import { recordRow, Scenario, sleep } from './harness.ts';
+import type { Lease } from './history.ts';
+import { expiredButHeld, heldBy, stillHeld, waitUntilExpired } from './leases.ts';
 
 describe('restarts, racing reapers and poison jobs', () => {
   let cluster: Cluster;
@@ -54,6 +56,20 @@ describe('restarts, racing reapers and poison jobs', () => {
     }
   });
 
+  /**
+   * The three reapers race each other for the same expired leases, and two resumed consumers'
+   * overdue heartbeats and late completions. Both parts wait for conditions, not for time: the
+   * consumers are frozen once the database shows them holding leases, and the race starts once
+   * every one of those leases is expired by the reaper's own predicate and the tasks are due.
+   *
+   * Which side wins a consumer-versus-reaper race is the race itself: jobs_renew renews a lease
+   * that is expired but not yet reaped (fenced by its token alone, as it always has), and on
+   * SIGCONT the overdue heartbeat fires at once. Since migration 0011 the reaper first reads the
+   * schedules (the materialiser) and only then requeues, one round trip later; the resumed
+   * consumers then renewed all 30 leases before any reaper's requeue in 1 run of 4 (20 of 30 in
+   * another), the test's old `recovered > 0` failing. So the third consumer stays frozen through the first round:
+   * its leases can only be taken by the reapers, once each.
+   */
   it('three reapers at once race late completions: each expired lease is recovered once, each race has one winner', async () => {
     const s = await Scenario.start('three-reapers-race', cluster, {
       env: { BATCH_SIZE: '10', CONSUMER_CONCURRENCY: '10', INVOCATION_MS: '15000' },
@@ -64,27 +80,64 @@ describe('restarts, racing reapers and poison jobs', () => {
       // The three reapers connect before the race, so none starts late.
       await Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
       await s.enqueueWork(60, { ms: 2500 });
-      // Freeze the consumers once they hold leases. When the leases have expired and the 2.5 s
-      // tasks are due, the three reapers start and the consumers wake in the same instant: the
-      // late completions and heartbeats race three requeues of the same expired leases.
-      for (let i = 0; i < 100 && (await s.counts()).running < 30; i++) await sleep(50);
+      // Freeze the consumers once each holds leases that the database shows as current.
+      const names = workers.map((w) => w.name);
+      const holding = async () => {
+        for (const n of names) {
+          const leases = heldBy(s.history, n);
+          if (leases.length === 0 || (await stillHeld(s.db, leases)) < leases.length) return false;
+        }
+        return true;
+      };
+      for (const deadline = Date.now() + 30_000; !(await holding()); await sleep(50))
+        if (Date.now() > deadline) throw new Error(`consumers hold no leases: ${s.lastStderr()}`);
       for (const w of workers) w.child.kill('SIGSTOP');
-      await sleep(3500);
+      // What they hold now (a claim answered while stopping is in the database, not yet in the
+      // history: the database is the truth here; nobody else claims).
+      const { rows: frozenRows } = await s.db.query<{ id: string; token: string }>(
+        "SELECT id::text, lease_token::text AS token FROM jobs WHERE status = 'running'",
+      );
+      const frozen = frozenRows.map((r): Lease => [r.id, r.token]);
+      const kept = heldBy(s.history, names[2]!);
+      for (const n of names) {
+        const leases = heldBy(s.history, n);
+        expect(leases.length, `${n} holds leases when frozen`).toBeGreaterThan(0);
+        expect(await stillHeld(s.db, leases), `${n}'s leases current when frozen`).toBe(leases.length);
+      }
+      // Release the reapers only when every frozen lease is expired in the database and the
+      // 2.5 s tasks are due: the consumers wake to overdue heartbeats and finished tasks.
+      await waitUntilExpired(s.db, frozen, 30_000);
+      const lastClaim = Math.max(...s.history.of('claim').map((e) => e.t));
+      while (Date.now() < lastClaim + 2500 + 250) await sleep(50);
+      expect(await expiredButHeld(s.db, frozen), 'every frozen lease expired, none taken yet').toBe(
+        frozen.length,
+      );
       const race = Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
-      for (const w of workers) w.child.kill('SIGCONT');
+      for (const w of workers.slice(0, 2)) w.child.kill('SIGCONT');
       await race;
+      const firstRound = s.history.of('reap').slice(-3);
+      // The consumer still frozen cannot have renewed or completed anything: its leases are the
+      // reapers' alone, and the three together took each of them once.
+      expect(await stillHeld(s.db, kept), `${names[2]}'s leases taken by the first round`).toBe(0);
+      expect(firstRound.reduce((n, r) => n + r.recovered, 0)).toBeGreaterThanOrEqual(kept.length);
+      workers[2]!.child.kill('SIGCONT');
       for (let round = 0; round < 3; round++) {
         await Promise.all([s.reap(0), s.reap(1), s.reap(2)]);
         await sleep(100);
       }
-      s.faults.push('3 consumers frozen 3.5 s, 3 reapers x4 rounds');
+      s.faults.push(
+        `3 consumers frozen until ${frozen.length} leases expired, 3 reapers x4 rounds (1 consumer woken after the first)`,
+      );
       await s.drain(90_000);
       await s.stopWorkers();
       const result = await s.check();
       const reaperWins = s.history.of('reap').reduce((n, r) => n + r.recovered, 0);
       recordRow(s.row(result, { faults: `${s.faults.join(', ')}; reapers took ${reaperWins}` }));
 
-      expect(result.stats.recovered).toBeGreaterThan(0);
+      // Each expired lease recovered once: the reapers' sum is the counter and covers at least
+      // the kept consumer's leases (I7 checks that every claim ended in exactly one transition).
+      expect(result.stats.recovered).toBe(reaperWins);
+      expect(reaperWins).toBeGreaterThanOrEqual(kept.length);
       expect(result.stats.duplicateCompletions).toBe(0);
       expect(result.ok, describeViolations(result)).toBe(true);
     } finally {

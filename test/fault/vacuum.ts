@@ -3,7 +3,7 @@ import type { Queryable } from '../../functions/engine/queryable.ts';
 /**
  * What a held-back vacuum horizon does to the job table, read from the server's own
  * statistics: dead tuples and sizes (pg_stat_user_tables, pg_relation_size) and the claim
- * statement's cost (pg_stat_statements with `track = all`, which records the statements run
+ * statements' cost (pg_stat_statements with `track = all`, which records the statements run
  * inside jobs_claim as nested entries).
  */
 
@@ -67,17 +67,37 @@ export interface StatementCost {
 
 const ZERO: StatementCost = { calls: 0, buffers: 0, ms: 0 };
 
-export type StatementKind = 'claim' | 'call' | 'complete' | 'renew' | 'reap';
+export type StatementKind =
+  | 'claim'
+  | 'claimRead'
+  | 'claimUpdate'
+  | 'claimControl'
+  | 'call'
+  | 'complete'
+  | 'renew'
+  | 'reap';
 
 /**
  * The engine's hot statements, cumulative in this database:
- *   claim     the statement inside jobs_claim that the default consumer runs (every queue, no
- *             advisory locks): `WITH taken AS … FOR UPDATE SKIP LOCKED` over jobs_claim_idx.
- *             Its buffers are the index walk, the heap visits and the update of the claimed rows.
- *   call      the consumer's top-level `SELECT … FROM jobs_claim(…)`, the completion included
- *   complete  the batch completion inside jobs_complete (`WITH done AS`)
- *   renew     the heartbeat (`SET locked_at = now(), updated_at = now()`)
- *   reap      the reaper's requeue of expired leases (`WITH expired AS`), over jobs_running_lease_idx
+ *   claim        what one `jobs_claim` call spends claiming: the sum of the three below, per
+ *                top-level call (`calls` is the number of jobs_claim calls). Since migrations
+ *                0008 and 0011 the claim is no longer one statement: the function reads level by
+ *                level and updates what it took in a statement of its own.
+ *   claimRead    jobs_claim's reads of `jobs`: the next priority level (`SELECT j.priority …`,
+ *                `SELECT max(h.priority) …` for named queues), each level's rows
+ *                (`v_ids := v_ids || ARRAY(… FOR UPDATE SKIP LOCKED)`; `v_got := ARRAY(…)` for
+ *                limited queues and advisory locks), the queue listing (`WITH RECURSIVE qs`).
+ *                The index walk of jobs_claim_idx and the heap visits are here.
+ *   claimUpdate  the update of the claimed rows (`WITH claimed AS`), its counting trigger included
+ *   claimControl the control-row checks and locks on `queues` (limits, pauses, tokens)
+ *   call         the consumer's top-level `SELECT … FROM jobs_claim(…)`, the completion included
+ *   complete     the batch completion inside jobs_complete (`WITH done AS`)
+ *   renew        the heartbeat (`SET locked_at = now(), updated_at = now()`)
+ *   reap         the reaper's requeue of expired leases (`WITH expired AS`), over jobs_running_lease_idx
+ *
+ * The claim's parts are matched by the text of jobs_claim's body (migration 0011) as
+ * pg_stat_statements records nested PL/pgSQL statements: INTO stripped, constants as $n.
+ * `claimMeasured` tells whether what matched can be the claim.
  */
 export async function statementCosts(db: Queryable): Promise<Record<StatementKind, StatementCost>> {
   const { rows } = await db.query<{ kind: StatementKind | null; calls: string; buffers: string; ms: string }>(
@@ -87,8 +107,19 @@ export async function statementCosts(db: Queryable): Promise<Record<StatementKin
        SELECT calls, shared_blks_hit, shared_blks_read, total_exec_time,
               CASE
                 WHEN toplevel AND query LIKE '%FROM jobs_claim(%' THEN 'call'
-                WHEN query LIKE 'WITH taken AS%' AND query LIKE '%SKIP LOCKED%'
-                     AND query NOT LIKE '%unnest(%' AND query NOT LIKE '%pg_try_advisory_xact_lock%' THEN 'claim'
+                WHEN toplevel THEN NULL
+                WHEN query LIKE 'v_ids := v_ids || ARRAY(%' OR query LIKE 'v_got := ARRAY(%'
+                     OR query LIKE 'SELECT j.priority%FROM jobs j%'
+                     OR query LIKE 'SELECT max(h.priority)%' OR query LIKE 'WITH RECURSIVE qs(name)%'
+                  THEN 'claimRead'
+                WHEN query LIKE 'WITH claimed AS%' THEN 'claimUpdate'
+                WHEN query LIKE 'EXISTS (SELECT % FROM queues q WHERE q.max_running IS NOT NULL%'
+                     OR query LIKE 'v_queues IS NULL AND EXISTS (SELECT % FROM queues q WHERE q.paused)%'
+                     OR query LIKE '%FROM queues q WHERE q.name = v_limited[i]%'
+                     OR query LIKE '%array_agg(q.name ORDER BY q.name)%'
+                     OR query LIKE 'SELECT count(*) FROM jobs j WHERE j.queue = v_limited[i]%'
+                     OR query LIKE 'UPDATE queues q SET tokens = v_tokens%'
+                  THEN 'claimControl'
                 WHEN query LIKE 'WITH done AS%' THEN 'complete'
                 WHEN query LIKE '%SET locked_at = now(), updated_at = now()%' THEN 'renew'
                 WHEN query LIKE 'WITH expired AS%' THEN 'reap'
@@ -103,13 +134,49 @@ export async function statementCosts(db: Queryable): Promise<Record<StatementKin
     const r = rows.find((x) => x.kind === kind);
     return r ? { calls: Number(r.calls), buffers: Number(r.buffers), ms: Number(r.ms) } : ZERO;
   };
+  const parts = [of('claimRead'), of('claimUpdate'), of('claimControl')];
+  const call = of('call');
   return {
-    claim: of('claim'),
-    call: of('call'),
+    // Per jobs_claim call: its parts' buffers and time, counted over the calls.
+    claim: {
+      calls: call.calls,
+      buffers: parts.reduce((n, c) => n + c.buffers, 0),
+      ms: parts.reduce((n, c) => n + c.ms, 0),
+    },
+    claimRead: parts[0]!,
+    claimUpdate: parts[1]!,
+    claimControl: parts[2]!,
+    call,
     complete: of('complete'),
     renew: of('renew'),
     reap: of('reap'),
   };
+}
+
+/**
+ * Why the claim's figure cannot be trusted between two samples, or undefined when it can: no
+ * jobs_claim call, no read or no update matched (jobs_claim's text changed again), fewer reads
+ * than calls (every call reads the next priority level at least), or the matched parts far
+ * below what the calls spent beside their completions (a part of the claim not matched).
+ */
+export function claimUnmeasured(
+  a: Record<StatementKind, StatementCost>,
+  b: Record<StatementKind, StatementCost>,
+): string | undefined {
+  const d = (k: StatementKind) => costBetween(a[k], b[k]);
+  const call = d('call');
+  const read = d('claimRead');
+  const update = d('claimUpdate');
+  const claim = d('claim');
+  if (call.calls <= 0) return 'no jobs_claim call recorded';
+  if (read.calls < call.calls || read.buffers <= 0)
+    return `claim reads: ${read.calls} statements, ${read.buffers} buffers for ${call.calls} jobs_claim calls`;
+  if (update.calls <= 0 || update.buffers <= 0)
+    return `claim update: ${update.calls} statements, ${update.buffers} buffers for ${call.calls} jobs_claim calls`;
+  const besideCompletion = call.buffers - d('complete').buffers;
+  if (claim.buffers < 0.5 * besideCompletion)
+    return `the claim's statements account for ${claim.buffers} of the ${besideCompletion} buffers jobs_claim spent beside completions`;
+  return undefined;
 }
 
 export function costBetween(a: StatementCost, b: StatementCost): StatementCost {
