@@ -18,3 +18,14 @@ export function html(strings, ...values) {
   });
   return new Html(out);
 }
+
+/** A titled panel whose table scrolls sideways on narrow screens (`id` names the heading). */
+export function scrollPanel(id, title, table) {
+  return html`
+  <section class="panel" aria-labelledby="${id}-h">
+    <h2 id="${id}-h">${title}</h2>
+    <div class="scroll">
+      ${table}
+    </div>
+  </section>`;
+}

@@ -12,6 +12,33 @@ import { database, emit } from '../context.ts';
 import { parseId, parseIntInRange, parseQueueName } from '../parse.ts';
 import { examples, keyValues, table } from '../render.ts';
 
+/**
+ * `jobs show`'s fields in display order: a column's label is its name spelled out, except where
+ * two values share a line (attempts of max) or a unit is added (lease seconds).
+ */
+const SHOWN = [
+  'id queue type status priority runAt attempts leaseToken lockedBy lockedAt lease startedAt',
+  'finishedAt createdAt updatedAt idempotencyKey payload lastError result',
+]
+  .join(' ')
+  .split(' ');
+const LABELS: Record<string, string> = {
+  startedAt: 'started',
+  finishedAt: 'finished',
+  createdAt: 'created',
+  updatedAt: 'updated',
+};
+const spelled = (key: string) => LABELS[key] ?? key.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+
+function jobFields(job: ReturnType<typeof toJob>): Array<[string, unknown]> {
+  const shown: Record<string, unknown> = {
+    ...job,
+    attempts: `${job.attempts}/${job.maxAttempts}`,
+    lease: `${job.leaseSeconds}s`,
+  };
+  return SHOWN.map((key) => [spelled(key), shown[key]]);
+}
+
 function registerShow(jobs: Command): void {
   jobs
     .command('show')
@@ -30,27 +57,7 @@ function registerShow(jobs: Command): void {
       const audit = await listAudit(db, id);
       emit(cmd, { job, audit }, () =>
         [
-          keyValues([
-            ['id', job.id],
-            ['queue', job.queue],
-            ['type', job.type],
-            ['status', job.status],
-            ['priority', job.priority],
-            ['run at', job.runAt],
-            ['attempts', `${job.attempts}/${job.maxAttempts}`],
-            ['lease token', job.leaseToken],
-            ['locked by', job.lockedBy],
-            ['locked at', job.lockedAt],
-            ['lease', `${job.leaseSeconds}s`],
-            ['started', job.startedAt],
-            ['finished', job.finishedAt],
-            ['created', job.createdAt],
-            ['updated', job.updatedAt],
-            ['idempotency key', job.idempotencyKey],
-            ['payload', job.payload],
-            ['last error', job.lastError],
-            ['result', job.result],
-          ]),
+          keyValues(jobFields(job)),
           '',
           'manual changes:',
           table(

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { age, fmtTime } from '../format.js';
-import { html } from '../html.js';
+import { html, scrollPanel } from '../html.js';
 import { jobsHash } from '../route.js';
 import { pauseResumeButton } from './buttons.js';
 import { chart } from './chart.js';
@@ -12,11 +12,10 @@ import { schedulesPanel } from './schedules.js';
 
 /** One row per queue: counts, oldest queued, past lease, pause and resume. */
 export function queuesPanel(d) {
-  return html`
-  <section class="panel" aria-labelledby="queues-h">
-    <h2 id="queues-h">Queues</h2>
-    <div class="scroll">
-      <table class="queues cards">
+  return scrollPanel(
+    'queues',
+    'Queues',
+    html`<table class="queues cards">
         <colgroup>
           <col class="col-queue" /><col class="col-num" /><col class="col-num" /><col class="col-num" />
           <col class="col-num" /><col class="col-num" /><col class="col-num" /><col class="col-state" /><col class="col-action" />
@@ -57,9 +56,8 @@ export function queuesPanel(d) {
             </tr>`,
           )}
         </tbody>
-      </table>
-    </div>
-  </section>`;
+      </table>`,
+  );
 }
 
 /** The required metrics as the Pushgateway sees them, and the exposition text. */

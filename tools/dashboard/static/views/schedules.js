@@ -1,16 +1,15 @@
 // The overview's schedules panel: each schedule's cron, target and next time, pause and resume.
 
 import { fmtTime } from '../format.js';
-import { html } from '../html.js';
+import { html, scrollPanel } from '../html.js';
 import { pauseResumeButton } from './buttons.js';
 
 /** Schedules (taskctl schedule add, POST /schedules, or defined in code). */
 export function schedulesPanel(d) {
-  return html`
-  <section class="panel" aria-labelledby="schedules-h">
-    <h2 id="schedules-h">Schedules</h2>
-    <div class="scroll">
-      <table class="schedules">
+  return scrollPanel(
+    'schedules',
+    'Schedules',
+    html`<table class="schedules">
         <thead>
           <tr>
             <th scope="col">Schedule</th><th scope="col">Cron</th><th scope="col">Type → queue</th>
@@ -30,7 +29,6 @@ export function schedulesPanel(d) {
             </tr>`,
           )}
         </tbody>
-      </table>
-    </div>
-  </section>`;
+      </table>`,
+  );
 }
