@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../functions/platform/config.ts';
 import { createDb, type PgDb } from '../../functions/platform/db.ts';
 import { UsageError } from './errors.ts';
+import { examples } from './render.ts';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -62,4 +63,20 @@ export function actorOf(cmd: Command): string {
 export function emit(cmd: Command, result: unknown, human: () => string): void {
   if (globals(cmd).json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`${human()}\n`);
+}
+
+/**
+ * A command with no options of its own that reads the database (status, health): its name, what
+ * it reports, examples for --help, and what it does with the shared connection.
+ */
+export function readCommand(
+  program: Command,
+  spec: { name: string; description: string; examples: string[] },
+  run: (db: PgDb, cmd: Command) => Promise<void>,
+): Command {
+  return program
+    .command(spec.name)
+    .description(spec.description)
+    .addHelpText('after', examples(...spec.examples))
+    .action((_o: unknown, cmd: Command) => run(database(), cmd));
 }

@@ -10,7 +10,7 @@ import {
   checkPushgateway,
   checkRunbook,
 } from '../checks.ts';
-import { database, emit } from '../context.ts';
+import { database, emit, readCommand } from '../context.ts';
 import { CheckFailedError, EXIT } from '../errors.ts';
 import { examples, table } from '../render.ts';
 
@@ -45,14 +45,15 @@ function defaultMetricsUrl(): string {
 }
 
 export function registerChecks(program: Command): void {
-  program
-    .command('health')
-    .description(
-      'database reachable, schema current (all migrations applied, checksums match), Pushgateway reachable when PUSHGATEWAY_URL is set',
-    )
-    .addHelpText('after', examples('taskctl health', 'taskctl health --json && echo healthy'))
-    .action(async (_o: unknown, cmd: Command) => {
-      const db = database();
+  readCommand(
+    program,
+    {
+      name: 'health',
+      description:
+        'database reachable, schema current (all migrations applied, checksums match), Pushgateway reachable when PUSHGATEWAY_URL is set',
+      examples: ['taskctl health', 'taskctl health --json && echo healthy'],
+    },
+    async (db, cmd) => {
       const dbCheck = await checkDatabase(db);
       const migrations = await checkMigrations(dbCheck.ok ? db : null, migrationsDir());
       const checks: CheckResult[] = [
@@ -61,7 +62,8 @@ export function registerChecks(program: Command): void {
       ];
       if (process.env.PUSHGATEWAY_URL) checks.push(await checkPushgateway(process.env.PUSHGATEWAY_URL));
       conclude(cmd, 'health', checks, dbCheck.unreachable);
-    });
+    },
+  );
 
   program
     .command('preflight')

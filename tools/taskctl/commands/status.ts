@@ -7,21 +7,22 @@ import {
   listQueueLimits,
   queueRows,
 } from '../../../functions/engine/index.ts';
-import { database, emit } from '../context.ts';
-import { age, examples, table } from '../render.ts';
+import { emit, readCommand } from '../context.ts';
+import { age, table } from '../render.ts';
 
 /** Past-lease jobs listed by status; the reaper normally takes them within its interval. */
 const EXPIRED_SHOWN = 50;
 
 export function registerStatus(program: Command): void {
-  program
-    .command('status')
-    .description(
-      'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues, queue limits',
-    )
-    .addHelpText('after', examples('taskctl status', 'taskctl --json status | jq .failureRatio'))
-    .action(async (_o: unknown, cmd: Command) => {
-      const db = database();
+  readCommand(
+    program,
+    {
+      name: 'status',
+      description:
+        'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues, queue limits',
+      examples: ['taskctl status', 'taskctl --json status | jq .failureRatio'],
+    },
+    async (db, cmd) => {
       const [counts, controls, expired, ratio, limits] = await Promise.all([
         countJobsByQueue(db),
         listQueueControls(db),
@@ -87,5 +88,6 @@ export function registerStatus(program: Command): void {
           ),
         ].join('\n'),
       );
-    });
+    },
+  );
 }
