@@ -24,6 +24,29 @@ export interface DatabaseProps {
   settings: TaskEngineSettings;
 }
 
+/** The instance's parameters: TLS only, slow statements logged, abandoned transactions ended. */
+function engineParameters(scope: Construct, engine: rds.IInstanceEngine): rds.ParameterGroup {
+  return new rds.ParameterGroup(scope, 'Parameters', {
+    engine,
+    description: 'durable-task-engine: TLS only, slow statements logged',
+    parameters: {
+      'rds.force_ssl': '1',
+      // Statements slower than this are logged: claims take ~1-5 ms, so 500 ms is an outlier.
+      log_min_duration_statement: '500',
+      // A session idle inside a transaction for 60 s is ended by the server (rolled back). An
+      // abandoned transaction must not hold row locks, nor a snapshot: while one is held every
+      // claim and the reaper's scan walk the jobs claimed since it began (docs/RELIABILITY.md
+      // finding 6: 5 minutes took a claim from 4 ms to 144-277 ms). 60 s, not the 5 minutes
+      // that finding measured: the engine's own transactions are never idle for more than
+      // milliseconds, so the limit meets only people and reports, and at 2,500 jobs/s a
+      // minute is 150,000 claimed jobs to walk, the most this workload should have to absorb.
+      // A transaction busy with statements is not ended by it: the gauge
+      // phase6_oldest_transaction_age_seconds and alert OldSnapshotHeld cover that.
+      idle_in_transaction_session_timeout: '60000',
+    },
+  });
+}
+
 /**
  * RDS PostgreSQL 17.9 (minor upgrades applied by RDS): encrypted, private, TLS-only, IAM database authentication for the
  * runtime functions, the owner's password generated and rotated by RDS in Secrets Manager
@@ -53,25 +76,7 @@ export class Database extends Construct {
     // which minor it would resolve to is not reviewable. autoMinorVersionUpgrade then applies
     // RDS's patch releases in the maintenance window; a new pin is a reviewed change here.
     const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 });
-    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
-      engine,
-      description: 'durable-task-engine: TLS only, slow statements logged',
-      parameters: {
-        'rds.force_ssl': '1',
-        // Statements slower than this are logged: claims take ~1-5 ms, so 500 ms is an outlier.
-        log_min_duration_statement: '500',
-        // A session idle inside a transaction for 60 s is ended by the server (rolled back). An
-        // abandoned transaction must not hold row locks, nor a snapshot: while one is held every
-        // claim and the reaper's scan walk the jobs claimed since it began (docs/RELIABILITY.md
-        // finding 6: 5 minutes took a claim from 4 ms to 144-277 ms). 60 s, not the 5 minutes
-        // that finding measured: the engine's own transactions are never idle for more than
-        // milliseconds, so the limit meets only people and reports, and at 2,500 jobs/s a
-        // minute is 150,000 claimed jobs to walk, the most this workload should have to absorb.
-        // A transaction busy with statements is not ended by it: the gauge
-        // phase6_oldest_transaction_age_seconds and alert OldSnapshotHeld cover that.
-        idle_in_transaction_session_timeout: '60000',
-      },
-    });
+    const parameterGroup = engineParameters(this, engine);
 
     const retain = settings.removalPolicy !== 'destroy';
     this.instance = new rds.DatabaseInstance(this, 'Instance', {
@@ -110,7 +115,15 @@ export class Database extends Construct {
     const cfn = this.instance.node.defaultChild as rds.CfnDBInstance;
     this.ownerSecretArn = cfn.attrMasterUserSecretSecretArn;
 
-    if (!retain) {
+    this.#acknowledgeNags(settings);
+
+    this.proxy = settings.rdsProxy ? this.#createProxy(network) : undefined;
+    this.runtimeEndpoint = this.proxy ? this.proxy.endpoint : this.instance.dbInstanceEndpointAddress;
+  }
+
+  /** cdk-nag findings this construct accepts, each with its reason. */
+  #acknowledgeNags(settings: DatabaseProps['settings']): void {
+    if (settings.removalPolicy === 'destroy') {
       acknowledgeNag(
         this.instance,
         'AwsSolutions-RDS10',
@@ -131,42 +144,36 @@ export class Database extends Construct {
       'The default port is kept so tools and the runbook work unchanged; the security group admits only the ' +
         'functions (and the proxy), the instance is in isolated subnets, so a non-default port adds no protection.',
     );
+  }
 
-    if (settings.rdsProxy) {
-      // End-to-end IAM: clients present IAM tokens to the proxy and the proxy presents its own
-      // to the database, so no database password exists for the runtime users anywhere.
-      const proxyRole = new iam.Role(this, 'ProxyRole', {
-        assumedBy: new iam.ServicePrincipal('rds.amazonaws.com'),
-        description: 'RDS Proxy: connect to the database as the runtime users with IAM tokens',
-      });
-      this.proxy = new rds.DatabaseProxy(this, 'Proxy', {
-        proxyTarget: rds.ProxyTarget.fromInstance(this.instance),
-        // Proxy names are unique per account and region: derived from the stack and construct
-        // path (letters and digits, a hash), so side-by-side stacks do not collide.
-        dbProxyName: Names.uniqueResourceName(this, { maxLength: 60 }),
-        vpc: network.vpc,
-        vpcSubnets: network.dbSubnets,
-        role: proxyRole,
-        iamAuth: true,
-        requireTLS: true,
-        defaultAuthScheme: rds.DefaultAuthScheme.IAM_AUTH,
-        // The functions never use session state (design section 2), so connections are never
-        // pinned; a short borrow timeout turns a saturated pool into a fast 503 instead of a hang.
-        borrowTimeout: Duration.seconds(10),
-        maxConnectionsPercent: PROXY_MAX_CONNECTIONS_PERCENT,
-        debugLogging: false,
-      });
-      for (const user of Object.values(DB_LOGIN_USERS)) this.instance.grantConnect(proxyRole, user);
-      this.securityGroup.connections.allowFrom(
-        this.proxy,
-        ec2.Port.tcp(DB_PORT),
-        'PostgreSQL from the RDS Proxy',
-      );
-      this.runtimeEndpoint = this.proxy.endpoint;
-    } else {
-      this.proxy = undefined;
-      this.runtimeEndpoint = this.instance.dbInstanceEndpointAddress;
-    }
+  /** RDS Proxy in front of the instance, IAM end to end. */
+  #createProxy(network: DatabaseProps['network']): rds.DatabaseProxy {
+    // End-to-end IAM: clients present IAM tokens to the proxy and the proxy presents its own
+    // to the database, so no database password exists for the runtime users anywhere.
+    const proxyRole = new iam.Role(this, 'ProxyRole', {
+      assumedBy: new iam.ServicePrincipal('rds.amazonaws.com'),
+      description: 'RDS Proxy: connect to the database as the runtime users with IAM tokens',
+    });
+    const proxy = new rds.DatabaseProxy(this, 'Proxy', {
+      proxyTarget: rds.ProxyTarget.fromInstance(this.instance),
+      // Proxy names are unique per account and region: derived from the stack and construct
+      // path (letters and digits, a hash), so side-by-side stacks do not collide.
+      dbProxyName: Names.uniqueResourceName(this, { maxLength: 60 }),
+      vpc: network.vpc,
+      vpcSubnets: network.dbSubnets,
+      role: proxyRole,
+      iamAuth: true,
+      requireTLS: true,
+      defaultAuthScheme: rds.DefaultAuthScheme.IAM_AUTH,
+      // The functions never use session state (design section 2), so connections are never
+      // pinned; a short borrow timeout turns a saturated pool into a fast 503 instead of a hang.
+      borrowTimeout: Duration.seconds(10),
+      maxConnectionsPercent: PROXY_MAX_CONNECTIONS_PERCENT,
+      debugLogging: false,
+    });
+    for (const user of Object.values(DB_LOGIN_USERS)) this.instance.grantConnect(proxyRole, user);
+    this.securityGroup.connections.allowFrom(proxy, ec2.Port.tcp(DB_PORT), 'PostgreSQL from the RDS Proxy');
+    return proxy;
   }
 
   /** PostgreSQL from `peer` (a function's security group) to the database, or to the proxy. */
