@@ -25,6 +25,9 @@ export interface AlarmsProps {
 /** CloudWatch namespace of the wake-on-enqueue metric filters (WakeInvokes, WakeInvokeFailures). */
 export const WAKE_NAMESPACE = 'DurableTaskEngine';
 
+/** Every alarm's period: 5 minutes, summed or sampled as each metric says. */
+const FIVE_MINUTES = Duration.minutes(5);
+
 /**
  * Alarms for what needs a human: function errors and sustained throttling, deliveries the
  * schedules could not make, and a database running hot, out of space or out of connections.
@@ -35,123 +38,142 @@ export class Alarms extends Construct {
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
-    const five = Duration.minutes(5);
-    const add = (name: string, props: cloudwatch.CreateAlarmOptions & { metric: cloudwatch.IMetric }) => {
-      const alarm = new cloudwatch.Alarm(this, name, {
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        ...props,
-      });
-      this.alarms.push(alarm);
-      return alarm;
-    };
+    this.#functionAlarms(props.functions);
+    const api = props.functions.api;
+    if (api instanceof lambda.Function) this.#wakeAlarms(api);
+    this.#deadLetterAlarm(props.deadLetterQueue);
+    this.#databaseAlarms(props);
+    this.topic = props.topic || props.email ? this.#notify(props.email) : undefined;
+  }
 
-    for (const [name, fn] of Object.entries(props.functions)) {
-      add(`${name}Errors`, {
+  /** One alarm, missing data not breaching, kept in `alarms` for the topic's actions. */
+  #add(
+    name: string,
+    props: cloudwatch.CreateAlarmOptions & { metric: cloudwatch.IMetric },
+  ): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, name, {
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...props,
+    });
+    this.alarms.push(alarm);
+    return alarm;
+  }
+
+  #functionAlarms(functions: AlarmsProps['functions']): void {
+    for (const [name, fn] of Object.entries(functions)) {
+      this.#add(`${name}Errors`, {
         alarmDescription: `The ${name} function failed (an invocation threw or timed out).`,
-        metric: fn.metricErrors({ period: five, statistic: 'Sum' }),
+        metric: fn.metricErrors({ period: FIVE_MINUTES, statistic: 'Sum' }),
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       });
       // A consumer at its concurrency cap is throttled by design now and then; throttling in
       // three consecutive 5-minute periods means the cap (or the account limit) is too low.
-      add(`${name}Throttles`, {
+      this.#add(`${name}Throttles`, {
         alarmDescription: `The ${name} function was throttled for 15 minutes.`,
-        metric: fn.metricThrottles({ period: five, statistic: 'Sum' }),
+        metric: fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }),
         threshold: 1,
         evaluationPeriods: 3,
         datapointsToAlarm: 3,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       });
     }
+  }
 
-    // Wake on enqueue: the api logs each invoke and each failed one (engine/wake.ts); metric
-    // filters count them. Failures are not user-visible (the schedule starts a consumer within a
-    // minute) but sustained ones mean a missing permission or endpoint: latency is back to ~60 s.
-    const api = props.functions.api;
-    if (api instanceof lambda.Function) {
-      const count = (name: string, message: string) =>
-        new logs.MetricFilter(this, `${name}Filter`, {
-          logGroup: api.logGroup,
-          filterPattern: logs.FilterPattern.stringValue('$.message', '=', message),
-          metricNamespace: WAKE_NAMESPACE,
-          metricName: name,
-          metricValue: '1',
-          defaultValue: 0,
-        }).metric({ period: five, statistic: 'Sum' });
-      count('WakeInvokes', 'consumer woken');
-      add('WakeInvokeFailures', {
-        alarmDescription:
-          'Wake invokes from the api to the consumer failed for 15 minutes (permission, VPC endpoint or throttling): jobs wait for the schedule.',
-        metric: count('WakeInvokeFailures', 'wake invoke failed; the schedule will start a consumer'),
-        threshold: 1,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 3,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      });
-    }
+  /**
+   * Wake on enqueue: the api logs each invoke and each failed one (engine/wake.ts); metric
+   * filters count them. Failures are not user-visible (the schedule starts a consumer within a
+   * minute) but sustained ones mean a missing permission or endpoint: latency is back to ~60 s.
+   */
+  #wakeAlarms(api: lambda.Function): void {
+    const count = (name: string, message: string) =>
+      new logs.MetricFilter(this, `${name}Filter`, {
+        logGroup: api.logGroup,
+        filterPattern: logs.FilterPattern.stringValue('$.message', '=', message),
+        metricNamespace: WAKE_NAMESPACE,
+        metricName: name,
+        metricValue: '1',
+        defaultValue: 0,
+      }).metric({ period: FIVE_MINUTES, statistic: 'Sum' });
+    count('WakeInvokes', 'consumer woken');
+    this.#add('WakeInvokeFailures', {
+      alarmDescription:
+        'Wake invokes from the api to the consumer failed for 15 minutes (permission, VPC endpoint or throttling): jobs wait for the schedule.',
+      metric: count('WakeInvokeFailures', 'wake invoke failed; the schedule will start a consumer'),
+      threshold: 1,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+  }
 
-    add('ScheduleDeadLetters', {
+  #deadLetterAlarm(deadLetterQueue: sqs.IQueue): void {
+    this.#add('ScheduleDeadLetters', {
       alarmDescription: 'A schedule could not invoke the consumer or the reaper (see the dead-letter queue).',
-      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: five,
+      metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: FIVE_MINUTES,
         statistic: 'Maximum',
       }),
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
-    add('DatabaseCpu', {
+  }
+
+  #databaseAlarms(props: AlarmsProps): void {
+    const { instance } = props;
+    this.#add('DatabaseCpu', {
       alarmDescription: 'Database CPU above 80% for 15 minutes.',
-      metric: props.instance.metricCPUUtilization({ period: five, statistic: 'Average' }),
+      metric: instance.metricCPUUtilization({ period: FIVE_MINUTES, statistic: 'Average' }),
       threshold: 80,
       evaluationPeriods: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
-    add('DatabaseFreeStorage', {
+    this.#add('DatabaseFreeStorage', {
       alarmDescription: 'Database free storage below 10% of the allocated size.',
-      metric: props.instance.metricFreeStorageSpace({ period: five, statistic: 'Minimum' }),
+      metric: instance.metricFreeStorageSpace({ period: FIVE_MINUTES, statistic: 'Minimum' }),
       threshold: props.allocatedStorageGiB * 1024 ** 3 * 0.1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
     });
-    add('DatabaseConnections', {
+    this.#add('DatabaseConnections', {
       alarmDescription: `Database connections above ${props.connectionsThreshold} for 10 minutes.`,
-      metric: props.instance.metricDatabaseConnections({ period: five, statistic: 'Maximum' }),
+      metric: instance.metricDatabaseConnections({ period: FIVE_MINUTES, statistic: 'Maximum' }),
       threshold: props.connectionsThreshold,
       evaluationPeriods: 2,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
+  }
 
-    if (props.topic || props.email) {
-      // A customer-managed key: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
-      const key = new kms.Key(this, 'TopicKey', {
-        description: 'durable-task-engine alarm topic',
-        enableKeyRotation: true,
-        removalPolicy: RemovalPolicy.DESTROY,
-        pendingWindow: Duration.days(7),
-      });
-      key.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'CloudWatchAlarmsPublish',
-          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-          resources: ['*'],
-        }),
-      );
-      this.topic = new sns.Topic(this, 'Topic', {
-        displayName: 'durable-task-engine alarms',
-        masterKey: key,
-        enforceSSL: true,
-      });
-      if (props.email) this.topic.addSubscription(new subscriptions.EmailSubscription(props.email));
-      const action = new actions.SnsAction(this.topic);
-      for (const alarm of this.alarms) {
-        alarm.addAlarmAction(action);
-        alarm.addOkAction(action);
-      }
-    } else {
-      this.topic = undefined;
+  /** The SNS topic every alarm notifies (on alarm and on OK), under a key CloudWatch may use. */
+  #notify(email: string | undefined): sns.Topic {
+    // A customer-managed key: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
+    const key = new kms.Key(this, 'TopicKey', {
+      description: 'durable-task-engine alarm topic',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
+    });
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    const topic = new sns.Topic(this, 'Topic', {
+      displayName: 'durable-task-engine alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (email) topic.addSubscription(new subscriptions.EmailSubscription(email));
+    const action = new actions.SnsAction(topic);
+    for (const alarm of this.alarms) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
     }
+    return topic;
   }
 }
