@@ -16,13 +16,21 @@ export class TaskEngineError extends Error {
   }
 }
 
-/** Thrown by a task to end its job `failed` at once, without retries. */
-export class NonRetryableError extends TaskEngineError {
-  override name = 'NonRetryableError';
-  constructor(message: string, options?: EngineErrorOptions) {
-    super('non_retryable', message, options);
-  }
+/**
+ * The base of an error kind whose code is fixed: it sets `name` and the code, and takes the
+ * message and options as they are (`class NotFoundError extends fixedCode('NotFoundError', 'not_found') {}`).
+ */
+function fixedCode(name: string, code: string) {
+  return class extends TaskEngineError {
+    override name = name;
+    constructor(message: string, options?: EngineErrorOptions) {
+      super(code, message, options);
+    }
+  };
 }
+
+/** Thrown by a task to end its job `failed` at once, without retries. */
+export class NonRetryableError extends fixedCode('NonRetryableError', 'non_retryable') {}
 
 /** A fenced statement matched nothing: the lease expired, the job was reclaimed or changed by hand. */
 export class LeaseLostError extends TaskEngineError {
@@ -56,12 +64,7 @@ export class UnknownTaskTypeError extends TaskEngineError {
 }
 
 /** No such job or schedule, or a job the caller may not see (a 404 at the edge). */
-export class NotFoundError extends TaskEngineError {
-  override name = 'NotFoundError';
-  constructor(message: string, options?: EngineErrorOptions) {
-    super('not_found', message, options);
-  }
-}
+export class NotFoundError extends fixedCode('NotFoundError', 'not_found') {}
 
 /**
  * The request contradicts what is stored (a 409 at the edge): the code says which conflict,
@@ -72,12 +75,7 @@ export class ConflictError extends TaskEngineError {
 }
 
 /** A payload over MAX_PAYLOAD_BYTES (a 413 at the edge). */
-export class PayloadTooLargeError extends TaskEngineError {
-  override name = 'PayloadTooLargeError';
-  constructor(message: string, options?: EngineErrorOptions) {
-    super('payload_too_large', message, options);
-  }
-}
+export class PayloadTooLargeError extends fixedCode('PayloadTooLargeError', 'payload_too_large') {}
 
 /** The database could not be reached or dropped the connection; the caller may retry. */
 export class DatabaseUnavailableError extends TaskEngineError {
@@ -99,12 +97,7 @@ export class OutcomeUnknownError extends DatabaseUnavailableError {
 }
 
 /** Thrown by the migration runner: changed checksum, destructive file without marker, bad name. */
-export class MigrationError extends TaskEngineError {
-  override name = 'MigrationError';
-  constructor(message: string, options?: EngineErrorOptions) {
-    super('migration_error', message, options);
-  }
-}
+export class MigrationError extends fixedCode('MigrationError', 'migration_error') {}
 
 /** Normalises anything thrown into an Error (graphile-worker's coerceError). */
 export function coerceError(thrown: unknown): Error {
