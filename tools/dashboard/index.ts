@@ -44,6 +44,7 @@ const STATIC_DIR = join(import.meta.dirname, 'static');
 const MODULES = [
   'app.js',
   'actions.js',
+  'age.js',
   'api.js',
   'confirm.js',
   'format.js',

@@ -18,18 +18,8 @@ function cell(value: unknown): string {
   return String(value);
 }
 
-/** 75 → "1m15s"; 0.4 → "0s". */
-export function age(seconds: number): string {
-  let s = Math.floor(seconds);
-  const d = Math.floor(s / 86_400);
-  s -= d * 86_400;
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  const parts = [d && `${d}d`, h && `${h}h`, m && `${m}m`, (s || (!d && !h && !m)) && `${s}s`];
-  return parts.filter(Boolean).join('');
-}
+/** Ages in words, as the dashboard prints them (one definition for both). */
+export { age } from '../dashboard/static/age.js';
 
 export function keyValues(pairs: ReadonlyArray<readonly [string, unknown]>): string {
   const width = Math.max(...pairs.map(([k]) => k.length));

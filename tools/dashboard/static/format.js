@@ -1,6 +1,9 @@
 // Formatting of server values: times as the server sent them, ages as taskctl prints them.
 
+import { age } from './age.js';
 import { html } from './html.js';
+
+export { age };
 
 export const pad = (n) => String(n).padStart(2, '0');
 export function fmtTime(iso) {
@@ -12,19 +15,6 @@ export const hhmm = (iso) => {
   const d = new Date(iso);
   return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 };
-/** 75 → "1m15s", as taskctl prints it. */
-export function age(seconds) {
-  let s = Math.max(0, Math.floor(seconds));
-  const d = Math.floor(s / 86400);
-  s -= d * 86400;
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  return [d && `${d}d`, h && `${h}h`, m && `${m}m`, (s || (!d && !h && !m)) && `${s}s`]
-    .filter(Boolean)
-    .join('');
-}
 /** Time between a server timestamp and the server's own now (no client clock involved). */
 export const since = (iso, nowIso) => (new Date(nowIso).getTime() - new Date(iso).getTime()) / 1000;
 export const json = (v) => (v === null || v === undefined ? 'null' : JSON.stringify(v, null, 2));
