@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import {
   ConflictError,
+  type FailedJob,
   findFailedJobs,
   findStuckJobs,
   NotFoundError,
@@ -10,7 +11,9 @@ import {
   releaseStuck,
   requeue,
   retryFailed,
+  type StuckJob,
 } from '../../../functions/engine/index.ts';
+import type { PgDb } from '../../../functions/platform/db.ts';
 import { type GateOptions, mayApply, withGate } from '../confirm.ts';
 import { actorOf, database, emit } from '../context.ts';
 import { PartialFailureError } from '../errors.ts';
@@ -129,26 +132,41 @@ interface SelectOptions extends GateOptions {
   reason: string;
 }
 
-/** The options after the filter's own: --limit, --reason, and the --yes / --dry-run gate. */
-function selectionTail(command: Command, defaultReason: string): Command {
-  command.addOption(limitOption()).addOption(reasonOption(defaultReason));
-  return withGate(command, 'apply (without it the jobs are only listed)');
+/**
+ * A command that finds jobs by a filter and requeues them once confirmed (a bulk change): its
+ * filter's options (then --limit, --reason and the --yes / --dry-run gate), what it finds, how
+ * it shows each one, and what it says when nothing matches.
+ */
+interface FilterCommand<O extends SelectOptions, T extends RequeueTarget> {
+  action: 'release-stuck' | 'retry-failed';
+  description: string;
+  filters: () => Option[];
+  defaultReason: string;
+  examples: string[];
+  find: (db: PgDb, o: O) => Promise<T[]>;
+  headers: string[];
+  row: (found: T) => unknown[];
+  none: string;
 }
 
-/** What a filter found, shown and requeued once confirmed (a bulk change); nothing found is said so. */
-async function requeueFound(
-  cmd: Command,
-  action: 'release-stuck' | 'retry-failed',
-  found: readonly RequeueTarget[],
-  shown: { headers: string[]; rows: unknown[][] },
-  o: SelectOptions,
-  none: string,
-): Promise<void> {
-  if (found.length === 0) {
-    emit(cmd, { action, requeued: [], skipped: [] }, () => none);
-    return;
-  }
-  await confirmAndRequeue(cmd, action, found, shown, { ...o, bulk: true });
+function registerFilterCommand<O extends SelectOptions, T extends RequeueTarget>(
+  program: Command,
+  spec: FilterCommand<O, T>,
+): void {
+  const command = program.command(spec.action).description(spec.description);
+  for (const option of spec.filters()) command.addOption(option);
+  command.addOption(limitOption()).addOption(reasonOption(spec.defaultReason));
+  withGate(command, 'apply (without it the jobs are only listed)')
+    .addHelpText('after', examples(...spec.examples))
+    .action(async (o: O, cmd: Command) => {
+      const found = await spec.find(database(), o);
+      if (found.length === 0) {
+        emit(cmd, { action: spec.action, requeued: [], skipped: [] }, () => spec.none);
+        return;
+      }
+      const shown = { headers: spec.headers, rows: found.map(spec.row) };
+      await confirmAndRequeue(cmd, spec.action, found, shown, { ...o, bulk: true });
+    });
 }
 
 interface StuckOptions extends SelectOptions {
@@ -156,40 +174,35 @@ interface StuckOptions extends SelectOptions {
   worker?: string;
 }
 
-function registerReleaseStuck(program: Command): void {
-  const command = program
-    .command('release-stuck')
-    .description(
-      'force-release running jobs whose worker looks gone: past their lease by default, or with no heartbeat for --older-than; each fenced like requeue',
-    )
-    .addOption(durationOption('--older-than', 'no heartbeat for this long (default: lease expired)'))
-    .option('--worker <id>', "only this worker's jobs (locked_by)")
-    .addOption(queueOption());
-  selectionTail(command, 'released stuck job')
-    .addHelpText(
-      'after',
-      examples(
-        'taskctl release-stuck --dry-run',
-        'taskctl release-stuck --older-than 10m --yes --reason "consumer crash loop, INC-231"',
-        'taskctl release-stuck --worker consumer-2024/abc --older-than 0s --yes',
-      ),
-    )
-    .action(async (o: StuckOptions, cmd: Command) => {
-      const f = { olderThanSeconds: o.olderThan, worker: o.worker, queue: o.queue, limit: o.limit };
-      const stuck = await findStuckJobs(database(), f);
-      const headers = ['id', 'queue', 'type', 'worker', 'locked for', 'lease', 'attempt'];
-      const rows = stuck.map((s) => [
-        s.id,
-        s.queue,
-        s.type,
-        s.lockedBy,
-        age(s.lockedForSeconds),
-        `${s.leaseSeconds}s`,
-        `${s.attempts}/${s.maxAttempts}`,
-      ]);
-      await requeueFound(cmd, 'release-stuck', stuck, { headers, rows }, o, 'no stuck jobs match');
-    });
-}
+const RELEASE_STUCK: FilterCommand<StuckOptions, StuckJob> = {
+  action: 'release-stuck',
+  description:
+    'force-release running jobs whose worker looks gone: past their lease by default, or with no heartbeat for --older-than; each fenced like requeue',
+  filters: () => [
+    durationOption('--older-than', 'no heartbeat for this long (default: lease expired)'),
+    new Option('--worker <id>', "only this worker's jobs (locked_by)"),
+    queueOption(),
+  ],
+  defaultReason: 'released stuck job',
+  examples: [
+    'taskctl release-stuck --dry-run',
+    'taskctl release-stuck --older-than 10m --yes --reason "consumer crash loop, INC-231"',
+    'taskctl release-stuck --worker consumer-2024/abc --older-than 0s --yes',
+  ],
+  find: (db, o) =>
+    findStuckJobs(db, { olderThanSeconds: o.olderThan, worker: o.worker, queue: o.queue, limit: o.limit }),
+  headers: ['id', 'queue', 'type', 'worker', 'locked for', 'lease', 'attempt'],
+  row: (s) => [
+    s.id,
+    s.queue,
+    s.type,
+    s.lockedBy,
+    age(s.lockedForSeconds),
+    `${s.leaseSeconds}s`,
+    `${s.attempts}/${s.maxAttempts}`,
+  ],
+  none: 'no stuck jobs match',
+};
 
 interface FailedOptions extends SelectOptions {
   since?: number;
@@ -197,47 +210,43 @@ interface FailedOptions extends SelectOptions {
   includeCancelled?: boolean;
 }
 
-function registerRetryFailed(program: Command): void {
-  const command = program
-    .command('retry-failed')
-    .description(
-      'dead-letter redrive: failed jobs back to queued with a fresh retry budget (cancelled jobs only with --include-cancelled)',
-    )
-    .addOption(durationOption('--since', 'failed within this long'))
-    .option('--type <type>', 'only this task type')
-    .addOption(queueOption())
-    .option('--include-cancelled', 'also re-run jobs that were cancelled on purpose');
-  selectionTail(command, 'dead-letter redrive')
-    .addHelpText(
-      'after',
-      examples(
-        'taskctl retry-failed --since 1h --type email.send --dry-run',
-        'taskctl retry-failed --since 1h --type email.send --yes --reason "SMTP creds rotated"',
-      ),
-    )
-    .action(async (o: FailedOptions, cmd: Command) => {
-      const failed = await findFailedJobs(database(), {
-        sinceSeconds: o.since,
-        type: o.type,
-        queue: o.queue,
-        includeCancelled: o.includeCancelled,
-        limit: o.limit,
-      });
-      const headers = ['id', 'queue', 'type', 'attempts', 'finished', 'error'];
-      const rows = failed.map((f) => [
-        f.id,
-        f.queue,
-        f.type,
-        `${f.attempts}/${f.maxAttempts}`,
-        f.finishedAt,
-        (f.lastError as { message?: string } | null)?.message?.slice(0, 60),
-      ]);
-      await requeueFound(cmd, 'retry-failed', failed, { headers, rows }, o, 'no failed jobs match');
-    });
-}
+const RETRY_FAILED: FilterCommand<FailedOptions, FailedJob> = {
+  action: 'retry-failed',
+  description:
+    'dead-letter redrive: failed jobs back to queued with a fresh retry budget (cancelled jobs only with --include-cancelled)',
+  filters: () => [
+    durationOption('--since', 'failed within this long'),
+    new Option('--type <type>', 'only this task type'),
+    queueOption(),
+    new Option('--include-cancelled', 'also re-run jobs that were cancelled on purpose'),
+  ],
+  defaultReason: 'dead-letter redrive',
+  examples: [
+    'taskctl retry-failed --since 1h --type email.send --dry-run',
+    'taskctl retry-failed --since 1h --type email.send --yes --reason "SMTP creds rotated"',
+  ],
+  find: (db, o) =>
+    findFailedJobs(db, {
+      sinceSeconds: o.since,
+      type: o.type,
+      queue: o.queue,
+      includeCancelled: o.includeCancelled,
+      limit: o.limit,
+    }),
+  headers: ['id', 'queue', 'type', 'attempts', 'finished', 'error'],
+  row: (f) => [
+    f.id,
+    f.queue,
+    f.type,
+    `${f.attempts}/${f.maxAttempts}`,
+    f.finishedAt,
+    (f.lastError as { message?: string } | null)?.message?.slice(0, 60),
+  ],
+  none: 'no failed jobs match',
+};
 
 export function registerRequeue(program: Command): void {
   registerRequeueIds(program);
-  registerReleaseStuck(program);
-  registerRetryFailed(program);
+  registerFilterCommand(program, RELEASE_STUCK);
+  registerFilterCommand(program, RETRY_FAILED);
 }
