@@ -5,6 +5,7 @@ import {
   type EnqueueRequest,
   enqueueMany,
 } from '../../functions/engine/index.ts';
+import type { PgDb } from '../../functions/platform/db.ts';
 import { engineDb } from './pg.ts';
 
 export function noopRequests(n: number, type = 'example.echo'): EnqueueRequest[] {
@@ -36,6 +37,11 @@ export interface EngineDrainOptions {
   onClaim?: (ms: number, got: number) => void;
   /** Called once every loop has ended, before the pool closes. */
   onDrained?: () => void;
+  /**
+   * Run on the drain's pool once its connections are open, before the loops (the unanalyzed
+   * system's first burst: every backend claims while the table is small, then the burst lands).
+   */
+  beforeLoops?: (db: PgDb) => Promise<void>;
 }
 
 /**
@@ -54,6 +60,7 @@ export async function engineDrain(
   let lost = 0;
   try {
     await Promise.all(Array.from({ length: o.loops }, () => db.query('SELECT 1')));
+    await o.beforeLoops?.(db);
     await Promise.all(
       Array.from({ length: o.loops }, async (_, i) => {
         const workerId = `bench-${i}`;

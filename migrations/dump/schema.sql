@@ -281,6 +281,8 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_claim(p_worker text, p_limit integer, p
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
+ SET jit TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -489,6 +491,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete(p_completions jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error

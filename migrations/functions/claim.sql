@@ -27,6 +27,11 @@ CREATE OR REPLACE FUNCTION jobs_claim(p_worker text, p_limit integer, p_lease_se
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
+ -- Plans by index whatever the table's size or statistics: a generic plan cached on a small,
+ -- never-analyzed table otherwise scans it whole (finding 6 in docs/BENCHMARKS.md). jit off: the
+ -- disabled scans' cost would pass jit_above_cost and compile the queues lookups at every call.
+ SET enable_seqscan TO 'off'
+ SET jit TO 'off'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error
