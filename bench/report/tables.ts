@@ -1,6 +1,6 @@
 /** The run's samples grouped into the report's rows: rates per system, CPU per job, target ratios. */
 import { ROUNDS } from '../lib/options.ts';
-import { type Sample, samples } from '../lib/results.ts';
+import { type Sample, type SampleScenario, samples } from '../lib/results.ts';
 import { round, type Summary, summarize } from '../lib/stats.ts';
 import type { SystemId } from '../systems/ids.ts';
 import {
@@ -76,6 +76,41 @@ export function cpuTable(): CpuRow[] {
         ? undefined
         : summarize(xs.map((s) => Number(s.extra!.walBytesPerJob))).median,
   }));
+}
+
+/** The scenarios whose own table has drain rate, CPU and WAL per job side by side. */
+export const CPU_SCENARIOS: readonly SampleScenario[] = ['pgbouncer', 'previous-release', 'limits'];
+
+export interface ScenarioCpuRow extends CpuRow {
+  scenario: SampleScenario;
+  rate: number;
+  n: number;
+  /** PgBouncer's own CPU per job (the pgbouncer scenario). */
+  bouncer: number | undefined;
+}
+
+const medianOf = (xs: readonly Sample[], key: string): number | undefined => {
+  const v = xs.map((s) => s.extra?.[key]).filter((x) => x !== undefined);
+  return v.length ? summarize(v.map(Number)).median : undefined;
+};
+
+/** Median drain rate, CPU and WAL per job by system in each of CPU_SCENARIOS. */
+export function scenarioCpuTable(): ScenarioCpuRow[] {
+  return CPU_SCENARIOS.flatMap((scenario) =>
+    groupBy(
+      samples.filter((s) => s.scenario === scenario),
+      (s) => s.systemId,
+    ).map((xs) => ({
+      scenario,
+      system: xs[0]!.system,
+      rate: summarize(xs.map((s) => s.rate)).median,
+      n: xs.length,
+      db: medianOf(xs, 'dbCpuUsPerJob'),
+      node: medianOf(xs, 'nodeCpuUsPerJob') ?? Number.NaN,
+      wal: medianOf(xs, 'walBytesPerJob'),
+      bouncer: medianOf(xs, 'bouncerCpuUsPerJob'),
+    })),
+  );
 }
 
 /** Per-round ratio of two systems' rates in one scenario: the numbers the ratio targets are about. */

@@ -7,6 +7,7 @@ import { claimScenario } from './claim.ts';
 import { consumerJsScenario } from './consumer-js.ts';
 import { deployedTrickleScenario } from './deployed-trickle.ts';
 import { main } from './main.ts';
+import { pgbouncerScenario } from './pgbouncer.ts';
 import { reaperScenario } from './reaper.ts';
 import { rssScenario } from './rss.ts';
 import { scale } from './scale.ts';
@@ -23,5 +24,6 @@ export const SCENARIOS: readonly Scenario[] = [
   reaperScenario,
   bigtableScenario,
   rssScenario,
+  pgbouncerScenario,
 ];
 export type { Scenario } from './types.ts';
