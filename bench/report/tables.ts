@@ -113,7 +113,7 @@ export function scenarioCpuTable(): ScenarioCpuRow[] {
   );
 }
 
-/** Per-round ratio of two systems' rates in one scenario: the numbers the ratio targets are about. */
+/** Per-round ratio of two systems' rates (or another figure) in one scenario: what the ratio targets are about. */
 function ratios(t: RatioTarget): number[] {
   const pick = (system: SystemId, round: number) =>
     samples.find((s) => s.scenario === t.scenario && s.systemId === system && s.round === round);
@@ -121,7 +121,8 @@ function ratios(t: RatioTarget): number[] {
   for (let round = 1; round <= ROUNDS; round++) {
     const a = pick(t.num, round);
     const b = pick(t.den, round);
-    if (a && b) out.push(a.rate / b.rate);
+    const of = (s: Sample) => (t.figure ? Number(s.extra?.[t.figure]) : s.rate);
+    if (a && b && of(b) > 0 && Number.isFinite(of(a) / of(b))) out.push(of(a) / of(b));
   }
   return out;
 }

@@ -16,6 +16,8 @@ export interface RatioTarget {
   /** Per round: rate of `num` ÷ rate of `den`, both in `scenario`. */
   num: SystemId;
   den: SystemId;
+  /** Another figure than the rate: a key of the samples' extra (dbCpuUsPerJob, walBytesPerJob). */
+  figure?: string;
   target: number;
   kind: Kind;
 }
@@ -102,6 +104,33 @@ export const RATIO_TARGETS: readonly RatioTarget[] = [
     scenario: 'bigtable',
     num: 'consumer-bigtable',
     den: 'consumer',
+    target: 0.9,
+    kind: 'min',
+  },
+  // Today's code beside the previous release (previous-release scenario, both at shipped defaults).
+  {
+    what: 'server CPU/job: ours ÷ previous release (issue 21)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
+    figure: 'dbCpuUsPerJob',
+    target: 0.6,
+    kind: 'max',
+  },
+  {
+    what: 'WAL/job: ours ÷ previous release (issue 21)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
+    figure: 'walBytesPerJob',
+    target: 0.85,
+    kind: 'max',
+  },
+  {
+    what: 'consumer drain: ours ÷ previous release (issue 19: no regression)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
     target: 0.9,
     kind: 'min',
   },

@@ -8,6 +8,7 @@ import { consumerJsScenario } from './consumer-js.ts';
 import { deployedTrickleScenario } from './deployed-trickle.ts';
 import { main } from './main.ts';
 import { pgbouncerScenario } from './pgbouncer.ts';
+import { previousReleaseScenario } from './previous-release.ts';
 import { reaperScenario } from './reaper.ts';
 import { rssScenario } from './rss.ts';
 import { scale } from './scale.ts';
@@ -25,5 +26,6 @@ export const SCENARIOS: readonly Scenario[] = [
   bigtableScenario,
   rssScenario,
   pgbouncerScenario,
+  previousReleaseScenario,
 ];
 export type { Scenario } from './types.ts';

@@ -3,6 +3,7 @@ import { consumer, consumerFixed, consumerNocount, consumerTuned } from './consu
 import { engineFn, engineFnAdvisory, engineFnCold, engineFnNocount } from './engine.ts';
 import { graphile, pgboss } from './peers.ts';
 import { enqueueUnnest, raw, rawTuned } from './raw.ts';
+import { releaseConsumer } from './release.ts';
 import type { System } from './types.ts';
 
 export const SYSTEMS = {
@@ -16,6 +17,7 @@ export const SYSTEMS = {
   'consumer-fixed': consumerFixed,
   'consumer-tuned': consumerTuned,
   'consumer-nocount': consumerNocount,
+  'release-consumer': releaseConsumer,
   graphile,
   pgboss,
   'enqueue-unnest': enqueueUnnest,
