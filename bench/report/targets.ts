@@ -134,6 +134,24 @@ export const RATIO_TARGETS: readonly RatioTarget[] = [
     target: 0.9,
     kind: 'min',
   },
+  // An unlimited queue while another queue has limits ÷ with no limits at all (limits scenario).
+  {
+    what: 'unlimited queue drain: another queue limited ÷ no limits (issue 18)',
+    scenario: 'limits',
+    num: 'consumer-limits',
+    den: 'consumer-nolimits',
+    target: 0.9,
+    kind: 'min',
+  },
+  {
+    what: 'server CPU/job of the unlimited queue: another queue limited ÷ no limits (issue 18)',
+    scenario: 'limits',
+    num: 'consumer-limits',
+    den: 'consumer-nolimits',
+    figure: 'dbCpuUsPerJob',
+    target: 1.1,
+    kind: 'max',
+  },
 ];
 
 export interface AbsoluteTarget {

@@ -6,6 +6,7 @@ import { bigtableScenario } from './bigtable.ts';
 import { claimScenario } from './claim.ts';
 import { consumerJsScenario } from './consumer-js.ts';
 import { deployedTrickleScenario } from './deployed-trickle.ts';
+import { limitsScenario } from './limits.ts';
 import { main } from './main.ts';
 import { pgbouncerScenario } from './pgbouncer.ts';
 import { previousReleaseScenario } from './previous-release.ts';
@@ -27,5 +28,6 @@ export const SCENARIOS: readonly Scenario[] = [
   rssScenario,
   pgbouncerScenario,
   previousReleaseScenario,
+  limitsScenario,
 ];
 export type { Scenario } from './types.ts';

@@ -1,6 +1,7 @@
 /** The systems the drain scenarios run, by id (systems/ids.ts has every id and its label). */
 import { consumer, consumerFixed, consumerNocount, consumerTuned } from './consumer.ts';
 import { engineFn, engineFnAdvisory, engineFnCold, engineFnNocount } from './engine.ts';
+import { consumerLimits, consumerNolimits } from './limits.ts';
 import { graphile, pgboss } from './peers.ts';
 import { enqueueUnnest, raw, rawTuned } from './raw.ts';
 import { releaseConsumer } from './release.ts';
@@ -18,6 +19,8 @@ export const SYSTEMS = {
   'consumer-tuned': consumerTuned,
   'consumer-nocount': consumerNocount,
   'release-consumer': releaseConsumer,
+  'consumer-nolimits': consumerNolimits,
+  'consumer-limits': consumerLimits,
   graphile,
   pgboss,
   'enqueue-unnest': enqueueUnnest,
