@@ -38,6 +38,8 @@ export interface ConsumerDrainOptions {
    * ended after it (connections opened and closed again and again, as through a pooler).
    */
   freshDb?: () => Db;
+  /** With `freshDb`: an invocation stops claiming (its stop signal) once it has run this many jobs. */
+  jobsPerInvocation?: number;
   /** The drain is done when this (one boolean column `e`) is false (default: no queued or running job). */
   pendingSql?: string;
 }
@@ -80,8 +82,21 @@ export async function consumerDrain(
     const long = handlers[i];
     if (long) return long({}, context);
     const db = o.freshDb!();
+    const stopHere = new AbortController();
+    let ran = 0;
+    const cap = o.jobsPerInvocation ?? Number.POSITIVE_INFINITY;
+    const counting = {
+      ...observer,
+      ran: () => {
+        observer.ran();
+        if (++ran >= cap) stopHere.abort();
+      },
+    };
     try {
-      return await make({ ...handlerOptions, db })({}, context);
+      return await make({ ...handlerOptions, db, observer: counting, stopSignal: stopHere.signal })(
+        {},
+        context,
+      );
     } finally {
       await db.end();
     }
