@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { createHandler as createApiHandler } from '../../functions/api.ts';
 import { createHandler as createConsumerHandler } from '../../functions/consumer.ts';
-import type { Db } from '../../functions/engine/index.ts';
+import type { Db, RunOutcome } from '../../functions/engine/index.ts';
 import { createHandler as createReaperHandler } from '../../functions/reaper.ts';
 import { apiGet, apiPost, discard, lambdaContext } from './lambda.ts';
 import { handledCounter, waitUntil } from './types.ts';
@@ -38,8 +38,6 @@ export interface ConsumerDrainOptions {
    * ended after it (connections opened and closed again and again, as through a pooler).
    */
   freshDb?: () => Db;
-  /** With `freshDb`: an invocation stops claiming (its stop signal) once it has run this many jobs. */
-  jobsPerInvocation?: number;
   /** The drain is done when this (one boolean column `e`) is false (default: no queued or running job). */
   pendingSql?: string;
 }
@@ -65,7 +63,10 @@ export async function consumerDrain(
     claimed(latencyMs: number, count: number) {
       if (count > 0) claimMs.push(latencyMs);
     },
-    ran: () => counter.add(),
+    // Only a job's end counts: a job released at an invocation's deadline runs again later.
+    ran: (_type: string, outcome: RunOutcome) => {
+      if (outcome === 'completed' || outcome === 'failed') counter.add();
+    },
   };
   // Aborted once drained: jobs the drain does not wait for (a limited queue's) keep no invocation going.
   const stop = new AbortController();
@@ -82,21 +83,8 @@ export async function consumerDrain(
     const long = handlers[i];
     if (long) return long({}, context);
     const db = o.freshDb!();
-    const stopHere = new AbortController();
-    let ran = 0;
-    const cap = o.jobsPerInvocation ?? Number.POSITIVE_INFINITY;
-    const counting = {
-      ...observer,
-      ran: () => {
-        observer.ran();
-        if (++ran >= cap) stopHere.abort();
-      },
-    };
     try {
-      return await make({ ...handlerOptions, db, observer: counting, stopSignal: stopHere.signal })(
-        {},
-        context,
-      );
+      return await make({ ...handlerOptions, db })({}, context);
     } finally {
       await db.end();
     }

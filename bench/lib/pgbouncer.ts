@@ -103,6 +103,9 @@ export async function startPgbouncer(): Promise<Bouncer> {
   child.once('exit', () => {
     exited = true;
   });
+  // A run that ends any other way (an error, Ctrl-C) takes its bouncer with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const through = (url: string) => {
     const u = new URL(url);
     u.hostname = '127.0.0.1';
@@ -132,6 +135,7 @@ export async function startPgbouncer(): Promise<Bouncer> {
     cpuMs: () => procCpuMs(child.pid),
     config: `PgBouncer (${binary}) on 127.0.0.1:${port}: ${JSON.stringify({ pool_mode: 'transaction', default_pool_size: BOUNCER_POOL_SIZE, auth_type: 'trust' })}`,
     stop: async () => {
+      process.off('exit', killOnExit);
       if (!exited) {
         child.kill('SIGINT');
         await waitUntil(async () => exited, 50, 10_000).catch(() => child.kill('SIGKILL'));

@@ -14,15 +14,14 @@ import type { SystemId } from './ids.ts';
 import { peerConfigs } from './peers.ts';
 import type { SystemRun } from './types.ts';
 
-/** The simulated invocation timeout of the short-lived consumer (pg-boss's invocations stop at the same). */
-const INVOCATION_MS = 4000;
 /**
- * Jobs after which an invocation stops claiming (ours: its stop signal; pg-boss: no next fetch),
- * so that each container opens and closes its connections again and again during one drain
- * (at 20,000 jobs, about 40 invocations in all). graphile-worker's runOnce has no such bound: it
- * returns when it finds the queue empty.
+ * The short-lived consumer's invocation timeout: 2 s, of which the consumer keeps 1 s back
+ * (engine/consumer/loop.ts, deadlineMargin) and claims for the other, sizing its claims from the
+ * time left; so each container opens and closes its connections again and again within one
+ * drain. pg-boss's invocations fetch for the same 1 s; graphile-worker's runOnce has no time
+ * bound: it returns when it finds the queue empty.
  */
-export const JOBS_PER_INVOCATION = 500;
+export const INVOCATION_MS = 2000;
 
 export interface PooledSystem {
   id: SystemId;
@@ -48,7 +47,6 @@ export const consumerPgbouncer: PooledSystem = {
       const b0 = bouncer.cpuMs();
       const d = await h.consumerDrain(pooled, jobs, workers, {}, cpu.stop, {
         invocationMs: INVOCATION_MS,
-        jobsPerInvocation: JOBS_PER_INVOCATION,
         freshDb: () => engineDb(pooled, 1, 'dte-consumer'),
       });
       await wal.stop();
