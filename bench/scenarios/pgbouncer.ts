@@ -1,6 +1,6 @@
 import { JOBS, ROUNDS } from '../lib/options.ts';
-import { startPgbouncer } from '../lib/pgbouncer.ts';
-import { notes } from '../lib/results.ts';
+import { pgbouncerBinary, startPgbouncer } from '../lib/pgbouncer.ts';
+import { log, notes } from '../lib/results.ts';
 import { peerConfigs } from '../systems/peers.ts';
 import { POOLED_SYSTEMS } from '../systems/pooled.ts';
 import type { Scenario } from './types.ts';
@@ -19,6 +19,13 @@ export const pgbouncerScenario: Scenario = {
   quick: false,
   intro: `pgbouncer: ${JOBS.toLocaleString('en-US')} jobs, ${CONTAINERS} short-lived containers through PgBouncer (transaction mode)`,
   run: async () => {
+    // A machine without PgBouncer still gets the rest of a full run; the skip is in the report.
+    if (!pgbouncerBinary()) {
+      const note = 'pgbouncer scenario skipped: no pgbouncer binary (Debian: apt-get install pgbouncer)';
+      notes.push(note);
+      log(`  ${note}`);
+      return;
+    }
     const bouncer = await startPgbouncer();
     peerConfigs.pgbouncer = { version: '', config: bouncer.config };
     notes.push(`pgbouncer scenario: ${bouncer.config}`);

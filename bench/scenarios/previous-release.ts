@@ -1,4 +1,6 @@
 import { JOBS, RELEASE_REF, WORKERS } from '../lib/options.ts';
+import { log, notes } from '../lib/results.ts';
+import { release } from '../systems/release.ts';
 import { interleaved } from './interleaved.ts';
 import type { Scenario } from './types.ts';
 
@@ -11,5 +13,16 @@ export const previousReleaseScenario: Scenario = {
   id: 'previous-release',
   quick: false,
   intro: `previous-release: ${JOBS.toLocaleString('en-US')} jobs, ${WORKERS} consumers, release ${RELEASE_REF} beside today's code`,
-  run: () => interleaved('previous-release', ['release-consumer', 'consumer'], JOBS, WORKERS),
+  run: async () => {
+    // A clone without the ref (shallow, or another history) still gets the rest of a full run.
+    try {
+      await release();
+    } catch (err) {
+      const note = `previous-release scenario skipped: ${RELEASE_REF} could not be extracted (${String(err).split('\n')[0]})`;
+      notes.push(note);
+      log(`  ${note}`);
+      return;
+    }
+    await interleaved('previous-release', ['release-consumer', 'consumer'], JOBS, WORKERS);
+  },
 };
