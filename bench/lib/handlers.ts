@@ -23,11 +23,7 @@ export interface ConsumerDrainResult {
   summaries: { completed: number; failed: number; released: number; lost: number };
 }
 
-/**
- * The real thing: `containers` consumer handlers (each its own createHandler, so its own pool of
- * max 1, logger and registry), each invoked again and again with a fresh Lambda-like context
- * until every job is finished. Timed from the first invocation to the commit of the last completion.
- */
+/** How consumerDrain runs its containers (defaults: today's handler, long-lived containers). */
 export interface ConsumerDrainOptions {
   /** Another release's createHandler (default: today's). */
   make?: MakeConsumer;
@@ -45,6 +41,11 @@ export interface ConsumerDrainOptions {
 const PENDING =
   "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS e";
 
+/**
+ * The real thing: `containers` consumer handlers (each its own createHandler, so its own pool of
+ * max 1, logger and registry), each invoked again and again with a fresh Lambda-like context
+ * until every job is finished. Timed from the first invocation to the commit of the last completion.
+ */
 export async function consumerDrain(
   url: string,
   jobs: number,
