@@ -9,6 +9,7 @@
  *   npm run bench -- --quick      one round, 20,000 jobs, drain and enqueue only (< 2 min)
  *   npm run bench -- --rounds 5   more rounds
  *   npm run bench -- --only trickle,reaper   some scenarios by id (scenarios/index.ts)
+ *   npm run bench -- --only previous-release --release-ref a413667   today's code beside a release
  *
  * Where things are: lib/options.ts (flags), scenarios/ (one module per scenario id), systems/
  * (one adapter per system id; ids.ts has every id and label), report/ (targets.ts: the target
@@ -22,7 +23,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, ensureBenchDeps, handlers, installProcessHandlers, RESULTS } from './lib/harness.ts';
-import { ARGV, BATCH, JOBS, ONLY, QUICK, ROUNDS, TUNED, TUNED_BATCH, WORKERS, wants } from './lib/options.ts';
+import {
+  ARGV,
+  BATCH,
+  JOBS,
+  ONLY,
+  QUICK,
+  RELEASE_REF,
+  ROUNDS,
+  TUNED,
+  TUNED_BATCH,
+  WORKERS,
+  wants,
+} from './lib/options.ts';
 import { dropLeftovers, serverVersion } from './lib/pg.ts';
 import { log, notes, samples } from './lib/results.ts';
 import { round } from './lib/stats.ts';
@@ -30,6 +43,7 @@ import { markdown, printReport } from './report/render.ts';
 import { cpuTable, table, targets } from './report/tables.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 import { peerConfigs } from './systems/index.ts';
+import { releaseInfo } from './systems/release.ts';
 
 const command = `npm run bench${ARGV.length ? ` -- ${ARGV.join(' ')}` : ''}`;
 
@@ -60,7 +74,17 @@ function writeResults(
     durationSeconds: (Date.now() - started.getTime()) / 1000,
     command,
     machine,
-    settings: { jobs: JOBS, workers: WORKERS, batch: BATCH, tuned: TUNED, rounds: ROUNDS, quick: QUICK },
+    settings: {
+      jobs: JOBS,
+      workers: WORKERS,
+      batch: BATCH,
+      tuned: TUNED,
+      rounds: ROUNDS,
+      quick: QUICK,
+      releaseRef: RELEASE_REF,
+    },
+    // The previous-release scenario's code: the ref as given and the commit it resolved to (when it ran).
+    release: releaseInfo,
     peers: { dependencies: benchPkg.dependencies, configs: peerConfigs },
     rows: table(),
     cpu: cpuTable(),

@@ -1,9 +1,15 @@
 import pg from 'pg';
 import { createHandler as createApiHandler } from '../../functions/api.ts';
 import { createHandler as createConsumerHandler } from '../../functions/consumer.ts';
+import type { Db, RunOutcome } from '../../functions/engine/index.ts';
 import { createHandler as createReaperHandler } from '../../functions/reaper.ts';
 import { apiGet, apiPost, discard, lambdaContext } from './lambda.ts';
 import { handledCounter, waitUntil } from './types.ts';
+
+/** The consumer's createHandler: today's, or another release's (systems/release.ts). */
+export type MakeConsumer = typeof createConsumerHandler;
+/** The API's createHandler: today's, or another release's. */
+export type MakeApi = typeof createApiHandler;
 
 /** Invocation timeout of the simulated consumer (the local engine's default). */
 const INVOCATION_MS = 60_000;
@@ -17,6 +23,24 @@ export interface ConsumerDrainResult {
   summaries: { completed: number; failed: number; released: number; lost: number };
 }
 
+/** How consumerDrain runs its containers (defaults: today's handler, long-lived containers). */
+export interface ConsumerDrainOptions {
+  /** Another release's createHandler (default: today's). */
+  make?: MakeConsumer;
+  /** The simulated invocation timeout (default 60 s). */
+  invocationMs?: number;
+  /**
+   * Short-lived containers: each invocation gets a new handler on a new pool from `freshDb`,
+   * ended after it (connections opened and closed again and again, as through a pooler).
+   */
+  freshDb?: () => Db;
+  /** The drain is done when this (one boolean column `e`) is false (default: no queued or running job). */
+  pendingSql?: string;
+}
+
+const PENDING =
+  "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS e";
+
 /**
  * The real thing: `containers` consumer handlers (each its own createHandler, so its own pool of
  * max 1, logger and registry), each invoked again and again with a fresh Lambda-like context
@@ -29,7 +53,10 @@ export async function consumerDrain(
   env: Record<string, string> = {},
   /** Called the moment the drain is seen finished, before the last invocations idle out. */
   onDrained?: () => void,
+  o: ConsumerDrainOptions = {},
 ): Promise<ConsumerDrainResult> {
+  const make = o.make ?? createConsumerHandler;
+  const invocationMs = o.invocationMs ?? INVOCATION_MS;
   const logs = discard();
   const counter = handledCounter(jobs);
   const claimMs: number[] = [];
@@ -37,11 +64,32 @@ export async function consumerDrain(
     claimed(latencyMs: number, count: number) {
       if (count > 0) claimMs.push(latencyMs);
     },
-    ran: () => counter.add(),
+    // Only a job's end counts: a job released at an invocation's deadline runs again later.
+    ran: (_type: string, outcome: RunOutcome) => {
+      if (outcome === 'completed' || outcome === 'failed') counter.add();
+    },
   };
-  const handlers = Array.from({ length: containers }, () =>
-    createConsumerHandler({ env: { DATABASE_URL: url, ...env }, logStream: logs, observer }),
-  );
+  // Aborted once drained: jobs the drain does not wait for (a limited queue's) keep no invocation going.
+  const stop = new AbortController();
+  const handlerOptions = {
+    env: { DATABASE_URL: url, ...env },
+    logStream: logs,
+    observer,
+    ...(o.pendingSql && { stopSignal: stop.signal }),
+  };
+  const handlers = Array.from({ length: containers }, () => (o.freshDb ? undefined : make(handlerOptions)));
+  /** One invocation: of the container's handler, or of a new handler on a new pool, ended after. */
+  const invoke = async (i: number) => {
+    const context = lambdaContext(`bench-consumer-${i}`, invocationMs);
+    const long = handlers[i];
+    if (long) return long({}, context);
+    const db = o.freshDb!();
+    try {
+      return await make({ ...handlerOptions, db })({}, context);
+    } finally {
+      await db.end();
+    }
+  };
   const totals = { completed: 0, failed: 0, released: 0, lost: 0 };
   let invocations = 0;
   let finished = false;
@@ -49,9 +97,9 @@ export async function consumerDrain(
   await probe.connect();
   try {
     const t0 = performance.now();
-    const loops = handlers.map(async (handler, i) => {
+    const loops = handlers.map(async (_, i) => {
       while (!finished) {
-        const s = await handler({}, lambdaContext(`bench-consumer-${i}`, INVOCATION_MS));
+        const s = await invoke(i);
         invocations++;
         totals.completed += s.completed;
         totals.failed += s.failed;
@@ -60,16 +108,10 @@ export async function consumerDrain(
       }
     });
     await Promise.race([counter.all, Promise.all(loops)]);
-    const end = await waitUntil(
-      async () =>
-        !(
-          await probe.query(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued') OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS e",
-          )
-        ).rows[0].e,
-    );
+    const end = await waitUntil(async () => !(await probe.query(o.pendingSql ?? PENDING)).rows[0].e);
     onDrained?.();
     finished = true;
+    if (o.pendingSql) stop.abort();
     await Promise.all(loops); // the last invocations exit after CONSUMER_IDLE_EXIT_MS of polling
     return {
       done: counter.handled,
@@ -89,8 +131,9 @@ export async function apiBatchEnqueue(
   url: string,
   jobs: number,
   perRequest = 500,
+  make: MakeApi = createApiHandler,
 ): Promise<{ seconds: number; requests: number }> {
-  const api = createApiHandler({ env: { DATABASE_URL: url }, logStream: discard() });
+  const api = make({ env: { DATABASE_URL: url }, logStream: discard() });
   // Warm (GET /health opens the pool's connection): a cold start is not the enqueue rate.
   await api(apiGet('/health'), lambdaContext('bench-api', 30_000));
   const body = { jobs: Array.from({ length: perRequest }, () => ({ type: 'example.echo', payload: {} })) };

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { ADMIN_URL, type FreshDatabase, freshDatabase } from './pg.ts';
 import { log } from './results.ts';
-import type { PeerAdapter } from './types.ts';
+import type { PeerAdapter, PooledPeerAdapter } from './types.ts';
 
 export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const ROOT = dirname(BENCH_DIR);
@@ -98,6 +98,14 @@ export function ensureBenchDeps(): void {
 /** Loaded by URL so the project's type check never needs bench/node_modules. */
 export async function loadPeer(file: string): Promise<PeerAdapter> {
   const mod = (await import(pathToFileURL(join(BENCH_DIR, 'peers', file)).href)) as { adapter: PeerAdapter };
+  return mod.adapter;
+}
+
+/** A peer's serverless adapter (the pgbouncer scenario), loaded by URL like the others. */
+export async function loadPooledPeer(file: string): Promise<PooledPeerAdapter> {
+  const mod = (await import(pathToFileURL(join(BENCH_DIR, 'peers', file)).href)) as {
+    adapter: PooledPeerAdapter;
+  };
   return mod.adapter;
 }
 

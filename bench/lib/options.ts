@@ -6,6 +6,7 @@
  *   --jobs N         jobs of the main scenario (default 20,000)
  *   --only a,b       run these scenario ids (bench/scenarios/index.ts) and nothing else
  *   --big-rows N     finished rows of the bigtable scenario (default 5,000,000)
+ *   --release-ref R  the git ref the previous-release scenario runs beside today's code (default a413667)
  */
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
@@ -15,6 +16,16 @@ const option = (name: string, fallback: number) => {
 };
 
 export const ARGV: readonly string[] = argv;
+/**
+ * The previous release the previous-release scenario runs side by side with today's code: the
+ * commit before issue 21's row model (its shipped figures are what "≤ 0.6× today's" means).
+ */
+export const RELEASE_REF = (() => {
+  const i = argv.indexOf('--release-ref');
+  const ref = i >= 0 ? argv[i + 1] : 'a413667';
+  if (!ref || !/^[A-Za-z0-9][A-Za-z0-9._/-]{0,100}$/.test(ref)) throw new Error('--release-ref: a git ref');
+  return ref;
+})();
 export const QUICK = flag('quick');
 export const ROUNDS = option('rounds', QUICK ? 1 : 3);
 export const JOBS = option('jobs', 20_000);

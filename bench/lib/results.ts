@@ -17,7 +17,10 @@ export type SampleScenario =
   | 'claim16'
   | 'reaper'
   | 'bigtable'
-  | 'rss';
+  | 'rss'
+  | 'pgbouncer'
+  | 'previous-release'
+  | 'limits';
 
 export interface Sample {
   scenario: SampleScenario;

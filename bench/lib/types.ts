@@ -110,3 +110,21 @@ export async function timeChunks(
   for (let i = 0; i < jobs; i += size) await insert(Math.min(size, jobs - i));
   return (performance.now() - t0) / 1000;
 }
+
+/**
+ * A peer drained the serverless way (the pgbouncer scenario): jobs enqueued on `directUrl`, then
+ * `containers` short-lived invocations, each opening its own connections through `pooledUrl`
+ * (a PgBouncer in transaction mode) and closing them when it ends, again and again until drained.
+ */
+export interface PooledPeerAdapter {
+  name: string;
+  version: string;
+  drainPooled(
+    directUrl: string,
+    pooledUrl: string,
+    jobs: number,
+    containers: number,
+    beforeDrain: () => Promise<unknown>,
+    onDrained?: () => void,
+  ): Promise<PeerDrainResult & { invocations: number }>;
+}

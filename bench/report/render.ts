@@ -1,7 +1,17 @@
 /** The report as printed at the end of a run, and as Markdown for docs/BENCHMARKS.md. */
 import { log, notes } from '../lib/results.ts';
 import { summarize } from '../lib/stats.ts';
-import { absoluteTargets, cpuTable, type Judged, met, sign, table, targets } from './tables.ts';
+import {
+  absoluteTargets,
+  cpuTable,
+  type Judged,
+  met,
+  type ScenarioCpuRow,
+  scenarioCpuTable,
+  sign,
+  table,
+  targets,
+} from './tables.ts';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const cpuTotal = (c: { db: number | undefined; node: number }) =>
@@ -11,6 +21,19 @@ function verdict(t: Judged): { median: number; ok: boolean; perRound: string } {
   const median = summarize(t.ratios).median;
   return { median, ok: met(median, t), perRound: t.ratios.map((x) => x.toFixed(2)).join(' / ') };
 }
+
+const opt = (n: number | undefined, digits: number) =>
+  n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
+const scenarioCells = (c: ScenarioCpuRow) => [
+  c.scenario,
+  c.system,
+  fmt(c.rate),
+  opt(c.db, 1),
+  opt(c.node, 1),
+  opt(c.wal, 0),
+  opt(c.bouncer, 1),
+  String(c.n),
+];
 
 /** The figures as Markdown tables (written beside the JSON, pasted into docs/BENCHMARKS.md). */
 export function markdown(): string {
@@ -42,6 +65,15 @@ export function markdown(): string {
         `| ${c.system} | ${c.db?.toFixed(1) ?? '—'} | ${c.node.toFixed(1)} | ${cpuTotal(c)} | ${c.wal?.toFixed(0) ?? '—'} |`,
       );
   }
+  const scenarioRows = scenarioCpuTable();
+  if (scenarioRows.length) {
+    lines.push(
+      '',
+      '| scenario | system | median jobs/s | PostgreSQL CPU µs/job | Node CPU µs/job | WAL B/job | PgBouncer CPU µs/job | runs |',
+      '|---|---|--:|--:|--:|--:|--:|--:|',
+    );
+    for (const c of scenarioRows) lines.push(`| ${scenarioCells(c).join(' | ')} |`);
+  }
   lines.push('', ...absoluteTargets().map((l) => `- ${l}`));
   return `${lines.join('\n')}\n`;
 }
@@ -62,6 +94,14 @@ export function printReport(): string {
       out.push(
         `  ${c.system.padEnd(35)} db ${(c.db?.toFixed(1) ?? '—').padStart(6)}  node ${c.node.toFixed(1).padStart(6)}  total ${cpuTotal(c).padStart(6)}  WAL ${(c.wal?.toFixed(0) ?? '—').padStart(6)} B`,
       );
+  }
+  const scenarioRows = scenarioCpuTable();
+  if (scenarioRows.length) {
+    out.push('', 'drain, CPU and WAL per job (median): jobs/s, db µs, node µs, WAL B, PgBouncer µs, runs');
+    for (const c of scenarioRows) {
+      const [scenario, system, ...rest] = scenarioCells(c);
+      out.push(`  ${scenario!.padEnd(16)} ${system!.padEnd(52)} ${rest.map((x) => x.padStart(7)).join(' ')}`);
+    }
   }
   out.push('', 'targets (ratios per round, judged on the median)');
   for (const t of targets()) {

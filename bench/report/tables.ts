@@ -1,6 +1,6 @@
 /** The run's samples grouped into the report's rows: rates per system, CPU per job, target ratios. */
 import { ROUNDS } from '../lib/options.ts';
-import { type Sample, samples } from '../lib/results.ts';
+import { type Sample, type SampleScenario, samples } from '../lib/results.ts';
 import { round, type Summary, summarize } from '../lib/stats.ts';
 import type { SystemId } from '../systems/ids.ts';
 import {
@@ -78,7 +78,42 @@ export function cpuTable(): CpuRow[] {
   }));
 }
 
-/** Per-round ratio of two systems' rates in one scenario: the numbers the ratio targets are about. */
+/** The scenarios whose own table has drain rate, CPU and WAL per job side by side. */
+export const CPU_SCENARIOS: readonly SampleScenario[] = ['pgbouncer', 'previous-release', 'limits'];
+
+export interface ScenarioCpuRow extends CpuRow {
+  scenario: SampleScenario;
+  rate: number;
+  n: number;
+  /** PgBouncer's own CPU per job (the pgbouncer scenario). */
+  bouncer: number | undefined;
+}
+
+const medianOf = (xs: readonly Sample[], key: string): number | undefined => {
+  const v = xs.map((s) => s.extra?.[key]).filter((x) => x !== undefined);
+  return v.length ? summarize(v.map(Number)).median : undefined;
+};
+
+/** Median drain rate, CPU and WAL per job by system in each of CPU_SCENARIOS. */
+export function scenarioCpuTable(): ScenarioCpuRow[] {
+  return CPU_SCENARIOS.flatMap((scenario) =>
+    groupBy(
+      samples.filter((s) => s.scenario === scenario),
+      (s) => s.systemId,
+    ).map((xs) => ({
+      scenario,
+      system: xs[0]!.system,
+      rate: summarize(xs.map((s) => s.rate)).median,
+      n: xs.length,
+      db: medianOf(xs, 'dbCpuUsPerJob'),
+      node: medianOf(xs, 'nodeCpuUsPerJob') ?? Number.NaN,
+      wal: medianOf(xs, 'walBytesPerJob'),
+      bouncer: medianOf(xs, 'bouncerCpuUsPerJob'),
+    })),
+  );
+}
+
+/** Per-round ratio of two systems' rates (or another figure) in one scenario: what the ratio targets are about. */
 function ratios(t: RatioTarget): number[] {
   const pick = (system: SystemId, round: number) =>
     samples.find((s) => s.scenario === t.scenario && s.systemId === system && s.round === round);
@@ -86,7 +121,8 @@ function ratios(t: RatioTarget): number[] {
   for (let round = 1; round <= ROUNDS; round++) {
     const a = pick(t.num, round);
     const b = pick(t.den, round);
-    if (a && b) out.push(a.rate / b.rate);
+    const of = (s: Sample) => (t.figure ? Number(s.extra?.[t.figure]) : s.rate);
+    if (a && b && of(b) > 0 && Number.isFinite(of(a) / of(b))) out.push(of(a) / of(b));
   }
   return out;
 }

@@ -16,6 +16,8 @@ export interface RatioTarget {
   /** Per round: rate of `num` ÷ rate of `den`, both in `scenario`. */
   num: SystemId;
   den: SystemId;
+  /** Another figure than the rate: a key of the samples' extra (dbCpuUsPerJob, walBytesPerJob). */
+  figure?: string;
   target: number;
   kind: Kind;
 }
@@ -104,6 +106,51 @@ export const RATIO_TARGETS: readonly RatioTarget[] = [
     den: 'consumer',
     target: 0.9,
     kind: 'min',
+  },
+  // Today's code beside the previous release (previous-release scenario, both at shipped defaults).
+  {
+    what: 'server CPU/job: ours ÷ previous release (issue 21)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
+    figure: 'dbCpuUsPerJob',
+    target: 0.6,
+    kind: 'max',
+  },
+  {
+    what: 'WAL/job: ours ÷ previous release (issue 21)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
+    figure: 'walBytesPerJob',
+    target: 0.85,
+    kind: 'max',
+  },
+  {
+    what: 'consumer drain: ours ÷ previous release (issue 19: no regression)',
+    scenario: 'previous-release',
+    num: 'consumer',
+    den: 'release-consumer',
+    target: 0.9,
+    kind: 'min',
+  },
+  // An unlimited queue while another queue has limits ÷ with no limits at all (limits scenario).
+  {
+    what: 'unlimited queue drain: another queue limited ÷ no limits (issue 18)',
+    scenario: 'limits',
+    num: 'consumer-limits',
+    den: 'consumer-nolimits',
+    target: 0.9,
+    kind: 'min',
+  },
+  {
+    what: 'server CPU/job of the unlimited queue: another queue limited ÷ no limits (issue 18)',
+    scenario: 'limits',
+    num: 'consumer-limits',
+    den: 'consumer-nolimits',
+    figure: 'dbCpuUsPerJob',
+    target: 1.1,
+    kind: 'max',
   },
 ];
 

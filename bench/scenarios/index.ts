@@ -6,7 +6,10 @@ import { bigtableScenario } from './bigtable.ts';
 import { claimScenario } from './claim.ts';
 import { consumerJsScenario } from './consumer-js.ts';
 import { deployedTrickleScenario } from './deployed-trickle.ts';
+import { limitsScenario } from './limits.ts';
 import { main } from './main.ts';
+import { pgbouncerScenario } from './pgbouncer.ts';
+import { previousReleaseScenario } from './previous-release.ts';
 import { reaperScenario } from './reaper.ts';
 import { rssScenario } from './rss.ts';
 import { scale } from './scale.ts';
@@ -23,5 +26,8 @@ export const SCENARIOS: readonly Scenario[] = [
   reaperScenario,
   bigtableScenario,
   rssScenario,
+  pgbouncerScenario,
+  previousReleaseScenario,
+  limitsScenario,
 ];
 export type { Scenario } from './types.ts';

@@ -1,8 +1,10 @@
 /** The systems the drain scenarios run, by id (systems/ids.ts has every id and its label). */
 import { consumer, consumerFixed, consumerNocount, consumerTuned } from './consumer.ts';
 import { engineFn, engineFnAdvisory, engineFnCold, engineFnNocount } from './engine.ts';
+import { consumerLimits, consumerNolimits } from './limits.ts';
 import { graphile, pgboss } from './peers.ts';
 import { enqueueUnnest, raw, rawTuned } from './raw.ts';
+import { releaseConsumer } from './release.ts';
 import type { System } from './types.ts';
 
 export const SYSTEMS = {
@@ -16,6 +18,9 @@ export const SYSTEMS = {
   'consumer-fixed': consumerFixed,
   'consumer-tuned': consumerTuned,
   'consumer-nocount': consumerNocount,
+  'release-consumer': releaseConsumer,
+  'consumer-nolimits': consumerNolimits,
+  'consumer-limits': consumerLimits,
   graphile,
   pgboss,
   'enqueue-unnest': enqueueUnnest,
