@@ -174,8 +174,8 @@ CREATE SEQUENCE jobs_id_seq AS bigint OWNED BY jobs.id;
 
 -- triggers
 
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_inserted();
-CREATE TRIGGER jobs_count_updated AFTER UPDATE ON <schema>.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_updated();
+CREATE TRIGGER jobs_count_row_inserted AFTER INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_row_updated AFTER UPDATE OF status ON <schema>.jobs FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
 
 -- functions
 
@@ -539,6 +539,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete_batch(p_ids bigint[], p_tokens
  RETURNS bigint[]
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -553,7 +554,8 @@ BEGIN
   -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
   -- are running (with the array's length known and none running when analyzed: a scan of jobs,
   -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
-  -- one), compared in the join.
+  -- one), compared in the join. The completions are counted here, in the same statement (the
+  -- SET dte.engine_counts keeps the row counting triggers out: issue 21).
   WITH done AS (
     UPDATE jobs d
        SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
@@ -561,6 +563,8 @@ BEGIN
               FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result) OFFSET 0) x
      WHERE d.id = x.id AND d.status = x.running AND d.lease_token = x.token
     RETURNING d.id
+  ), counted AS (
+    INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
   SELECT array_agg(done.id) INTO v_ids FROM done;
   RETURN v_ids;
@@ -580,6 +584,32 @@ BEGIN
          count(*) FILTER (WHERE status = 'failed')
   FROM inserted_rows
   HAVING count(*) > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_row_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (submitted, completed, failed)
+  VALUES (1, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_row_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (completed, failed)
+  VALUES ((NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
   RETURN NULL;
 END
 $function$;
@@ -616,6 +646,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue(p_rows json, p_max_attempts int
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -630,6 +661,8 @@ BEGIN
         AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
              max_attempts int)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -645,6 +678,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_columns(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -672,6 +706,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -687,6 +723,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_keyed(p_types text[], p_payload
  RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -707,6 +744,7 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   RETURN QUERY
+  WITH ins AS (
   INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
                     request_hash, created_by)
   SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -719,8 +757,12 @@ BEGIN
    ORDER BY x.key, x.ord
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
-            (extract(epoch FROM jobs.run_at) * 1000)::float8,
-            (extract(epoch FROM jobs.created_at) * 1000)::float8;
+            (extract(epoch FROM jobs.run_at) * 1000)::float8 AS run_at_ms,
+            (extract(epoch FROM jobs.created_at) * 1000)::float8 AS created_at_ms
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
+  )
+  SELECT ins.id, ins.idempotency_key, ins.lease_seconds, ins.run_at_ms, ins.created_at_ms FROM ins;
 END
 $function$;
 
@@ -728,6 +770,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_unkeyed(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -755,6 +798,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -879,6 +924,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_requeue_expired(p_limit integer, OUT o_
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -905,8 +951,10 @@ BEGIN
     WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
     RETURNING j.status
   ), counted AS (
-    INSERT INTO job_counter_deltas (recovered)
-    SELECT count(*) FROM taken HAVING count(*) > 0
+    -- recovered, and the leases out of attempts that failed (the SET dte.engine_counts keeps
+    -- the row counting triggers out: issue 21)
+    INSERT INTO job_counter_deltas (recovered, failed)
+    SELECT count(*), count(*) FILTER (WHERE taken.status = 'failed') FROM taken HAVING count(*) > 0
   )
   SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
     INTO o_requeued, o_failed
@@ -968,6 +1016,7 @@ CREATE OR REPLACE FUNCTION <schema>.schedule_advance(p_name text, p_expected tim
  RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -983,12 +1032,18 @@ BEGIN
   IF NOT FOUND OR NOT v_s.enabled OR v_s.next_at IS DISTINCT FROM p_expected THEN
     RETURN -1;
   END IF;
-  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
-  SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
-    FROM unnest(p_occurrences, p_keys) AS o(at, key)
-   ORDER BY o.key
-  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
-  GET DIAGNOSTICS v_inserted = ROW_COUNT;
+  -- Counted here (`submitted`); the SET dte.engine_counts keeps the row triggers out (issue 21).
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
+    SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
+      FROM unnest(p_occurrences, p_keys) AS o(at, key)
+     ORDER BY o.key
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING jobs.id
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
+  )
+  SELECT count(*) INTO v_inserted FROM ins;
   UPDATE schedules s SET next_at = p_next_at,
          last_enqueued_at = CASE WHEN cardinality(p_occurrences) > 0 THEN now() ELSE s.last_enqueued_at END,
          last_run_at = coalesce((SELECT max(o) FROM unnest(p_occurrences) o), s.last_run_at),
@@ -1094,6 +1149,8 @@ GRANT EXECUTE ON FUNCTION jobs_claim_batch(p_worker text, p_limit integer, p_lea
 GRANT EXECUTE ON FUNCTION jobs_complete(p_completions jsonb) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[], p_results jsonb[]) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_count_inserted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_count_row_inserted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_count_row_updated() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_count_updated() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_enqueue(p_rows json, p_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
