@@ -174,8 +174,8 @@ CREATE SEQUENCE jobs_id_seq AS bigint OWNED BY jobs.id;
 
 -- triggers
 
-CREATE TRIGGER jobs_count_row_inserted AFTER INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
-CREATE TRIGGER jobs_count_row_updated AFTER UPDATE OF status ON <schema>.jobs FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
 
 -- functions
 
