@@ -174,8 +174,8 @@ CREATE SEQUENCE jobs_id_seq AS bigint OWNED BY jobs.id;
 
 -- triggers
 
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_inserted();
-CREATE TRIGGER jobs_count_updated AFTER UPDATE ON <schema>.jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_updated();
+CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
 
 -- functions
 
@@ -287,6 +287,35 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_claim(p_worker text, p_limit integer, p
 AS $function$
 #variable_conflict error
 DECLARE
+  v_done_ids bigint[];
+  v_done_tokens bigint[];
+  v_done_results jsonb[];
+  v record;
+BEGIN
+  SELECT array_agg(x.id), array_agg(x.token), array_agg(x.result)
+    INTO v_done_ids, v_done_tokens, v_done_results
+    FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb);
+  SELECT * INTO v FROM jobs_claim_batch(p_worker, p_limit, p_lease_seconds, p_queues, p_advisory,
+                                        v_done_ids, v_done_tokens, v_done_results);
+  o_completed := array_to_string(v.o_completed, ',');
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', v.o_ids[p.n]::text, 'queue', v.o_queues[p.n], 'type', v.o_types[p.n],
+           'payload', p.payload::jsonb, 'attempt', v.o_attempts[p.n], 'maxAttempts', v.o_max_attempts[p.n],
+           'leaseToken', v.o_tokens[p.n]::text, 'leaseSeconds', v.o_lease_seconds)
+           ORDER BY p.n), '[]'::jsonb)
+    INTO o_claimed FROM json_array_elements(v.o_payloads) WITH ORDINALITY AS p(payload, n);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_claim_batch(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_done_ids bigint[], p_done_tokens bigint[], p_done_results jsonb[], OUT o_ids bigint[], OUT o_queues text[], OUT o_types text[], OUT o_payloads json, OUT o_attempts integer[], OUT o_max_attempts integer[], OUT o_tokens bigint[], OUT o_lease_seconds integer, OUT o_completed bigint[])
+ RETURNS record
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
   v_queues text[] := p_queues;
   v_ids bigint[] := '{}';
   v_got bigint[];
@@ -302,8 +331,8 @@ DECLARE
   v_tokens float8;
   v_allow integer;
 BEGIN
-  IF jsonb_array_length(p_completions) > 0 THEN
-    o_completed := jobs_complete(p_completions);
+  IF cardinality(p_done_ids) > 0 THEN
+    o_completed := jobs_complete_batch(p_done_ids, p_done_tokens, p_done_results);
   END IF;
 
   -- 1. Limited queues (only when some queue has a limit): each under its control row's lock.
@@ -463,10 +492,15 @@ BEGIN
 
   -- 4. The shared tail. v_at: now(), or the time taken under the last limited queue's lock (so
   -- a rate-limited queue's claims carry the time its tokens were spent).
+  o_lease_seconds := p_lease_seconds;
   IF cardinality(v_ids) = 0 THEN
-    o_claimed := '[]'::jsonb;
     RETURN;
   END IF;
+  -- One row of parallel arrays: every aggregate of one Agg node reads the rows in the same order
+  -- (the sorted subquery's, claim order). The payloads are one json array of their jsonb texts,
+  -- concatenated, which the client parses with one JSON.parse. Building a jsonb object per job
+  -- and aggregating them (jsonb_build_object + jsonb_agg) was 21% of the server's time at a
+  -- claim of 500 (issue 21's profile); this hand-off measured about 0.8x its server CPU per job.
   WITH claimed AS (
     UPDATE jobs j
        SET status = 'running', attempts = j.attempts + 1,
@@ -475,14 +509,12 @@ BEGIN
            lease_seconds = p_lease_seconds, started_at = v_at, updated_at = v_at
      WHERE j.id = ANY (v_ids)
     RETURNING j.id, j.queue, j.task_type, j.payload, j.attempts, j.max_attempts, j.lease_token,
-              j.lease_seconds, j.priority, j.run_at
+              j.priority, j.run_at
   )
-  SELECT coalesce(jsonb_agg(jsonb_build_object(
-           'id', c.id::text, 'queue', c.queue, 'type', c.task_type, 'payload', c.payload,
-           'attempt', c.attempts, 'maxAttempts', c.max_attempts,
-           'leaseToken', c.lease_token::text, 'leaseSeconds', c.lease_seconds)
-           ORDER BY c.priority DESC, c.run_at, c.id), '[]'::jsonb)
-    INTO o_claimed FROM claimed c;
+  SELECT array_agg(c.id), array_agg(c.queue), array_agg(c.task_type), json_agg(c.payload),
+         array_agg(c.attempts), array_agg(c.max_attempts), array_agg(c.lease_token)
+    INTO o_ids, o_queues, o_types, o_payloads, o_attempts, o_max_attempts, o_tokens
+    FROM (SELECT * FROM claimed ORDER BY claimed.priority DESC, claimed.run_at, claimed.id) c;
 END
 $function$;
 
@@ -496,17 +528,48 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete(p_completions jsonb)
 AS $function$
 #variable_conflict error
 DECLARE
-  v_ids text;
+  v_ids bigint[];
+  v_tokens bigint[];
+  v_results jsonb[];
 BEGIN
+  SELECT array_agg(x.id), array_agg(x.token), array_agg(x.result) INTO v_ids, v_tokens, v_results
+    FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb);
+  RETURN array_to_string(jobs_complete_batch(v_ids, v_tokens, v_results), ',');
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_complete_batch(p_ids bigint[], p_tokens bigint[], p_results jsonb[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_ids bigint[];
+BEGIN
+  -- The completions as parallel arrays, read once by unnest: one primary-key probe per id
+  -- (a nested loop from the unnest). Nothing restricts `jobs` alone, so no plan starts from it:
+  -- `d.id = ANY (p_ids)` beside the join made the planner read the index by the array and re-read
+  -- the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and `d.status =
+  -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
+  -- are running (with the array's length known and none running when analyzed: a scan of jobs,
+  -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
+  -- one), compared in the join. The completions are counted here, in the same statement (the
+  -- SET dte.engine_counts keeps the row counting triggers out: issue 21).
   WITH done AS (
     UPDATE jobs d
        SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
-      FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb)
-     WHERE d.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_completions) e))
-       AND d.id = x.id AND (d.status = 'running') IS TRUE AND d.lease_token = x.token
+      FROM (SELECT u.id, u.token, u.result, 'running'::text AS running
+              FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result) OFFSET 0) x
+     WHERE d.id = x.id AND d.status = x.running AND d.lease_token = x.token
     RETURNING d.id
+  ), counted AS (
+    INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
-  SELECT string_agg(done.id::text, ',') INTO v_ids FROM done;
+  SELECT array_agg(done.id) INTO v_ids FROM done;
   RETURN v_ids;
 END
 $function$;
@@ -524,6 +587,32 @@ BEGIN
          count(*) FILTER (WHERE status = 'failed')
   FROM inserted_rows
   HAVING count(*) > 0;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_row_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (submitted, completed, failed)
+  VALUES (1, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_count_row_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (completed, failed)
+  VALUES ((NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
   RETURN NULL;
 END
 $function$;
@@ -560,6 +649,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue(p_rows json, p_max_attempts int
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -574,6 +664,8 @@ BEGIN
         AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
              max_attempts int)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -589,6 +681,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_columns(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -616,6 +709,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -631,6 +726,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_keyed(p_types text[], p_payload
  RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -651,6 +747,7 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   RETURN QUERY
+  WITH ins AS (
   INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
                     request_hash, created_by)
   SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -663,8 +760,12 @@ BEGIN
    ORDER BY x.key, x.ord
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
-            (extract(epoch FROM jobs.run_at) * 1000)::float8,
-            (extract(epoch FROM jobs.created_at) * 1000)::float8;
+            (extract(epoch FROM jobs.run_at) * 1000)::float8 AS run_at_ms,
+            (extract(epoch FROM jobs.created_at) * 1000)::float8 AS created_at_ms
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
+  )
+  SELECT ins.id, ins.idempotency_key, ins.lease_seconds, ins.run_at_ms, ins.created_at_ms FROM ins;
 END
 $function$;
 
@@ -672,6 +773,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_unkeyed(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -699,6 +801,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -823,6 +927,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_requeue_expired(p_limit integer, OUT o_
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -849,8 +954,10 @@ BEGIN
     WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
     RETURNING j.status
   ), counted AS (
-    INSERT INTO job_counter_deltas (recovered)
-    SELECT count(*) FROM taken HAVING count(*) > 0
+    -- recovered, and the leases out of attempts that failed (the SET dte.engine_counts keeps
+    -- the row counting triggers out: issue 21)
+    INSERT INTO job_counter_deltas (recovered, failed)
+    SELECT count(*), count(*) FILTER (WHERE taken.status = 'failed') FROM taken HAVING count(*) > 0
   )
   SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
     INTO o_requeued, o_failed
@@ -912,6 +1019,7 @@ CREATE OR REPLACE FUNCTION <schema>.schedule_advance(p_name text, p_expected tim
  RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -927,12 +1035,18 @@ BEGIN
   IF NOT FOUND OR NOT v_s.enabled OR v_s.next_at IS DISTINCT FROM p_expected THEN
     RETURN -1;
   END IF;
-  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
-  SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
-    FROM unnest(p_occurrences, p_keys) AS o(at, key)
-   ORDER BY o.key
-  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
-  GET DIAGNOSTICS v_inserted = ROW_COUNT;
+  -- Counted here (`submitted`); the SET dte.engine_counts keeps the row triggers out (issue 21).
+  WITH ins AS (
+    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
+    SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
+      FROM unnest(p_occurrences, p_keys) AS o(at, key)
+     ORDER BY o.key
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING jobs.id
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
+  )
+  SELECT count(*) INTO v_inserted FROM ins;
   UPDATE schedules s SET next_at = p_next_at,
          last_enqueued_at = CASE WHEN cardinality(p_occurrences) > 0 THEN now() ELSE s.last_enqueued_at END,
          last_run_at = coalesce((SELECT max(o) FROM unnest(p_occurrences) o), s.last_run_at),
@@ -1034,8 +1148,12 @@ GRANT EXECUTE ON FUNCTION job_counters_compact(p_older_than_seconds double preci
 GRANT EXECUTE ON FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_cancel_audited(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_claim(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_completions jsonb, OUT o_claimed jsonb, OUT o_completed text) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_claim_batch(p_worker text, p_limit integer, p_lease_seconds integer, p_queues text[], p_advisory boolean, p_done_ids bigint[], p_done_tokens bigint[], p_done_results jsonb[], OUT o_ids bigint[], OUT o_queues text[], OUT o_types text[], OUT o_payloads json, OUT o_attempts integer[], OUT o_max_attempts integer[], OUT o_tokens bigint[], OUT o_lease_seconds integer, OUT o_completed bigint[]) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_complete(p_completions jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[], p_results jsonb[]) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_count_inserted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_count_row_inserted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_count_row_updated() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_count_updated() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_enqueue(p_rows json, p_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;

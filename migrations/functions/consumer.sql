@@ -3,6 +3,47 @@
 --
 -- Source of truth for these functions (migrations/README.md, "Function files").
 
+CREATE OR REPLACE FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[], p_results jsonb[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
+ SET plan_cache_mode TO 'force_generic_plan'
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_ids bigint[];
+BEGIN
+  -- The completions as parallel arrays, read once by unnest: one primary-key probe per id
+  -- (a nested loop from the unnest). Nothing restricts `jobs` alone, so no plan starts from it:
+  -- `d.id = ANY (p_ids)` beside the join made the planner read the index by the array and re-read
+  -- the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and `d.status =
+  -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
+  -- are running (with the array's length known and none running when analyzed: a scan of jobs,
+  -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
+  -- one), compared in the join. The completions are counted here, in the same statement (the
+  -- SET dte.engine_counts keeps the row counting triggers out: issue 21).
+  WITH done AS (
+    UPDATE jobs d
+       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
+      FROM (SELECT u.id, u.token, u.result, 'running'::text AS running
+              FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result) OFFSET 0) x
+     WHERE d.id = x.id AND d.status = x.running AND d.lease_token = x.token
+    RETURNING d.id
+  ), counted AS (
+    INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
+  )
+  SELECT array_agg(done.id) INTO v_ids FROM done;
+  RETURN v_ids;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION jobs_complete_batch(bigint[], bigint[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_complete_batch(bigint[], bigint[], jsonb[]) TO dte_consumer;
+
+-- The previous release's completion (migration 0006's signature): a jsonb array of
+-- {id, token, result}, unpacked into the arrays of jobs_complete_batch; the completed ids as one
+-- comma-separated text, NULL when none.
 CREATE OR REPLACE FUNCTION jobs_complete(p_completions jsonb)
  RETURNS text
  LANGUAGE plpgsql
@@ -14,18 +55,13 @@ CREATE OR REPLACE FUNCTION jobs_complete(p_completions jsonb)
 AS $function$
 #variable_conflict error
 DECLARE
-  v_ids text;
+  v_ids bigint[];
+  v_tokens bigint[];
+  v_results jsonb[];
 BEGIN
-  WITH done AS (
-    UPDATE jobs d
-       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
-      FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb)
-     WHERE d.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_completions) e))
-       AND d.id = x.id AND (d.status = 'running') IS TRUE AND d.lease_token = x.token
-    RETURNING d.id
-  )
-  SELECT string_agg(done.id::text, ',') INTO v_ids FROM done;
-  RETURN v_ids;
+  SELECT array_agg(x.id), array_agg(x.token), array_agg(x.result) INTO v_ids, v_tokens, v_results
+    FROM jsonb_to_recordset(p_completions) AS x(id bigint, token bigint, result jsonb);
+  RETURN array_to_string(jobs_complete_batch(v_ids, v_tokens, v_results), ',');
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_complete(jsonb) FROM PUBLIC;

@@ -1,5 +1,6 @@
--- The counting triggers on jobs (one delta row per statement) and the reaper's compaction of old
--- deltas into per-minute history rows.
+-- The counting triggers' functions on jobs and the reaper's compaction of old deltas into
+-- per-minute history rows. jobs_count_inserted / jobs_count_updated are the statement triggers'
+-- functions of 0002/0005, no longer attached since 0013 (kept until a later release).
 --
 -- Source of truth for these functions (migrations/README.md, "Function files").
 
@@ -44,6 +45,35 @@ BEGIN
     FROM new_rows n JOIN old_rows o ON o.id = n.id
   ) s
   WHERE c > 0 OR f > 0;
+  RETURN NULL;
+END
+$function$;
+
+-- The row counting triggers' functions (migration 0013): one delta row per job that a writer
+-- other than the engine's functions inserted or moved into `completed` / `failed`. The engine's
+-- functions count themselves and set dte.engine_counts, which the triggers' WHEN reads.
+CREATE OR REPLACE FUNCTION jobs_count_row_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (submitted, completed, failed)
+  VALUES (1, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION jobs_count_row_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+BEGIN
+  INSERT INTO job_counter_deltas (completed, failed)
+  VALUES ((NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
   RETURN NULL;
 END
 $function$;

@@ -1,5 +1,7 @@
 -- The api's enqueue statements: jobs_enqueue_unkeyed and jobs_enqueue_keyed (idempotency keys)
 -- for this release; jobs_enqueue and jobs_enqueue_columns for the previous release's api.
+-- Each counts what it inserted itself (`submitted`, in the same statement) and carries
+-- `SET dte.engine_counts TO 'on'`, which keeps the row counting triggers out (issue 21).
 --
 -- Source of truth for these functions (migrations/README.md, "Function files").
 
@@ -7,6 +9,7 @@ CREATE OR REPLACE FUNCTION jobs_enqueue(p_rows json, p_max_attempts integer, p_t
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -21,6 +24,8 @@ BEGIN
         AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
              max_attempts int)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -38,6 +43,7 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -65,6 +71,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,
@@ -82,6 +90,7 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_keyed(p_types text[], p_payloads jsonb, 
  RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -102,6 +111,7 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   RETURN QUERY
+  WITH ins AS (
   INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
                     request_hash, created_by)
   SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -114,8 +124,12 @@ BEGIN
    ORDER BY x.key, x.ord
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
-            (extract(epoch FROM jobs.run_at) * 1000)::float8,
-            (extract(epoch FROM jobs.created_at) * 1000)::float8;
+            (extract(epoch FROM jobs.run_at) * 1000)::float8 AS run_at_ms,
+            (extract(epoch FROM jobs.created_at) * 1000)::float8 AS created_at_ms
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
+  )
+  SELECT ins.id, ins.idempotency_key, ins.lease_seconds, ins.run_at_ms, ins.created_at_ms FROM ins;
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_enqueue_keyed(text[], jsonb, text[], integer[], timestamp with time zone[], double precision[], integer[], integer, text, text[], text[]) FROM PUBLIC;
@@ -125,6 +139,7 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -152,6 +167,8 @@ BEGIN
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
     RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+  ), counted AS (
+    INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT string_agg(ins.id::text, ',' ORDER BY ins.id), min(ins.lease_seconds),
          (extract(epoch FROM min(ins.created_at)) * 1000)::float8,

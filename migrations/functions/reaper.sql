@@ -6,6 +6,7 @@ CREATE OR REPLACE FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued 
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
+ SET dte.engine_counts TO 'on'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error
@@ -32,8 +33,10 @@ BEGIN
     WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
     RETURNING j.status
   ), counted AS (
-    INSERT INTO job_counter_deltas (recovered)
-    SELECT count(*) FROM taken HAVING count(*) > 0
+    -- recovered, and the leases out of attempts that failed (the SET dte.engine_counts keeps
+    -- the row counting triggers out: issue 21)
+    INSERT INTO job_counter_deltas (recovered, failed)
+    SELECT count(*), count(*) FILTER (WHERE taken.status = 'failed') FROM taken HAVING count(*) > 0
   )
   SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
     INTO o_requeued, o_failed

@@ -50,16 +50,17 @@ const emit = (e: Record<string, unknown>) => {
   process.stdout.write(`${JSON.stringify({ op: e.op, t: realNow(), w: name, ...e })}\n`);
 };
 
-/** The completion's fence in jobs_complete's body: `AND d.lease_token = x.token`. */
+/** The completion's fence in jobs_complete_batch's body: `AND d.lease_token = x.token`. */
 const FENCE = /AND \w+\.lease_token = x\.token/;
 type Kind = 'claim' | 'complete' | 'complete-claim' | 'fail' | 'release' | 'renew' | 'other';
 /**
- * Claims and completions are calls of migration 0006's functions: `jobs_claim` (completes its
- * last parameter's leases, then claims) and `jobs_complete`; fail, release and renew of 0008's.
+ * Claims and completions are calls of `jobs_claim_batch` (completes the leases of its parameters
+ * 6 and 7, ids and tokens, then claims) and `jobs_complete_batch` (ids, tokens, results; issue
+ * 21); fail, release and renew of migration 0008's.
  */
 function kindOf(sql: string): Kind {
-  if (sql.includes('FROM jobs_claim(')) return 'complete-claim';
-  if (sql.includes('jobs_complete(')) return 'complete';
+  if (sql.includes('FROM jobs_claim_batch(')) return 'complete-claim';
+  if (sql.includes('jobs_complete_batch(')) return 'complete';
   // Since migration 0008 fail, release and renew are function calls too (jobs_fail(id, token,
   // ...), jobs_release(leases, ...), jobs_renew(leases)); the text forms are the older release's.
   if (sql.includes('jobs_fail(') || sql.includes('WITH decision AS')) return 'fail';
@@ -70,9 +71,12 @@ function kindOf(sql: string): Kind {
   return 'other';
 }
 
-/** The completions parameter: the last JSON array of {id, token, ...} among the values. */
-function completionsOf(values: readonly unknown[] | undefined): unknown {
-  return [...(values ?? [])].reverse().find((v) => typeof v === 'string' && v.startsWith('['));
+/** The leases a claim (parameters 6 and 7) or a completion (1 and 2) completes, as [id, token]. */
+function completionsOf(kind: Kind, values: readonly unknown[] | undefined): Array<[string, string]> {
+  const at = kind === 'complete-claim' ? 5 : 0;
+  const ids = (values?.[at] ?? []) as string[];
+  const tokens = (values?.[at + 1] ?? []) as string[];
+  return ids.map((id, i) => [String(id), String(tokens[i])]);
 }
 
 const leasesOf = (param: unknown): Array<[string, string]> =>
@@ -82,42 +86,50 @@ const leasesOf = (param: unknown): Array<[string, string]> =>
   ]);
 
 /**
- * Negative control: jobs_complete's own statement, read from the database, with its fence
+ * Negative control: jobs_complete_batch's own statement, read from the database, with its fence
  * stripped and its parameter as $1. It answers one row with the completed ids as `ids`.
  */
 let unfencedComplete: string | undefined;
 async function unfencedCompletion(q: Queryable): Promise<string> {
   if (unfencedComplete) return unfencedComplete;
   const { rows } = await q.query<{ src: string }>(
-    "SELECT prosrc AS src FROM pg_proc WHERE oid = to_regproc('jobs_complete')",
+    "SELECT prosrc AS src FROM pg_proc WHERE oid = to_regproc('jobs_complete_batch')",
   );
   const src = rows[0]?.src ?? '';
   const start = src.indexOf('WITH done AS');
   const end = src.indexOf(';', start);
-  if (start < 0 || end < 0 || !FENCE.test(src) || !src.includes('INTO v_ids'))
+  if (start < 0 || end < 0 || !FENCE.test(src) || !src.includes('INTO v_ids') || !src.includes('array_agg('))
     throw new Error('negative control: the completion fence text changed');
   unfencedComplete = src
     .slice(start, end)
     .replace(new RegExp(FENCE.source, 'g'), '')
     .replace(/INTO v_ids\s*/, '')
-    .replace(/string_agg\(([^)]*)\)/, 'string_agg($1) AS ids')
-    .replaceAll('p_completions', '$1::jsonb');
+    .replace(/array_agg\(([^)]*)\)/, 'array_agg($1) AS ids')
+    .replaceAll('p_ids', '$1::bigint[]')
+    .replaceAll('p_tokens', '$2::bigint[]')
+    .replaceAll('p_results', '$3::jsonb[]');
   return unfencedComplete;
 }
 
 /** Runs a claim or completion with the fence off: the stripped completion, then the claim alone. */
 async function runUnfenced<R>(q: Queryable, kind: Kind, values: readonly unknown[] | undefined) {
-  const leases = String(completionsOf(values) ?? '[]');
+  const at = kind === 'complete-claim' ? 5 : 0;
+  const completions = (values ?? []).slice(at, at + 3);
   const sql = await unfencedCompletion(q);
-  const done = leases === '[]' ? null : (await q.query<{ ids: string | null }>(sql, [leases])).rows[0]!.ids;
+  const done =
+    ((completions[0] ?? []) as unknown[]).length === 0
+      ? null
+      : (await q.query<{ ids: string[] | null }>(sql, completions)).rows[0]!.ids;
   if (kind === 'complete') return { rows: [{ ids: done }] as R[], rowCount: 1 };
   const claimValues = [...(values ?? [])];
-  claimValues[5] = '[]';
-  const res = await q.query<{ o_claimed: unknown[]; o_completed: string | null }>(
-    'SELECT o_claimed, o_completed FROM jobs_claim($1, $2, $3, $4, $5, $6)',
+  claimValues[5] = [];
+  claimValues[6] = [];
+  claimValues[7] = [];
+  const res = await q.query<Record<string, unknown>>(
+    'SELECT o_ids, o_queues, o_types, o_payloads, o_attempts, o_max_attempts, o_tokens, o_lease_seconds FROM jobs_claim_batch($1, $2, $3, $4, $5, $6, $7, $8)',
     claimValues,
   );
-  return { rows: [{ o_claimed: res.rows[0]!.o_claimed, o_completed: done }] as R[], rowCount: 1 };
+  return { rows: [{ ...res.rows[0]!, o_completed: done }] as R[], rowCount: 1 };
 }
 
 /** Records every engine statement's outcome; in the negative control, strips the completion's fence. */
@@ -135,13 +147,14 @@ function recording(q: Queryable): Queryable {
         const rows = res.rows as Array<Record<string, unknown>>;
         if (kind === 'complete-claim') {
           // One call completing the previous batch (possibly none) and claiming the next.
-          // Claimed jobs come back shaped as ClaimedJob; completed ids as one comma-separated text.
+          // Claimed jobs come back as parallel arrays; completed ids as an array.
           const row = rows[0] as {
-            o_claimed: Array<{ id: string; leaseToken: string }>;
-            o_completed: string | null;
+            o_ids: string[] | null;
+            o_tokens: string[] | null;
+            o_completed: string[] | null;
           };
-          const done = new Set(row.o_completed ? row.o_completed.split(',') : []);
-          const leases = leasesOf(completionsOf(values) ?? '[]');
+          const done = new Set(row.o_completed ?? []);
+          const leases = completionsOf(kind, values);
           if (leases.length > 0)
             emit({
               op: 'complete',
@@ -149,12 +162,11 @@ function recording(q: Queryable): Queryable {
               ok: leases.filter(([id]) => done.has(id)),
               fenced: leases.filter(([id]) => !done.has(id)),
             });
-          if (row.o_claimed.length > 0)
-            emit({ op: 'claim', ms, jobs: row.o_claimed.map((r) => [String(r.id), String(r.leaseToken)]) });
+          if (row.o_ids && row.o_ids.length > 0)
+            emit({ op: 'claim', ms, jobs: row.o_ids.map((id, i) => [String(id), String(row.o_tokens![i])]) });
         } else if (kind === 'complete') {
-          const ids = (rows[0] as { ids: string | null }).ids;
-          const done = new Set(ids ? ids.split(',') : []);
-          const leases = leasesOf(completionsOf(values));
+          const done = new Set((rows[0] as { ids: string[] | null }).ids ?? []);
+          const leases = completionsOf(kind, values);
           emit({
             op: 'complete',
             ms,
@@ -192,7 +204,7 @@ function recording(q: Queryable): Queryable {
         const ms = realNow() - t0;
         const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
         if (kind === 'complete' || kind === 'complete-claim')
-          emit({ op: 'complete-unknown', ms, leases: leasesOf(completionsOf(values) ?? '[]'), error });
+          emit({ op: 'complete-unknown', ms, leases: completionsOf(kind, values), error });
         else if (kind === 'fail')
           emit({ op: 'fail', ms, lease: [String(values?.[0]), String(values?.[1])], outcome: 'unknown' });
         else if (kind === 'release')

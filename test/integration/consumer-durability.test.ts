@@ -287,7 +287,8 @@ describe.runIf(await postgresAvailable())('consumer durability against hostile t
       const refusing = {
         ...t.db,
         query: async (text: string, values?: readonly unknown[]) => {
-          if (values?.some((v) => typeof v === 'string' && v.includes(marker)))
+          const carries = (v: unknown) => typeof v === 'string' && v.includes(marker);
+          if (values?.some((v) => (Array.isArray(v) ? v.some(carries) : carries(v))))
             throw Object.assign(new Error('unsupported Unicode escape sequence'), { code: '22P05' });
           return t.db.query(text, values);
         },

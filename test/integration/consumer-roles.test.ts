@@ -14,7 +14,15 @@ import { fakeContext, logSink, schedulerEvent } from '../helpers/lambda.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
 
 const INSUFFICIENT_PRIVILEGE = '42501';
-const CONSUMER_FUNCTIONS = ['jobs_claim', 'jobs_complete', 'jobs_fail', 'jobs_release', 'jobs_renew'];
+const CONSUMER_FUNCTIONS = [
+  'jobs_claim',
+  'jobs_claim_batch',
+  'jobs_complete',
+  'jobs_complete_batch',
+  'jobs_fail',
+  'jobs_release',
+  'jobs_renew',
+];
 
 describe.runIf(await postgresAvailable())(
   'the consumer role writes jobs only through its functions (migration 0008)',
@@ -144,6 +152,8 @@ describe.runIf(await postgresAvailable())(
         await denied(role, `SELECT * FROM jobs_fail(1, 1, true, 1, 1, '{}')`);
         await denied(role, `SELECT * FROM jobs_renew('[]')`);
         await denied(role, `SELECT * FROM jobs_release('[]', 'x', 3)`);
+        await denied(role, `SELECT jobs_complete_batch('{}', '{}', '{}')`);
+        await denied(role, `SELECT * FROM jobs_claim_batch('w', 1, 30, NULL, false, '{}', '{}', '{}')`);
       }
     });
 

@@ -1,31 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { completionsParam } from '../../functions/engine/sql/completeJobs.ts';
+import { completionArrays } from '../../functions/engine/sql/completeJobs.ts';
 import { fencedBatch } from '../../functions/engine/sql/fence.ts';
 
-describe('the completions parameter, written as JSON text directly', () => {
-  it('is the JSON array of {id, token, result}, ids and tokens as numbers, a missing result as null', () => {
+describe('the completions parameters, parallel arrays', () => {
+  it('are the ids, tokens and results in the order given, a missing result as JSON null', () => {
     // Prepare
     const completions = [
       { id: '1', leaseToken: '2', result: { ok: true, text: 'a "quoted" line\n' } },
       { id: '9223372036854775807', leaseToken: '1' },
-      { id: '3', leaseToken: '4', result: [1, null] },
+      { id: '3', leaseToken: '4', resultJson: '[1,null]' },
     ];
     // Act
-    const text = completionsParam(completions);
-    // Assess: parsed back it is what JSON.stringify of the objects would give
-    expect(JSON.parse(text.replace(/"id":(\d+),"token":(\d+)/g, '"id":"$1","token":"$2"'))).toEqual([
-      { id: '1', token: '2', result: { ok: true, text: 'a "quoted" line\n' } },
-      { id: '9223372036854775807', token: '1', result: null },
-      { id: '3', token: '4', result: [1, null] },
+    const arrays = completionArrays(completions);
+    // Assess: position i of each array is completion i; a serialised result is sent as it is
+    expect(arrays.ids).toEqual(['1', '9223372036854775807', '3']);
+    expect(arrays.tokens).toEqual(['2', '1', '4']);
+    expect(arrays.results.map((r) => JSON.parse(r))).toEqual([
+      { ok: true, text: 'a "quoted" line\n' },
+      null,
+      [1, null],
     ]);
-    expect(text).toContain('"id":9223372036854775807,');
-    expect(completionsParam([])).toBe('[]');
+    expect(arrays.results[2]).toBe('[1,null]');
+    expect(completionArrays([])).toEqual({ ids: [], tokens: [], results: [] });
   });
 
-  it('refuses an id or token that is not a bigint in decimal, instead of writing it into the JSON', () => {
-    expect(() => completionsParam([{ id: '1,"x":2', leaseToken: '1' }])).toThrow(TypeError);
-    expect(() => completionsParam([{ id: '1', leaseToken: '' }])).toThrow(TypeError);
-    expect(() => completionsParam([{ id: '-1', leaseToken: '1' }])).toThrow(TypeError);
+  it('refuses an id or token that is not a bigint in decimal, before anything is sent', () => {
+    expect(() => completionArrays([{ id: '1,"x":2', leaseToken: '1' }])).toThrow(TypeError);
+    expect(() => completionArrays([{ id: '1', leaseToken: '' }])).toThrow(TypeError);
+    expect(() => completionArrays([{ id: '-1', leaseToken: '1' }])).toThrow(TypeError);
   });
 });
 

@@ -1,20 +1,21 @@
 import type { Queryable } from '../queryable.ts';
 import type { ClaimedJob } from '../types.ts';
-import { CLAIM_SQL, type ClaimAnswer, type ClaimOptions, claimParams } from './claimJobs.ts';
-import { type Completion, completionsParam } from './completeJobs.ts';
+import { CLAIM_SQL, type ClaimAnswer, type ClaimOptions, claimedJobs, claimParams } from './claimJobs.ts';
+import { type Completion, completionArrays } from './completeJobs.ts';
 
 /**
  * Completes the previous batch and claims the next in one call of `jobs_claim`: one round trip
  * per batch instead of two. Both parts keep their own semantics: the completion is fenced per
  * job and runs first, the claim skips locked rows (it cannot take a row being completed: those
- * are `running`). Parsing the claimed jobs' jsonb array is the only per-job work on the client.
+ * are `running`). Reading the claimed jobs out of the answer's arrays is the only per-job work on
+ * the client.
  */
 export async function completeAndClaim(
   db: Queryable,
   completions: readonly Completion[],
   claim: ClaimOptions,
 ): Promise<{ completed: Set<string>; claimed: ClaimedJob[] }> {
-  const { rows } = await db.query<ClaimAnswer>(CLAIM_SQL, claimParams(claim, completionsParam(completions)));
+  const { rows } = await db.query<ClaimAnswer>(CLAIM_SQL, claimParams(claim, completionArrays(completions)));
   const row = rows[0]!;
-  return { completed: new Set(row.o_completed ? row.o_completed.split(',') : []), claimed: row.o_claimed };
+  return { completed: new Set(row.o_completed ?? []), claimed: claimedJobs(row) };
 }

@@ -43,36 +43,50 @@ export function storableResult(value: unknown): string {
   return json;
 }
 
+/** A batch of completions as the parallel arrays jobs_complete_batch and the claim take. */
+export interface CompletionArrays {
+  /** bigint decimal strings. */
+  ids: string[];
+  tokens: string[];
+  /** Each job's result as JSON text (storableResult), sent in a jsonb[]. */
+  results: string[];
+}
+
 /**
- * The jsonb array of {id, token, result}, written directly: ids and tokens are bigint decimal
- * strings (digits only), so they go in as JSON numbers without an object per completion; a
+ * The parallel arrays of a batch: ids and tokens are checked to be bigint decimal strings
+ * (digits only) here, at the edge, so a bad lease is a TypeError and not a refused batch; a
  * result already serialised by storableResult goes in as that text.
  */
-export function completionsParam(completions: readonly Completion[]): string {
-  let out = '[';
-  for (let i = 0; i < completions.length; i++) {
+export function completionArrays(completions: readonly Completion[]): CompletionArrays {
+  const n = completions.length;
+  const out: CompletionArrays = { ids: new Array(n), tokens: new Array(n), results: new Array(n) };
+  for (let i = 0; i < n; i++) {
     const c = completions[i]!;
     if (!DIGITS.test(c.id) || !DIGITS.test(c.leaseToken))
       throw new TypeError(`bad lease ${c.id}/${c.leaseToken}`);
-    out += `${i > 0 ? ',' : ''}{"id":${c.id},"token":${c.leaseToken},"result":${c.resultJson ?? JSON.stringify(c.result ?? null) ?? 'null'}}`;
+    out.ids[i] = c.id;
+    out.tokens[i] = c.leaseToken;
+    out.results[i] = c.resultJson ?? JSON.stringify(c.result ?? null) ?? 'null';
   }
-  return `${out}]`;
+  return out;
 }
 const DIGITS = /^\d{1,19}$/;
 
 /**
  * Completes a batch in one statement, fenced per job by (status = 'running', lease_token):
- * `jobs_complete` of migration 0006 (a PL/pgSQL function, so its plan is cached; SECURITY
- * DEFINER since 0008). Returns the ids that completed; any other id lost its lease and changed
- * nothing.
+ * `jobs_complete_batch` (migrations/functions/consumer.sql; a PL/pgSQL function, so its plan is
+ * cached; SECURITY DEFINER), one primary-key probe per id. Returns the ids that completed; any
+ * other id lost its lease and changed nothing.
  */
 export async function completeJobs(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
   if (completions.length === 0) return new Set();
-  const { rows } = await db.query<{ ids: string | null }>('SELECT jobs_complete($1) AS ids', [
-    completionsParam(completions),
+  const c = completionArrays(completions);
+  const { rows } = await db.query<{ ids: string[] | null }>('SELECT jobs_complete_batch($1, $2, $3) AS ids', [
+    c.ids,
+    c.tokens,
+    c.results,
   ]);
-  const ids = rows[0]!.ids;
-  return new Set(ids ? ids.split(',') : []);
+  return new Set(rows[0]!.ids ?? []);
 }
 
 /**
