@@ -281,8 +281,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_claim(p_worker text, p_limit integer, p
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
- SET enable_seqscan TO 'off'
- SET jit TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -312,6 +310,8 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_claim_batch(p_worker text, p_limit inte
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
+ SET jit TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -523,7 +523,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete(p_completions jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
- SET enable_seqscan TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
@@ -544,6 +543,7 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete_batch(p_ids bigint[], p_tokens
  SECURITY DEFINER
  SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
+ SET enable_seqscan TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error

@@ -9,6 +9,8 @@ CREATE OR REPLACE FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[]
  SECURITY DEFINER
  SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
+ -- As in jobs_claim_batch (claim.sql): by index, whatever the table's size when the plan was cached.
+ SET enable_seqscan TO 'off'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error
@@ -49,8 +51,6 @@ CREATE OR REPLACE FUNCTION jobs_complete(p_completions jsonb)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
- -- As in jobs_claim (claim.sql): by index, whatever the table's size when the plan was cached.
- SET enable_seqscan TO 'off'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error

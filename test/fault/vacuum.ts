@@ -106,7 +106,7 @@ export async function statementCosts(db: Queryable): Promise<Record<StatementKin
      FROM (
        SELECT calls, shared_blks_hit, shared_blks_read, total_exec_time,
               CASE
-                WHEN toplevel AND query LIKE '%FROM jobs_claim(%' THEN 'call'
+                WHEN toplevel AND (query LIKE '%FROM jobs_claim(%' OR query LIKE '%FROM jobs_claim_batch(%') THEN 'call'
                 WHEN toplevel THEN NULL
                 WHEN query LIKE 'v_ids := v_ids || ARRAY(%' OR query LIKE 'v_got := ARRAY(%'
                      OR query LIKE 'SELECT j.priority%FROM jobs j%'

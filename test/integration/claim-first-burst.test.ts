@@ -146,7 +146,7 @@ describe.runIf(await postgresAvailable())('the first burst into a never-analyzed
         const r = await completeAndClaim(c, claimed, { ...p.claim, workerId: 'w', limit: LIMIT });
         expect([r.completed.size, r.claimed.length], p.name).toEqual([LIMIT, LIMIT]);
       },
-      'FROM jobs_claim(',
+      'FROM jobs_claim_batch(',
     );
 
   beforeAll(async () => {
@@ -196,7 +196,7 @@ describe.runIf(await postgresAvailable())('the first burst into a never-analyzed
       async (c, claimed) => {
         expect((await completeJobs(c, claimed)).size).toBe(LIMIT);
       },
-      'jobs_complete(',
+      'jobs_complete_batch(',
     );
     // Assess
     expect(got, `table of ${pages} pages`).toEqual({

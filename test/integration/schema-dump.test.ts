@@ -26,7 +26,7 @@ describe.runIf(await postgresAvailable())('checked-in schema dump', () => {
       const before = await dumpSchema(t.db);
       // Act: what a careless hand edit would do, once to the attributes, once to the grants.
       await t.db.query(
-        'ALTER FUNCTION jobs_claim(text, integer, integer, text[], boolean, jsonb) RESET search_path',
+        'ALTER FUNCTION jobs_claim_batch(text, integer, integer, text[], boolean, bigint[], bigint[], jsonb[]) RESET search_path',
       );
       await t.db.query(
         'GRANT EXECUTE ON FUNCTION jobs_cancel(bigint, text, text, boolean, text) TO dte_reaper',
@@ -35,7 +35,7 @@ describe.runIf(await postgresAvailable())('checked-in schema dump', () => {
       // Assess
       expect(before).not.toContain(t.schema);
       expect(before).toMatch(
-        /jobs_claim\([^)]*\)\n RETURNS record\n LANGUAGE plpgsql\n SECURITY DEFINER\n SET plan_cache_mode TO 'force_generic_plan'\n SET enable_seqscan TO 'off'\n SET jit TO 'off'\n SET search_path TO '<schema>', 'pg_temp'/,
+        /jobs_claim_batch\([^)]*\)\n RETURNS record\n LANGUAGE plpgsql\n SECURITY DEFINER\n SET plan_cache_mode TO 'force_generic_plan'\n SET enable_seqscan TO 'off'\n SET jit TO 'off'\n SET search_path TO '<schema>', 'pg_temp'/,
       );
       expect(before).toContain(
         'GRANT EXECUTE ON FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text, p_creator_only boolean, p_caller text) TO dte_api;',
@@ -43,7 +43,7 @@ describe.runIf(await postgresAvailable())('checked-in schema dump', () => {
       const fixedPaths = (dump: string) => dump.split("SET search_path TO '<schema>', 'pg_temp'").length - 1;
       expect(fixedPaths(after)).toBe(fixedPaths(before) - 1);
       expect(after).toMatch(
-        /jobs_claim\([^)]*\)\n RETURNS record\n LANGUAGE plpgsql\n SECURITY DEFINER\n SET plan_cache_mode TO 'force_generic_plan'\n SET enable_seqscan TO 'off'\n SET jit TO 'off'\nAS /,
+        /jobs_claim_batch\([^)]*\)\n RETURNS record\n LANGUAGE plpgsql\n SECURITY DEFINER\n SET plan_cache_mode TO 'force_generic_plan'\n SET enable_seqscan TO 'off'\n SET jit TO 'off'\nAS /,
       );
       const added = after.split('\n').filter((l) => !before.split('\n').includes(l));
       expect(added).toEqual([
