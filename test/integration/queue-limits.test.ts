@@ -194,6 +194,44 @@ describe.runIf(await postgresAvailable())('per-queue concurrency and rate limits
     expect(await listQueueLimits(t.db)).toEqual([]);
   });
 
+  it('a claim of all queues skips a limited queue another claimer is serving, instead of waiting for it', async () => {
+    // Prepare: "a" limited (with due jobs), "b" unlimited; a claimer holds "a"'s control row
+    await reset();
+    await enqueueN('a', 20);
+    await enqueueN('b', 20);
+    await setQueueLimits(t.db, 'a', { maxRunning: 5, rate: 100, burst: 100 });
+    const bucket = async () =>
+      (await t.db.query(`SELECT tokens, tokens_at FROM queues WHERE name = 'a'`)).rows[0] as unknown;
+    const full = await bucket();
+    const holder = new pg.Client({ connectionString: t.url });
+    const claimer = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    await claimer.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM queues WHERE name = 'a' FOR UPDATE`);
+      // Act: a claim of every queue, which must not wait (lock_timeout turns a wait into an error)
+      await claimer.query(`SET lock_timeout = '5s'`);
+      const { rows } = await claimer.query<{ o_claimed: Claimed }>(
+        'SELECT o_claimed FROM jobs_claim($1, $2, $3, $4, $5, $6)',
+        ['w2', 10, 30, null, false, '[]'],
+      );
+      // Assess: ten of "b", none of "a", and "a"'s bucket untouched
+      expect(rows[0]!.o_claimed.map((j) => j.queue)).toEqual(Array(10).fill('b'));
+      await holder.query('ROLLBACK');
+      expect(await bucket()).toEqual(full);
+      // and once released, "a" is claimed again, within its limit
+      const { rows: next } = await claimer.query<{ o_claimed: Claimed }>(
+        'SELECT o_claimed FROM jobs_claim($1, $2, $3, $4, $5, $6)',
+        ['w2', 10, 30, null, false, '[]'],
+      );
+      expect(next[0]!.o_claimed.filter((j) => j.queue === 'a')).toHaveLength(5);
+    } finally {
+      await holder.end();
+      await claimer.end();
+    }
+  });
+
   it('a queue limited to 50 claims/s (burst 10) never claims more than rate + burst in any second, by the database clock', async () => {
     // Prepare: far more jobs than 10 s of the rate
     await reset();
