@@ -37,7 +37,7 @@ describe('TaskEngineStack: the reaper wakes the consumer for schedules', () => {
     expect(env).toMatchObject({ CONSUMER_FUNCTION_NAME: 'TaskEngineTest-consumer', WAKE_ON_ENQUEUE: '1' });
   });
 
-  it("fails synth's environment check on a reaper whose consumer name is no function name", () => {
+  it("fails synth's environment check on a reaper whose consumer name is missing (its wake on) or no function name", () => {
     const env = s.json.Resources[logicalId(s.stack, s.stack.functions.reaper)]!.Properties.Environment
       .Variables as Record<string, string>;
     const plain = Object.fromEntries(
@@ -47,5 +47,8 @@ describe('TaskEngineStack: the reaper wakes the consumer for schedules', () => {
     expect(() =>
       checkFunctionEnvironment('reaper', { ...plain, CONSUMER_FUNCTION_NAME: 'my consumer' }),
     ).toThrow(FunctionEnvironmentError);
+    const { CONSUMER_FUNCTION_NAME: _name, ...nameless } = plain;
+    expect(() => checkFunctionEnvironment('reaper', nameless)).toThrow(/CONSUMER_FUNCTION_NAME/);
+    expect(() => checkFunctionEnvironment('reaper', { ...nameless, WAKE_ON_ENQUEUE: '0' })).not.toThrow();
   });
 });
