@@ -1,11 +1,15 @@
-/** Reaper Lambda, on a cron: recovers expired leases, prunes, exports the ledger metrics. Wiring only. */
+/** Reaper Lambda, on a cron: materialises schedules (and wakes a consumer for them), recovers expired leases, prunes, exports the ledger metrics. Wiring only. */
 
 import type { Context } from 'aws-lambda';
-import { type ReaperSummary, runReaper } from './engine/index.ts';
+import { createWaker, type Invoker, type ReaperSummary, runReaper } from './engine/index.ts';
+import { lambdaInvoker } from './platform/invoker.ts';
 import { collectLedger } from './platform/metrics.ts';
 import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 
-export type ReaperHandlerOptions = RuntimeOptions;
+export interface ReaperHandlerOptions extends RuntimeOptions {
+  /** Starts a consumer for a schedule's occurrence. Default: Lambda Invoke of CONSUMER_FUNCTION_NAME. */
+  invoker?: Invoker;
+}
 
 export type ReaperHandler = LambdaHandler<unknown, ReaperSummary>;
 
@@ -13,6 +17,22 @@ export function createHandler(options: ReaperHandlerOptions = {}): ReaperHandler
   const runtime = createRuntime('reaper', options);
   const { config, logger, db, obs } = runtime;
   const { metrics, gateway } = obs;
+  const functionName = config.CONSUMER_FUNCTION_NAME;
+  const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName) : undefined);
+  // The api's waker, for the occurrences due before the next run (they are enqueued jobs, so the
+  // invoke's reason is 'enqueue'): a consumer is invoked when their queue has none live, and
+  // stays until they are due (CONSUMER_DELAY_STAY_MS).
+  const wake =
+    config.WAKE_ON_ENQUEUE && invoker
+      ? createWaker({
+          db,
+          invoker,
+          logger,
+          debounceMs: config.WAKE_DEBOUNCE_MS,
+          horizonMs: config.CONSUMER_DELAY_STAY_MS,
+          onOutcome: (outcome) => metrics.wakes.inc({ outcome }),
+        })
+      : undefined;
 
   /**
    * The ledger export: the exact totals and gauges from PostgreSQL, PUT under the one fixed
@@ -39,8 +59,9 @@ export function createHandler(options: ReaperHandlerOptions = {}): ReaperHandler
   return lambdaHandler(runtime, async (_event, context) => {
     let summary: ReaperSummary;
     try {
-      summary = await runReaper({ db, logger, settings: { retentionDays: config.RETENTION_DAYS } }, () =>
-        context.getRemainingTimeInMillis(),
+      summary = await runReaper(
+        { db, logger, wake, settings: { retentionDays: config.RETENTION_DAYS } },
+        () => context.getRemainingTimeInMillis(),
       );
     } catch (err) {
       metrics.countDbError('reap');

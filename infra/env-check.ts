@@ -45,11 +45,22 @@ export function checkFunctionEnvironment(functionName: string, env: Readonly<Rec
   const concrete: Record<string, string> = {};
   for (const [key, value] of Object.entries(env))
     concrete[key] = Token.isUnresolved(value) ? (DEPLOY_TIME_STANDINS[key] ?? DEPLOY_TIME_DEFAULT) : value;
+  let config: ReturnType<typeof loadConfig>;
   try {
-    databaseMode(loadConfig(concrete), { required: true, secretWithoutHost: true });
+    config = loadConfig(concrete);
+    databaseMode(config, { required: true, secretWithoutHost: true });
   } catch (err) {
     if (err instanceof ConfigError)
       throw new FunctionEnvironmentError(functionName, err.variables, err.message);
     throw err;
   }
+  // The reaper wakes a consumer for the schedules' occurrences it materialised ahead (issue 18):
+  // without the consumer's name that wake is silently off and a 03:00 job waits for the
+  // consumer's schedule instead.
+  if (functionName === 'reaper' && config.WAKE_ON_ENQUEUE && !config.CONSUMER_FUNCTION_NAME)
+    throw new FunctionEnvironmentError(
+      functionName,
+      ['CONSUMER_FUNCTION_NAME'],
+      'CONSUMER_FUNCTION_NAME: the reaper wakes the consumer for schedule occurrences (WAKE_ON_ENQUEUE) and needs its name',
+    );
 }

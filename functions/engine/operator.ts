@@ -1,15 +1,24 @@
 /**
  * Operator actions, one implementation for the HTTP API, taskctl and the dashboard: cancel,
- * requeue, release-stuck, retry-failed, pause/resume of queues and schedules, queue limits.
- * Each writes its job_audit row in the same transaction (or statement) as the change, so both
+ * requeue, release-stuck, retry-failed, pause/resume of queues, schedules (add, remove, pause,
+ * resume), queue limits. Each writes its job_audit row in the same transaction (or statement) as the change, so both
  * commit or neither; each checks here what may be done (missing, terminal, changed since it was
  * read). How a caller asks for confirmation (taskctl's --yes, --dry-run) stays with the caller.
  */
+
+import type { TaskRegistry } from '../tasks/define.ts';
 import { ANYONE, type Viewer } from './access.ts';
 import { type EnqueueResult, enqueue } from './enqueue.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
-import { type Schedule, setScheduleEnabled } from './schedules.ts';
+import {
+  deleteSchedule,
+  getSchedule,
+  putSchedule,
+  type Schedule,
+  type ScheduleDefinition,
+  setScheduleEnabled,
+} from './schedules.ts';
 import type { EnqueueRequest, QueueLimitChange } from './schema.ts';
 import { type AuditEntry, insertAudit } from './sql/audit.ts';
 import { cancelJob } from './sql/cancelJob.ts';
@@ -231,28 +240,44 @@ async function audited<T>(
   });
 }
 
-/** Pauses or resumes a schedule, with an audit row naming the schedule's queue. */
-export function setScheduleState(db: Db, name: string, enabled: boolean, act: ControlAct): Promise<Schedule> {
-  const action = enabled ? 'schedule-resume' : 'schedule-pause';
-  return audited(
-    db,
-    (tx) => setScheduleEnabled(tx, name, enabled),
-    (s) => [{ jobId: null, queue: s.queue, action, ...act, details: { schedule: name } }],
-  );
+/**
+ * Adds or replaces a run-time schedule (validated first), with its audit row ('schedule-add' or
+ * 'schedule-replace') written by the same statement (schedule_put_audited). `created`: it was new.
+ */
+export async function addSchedule(
+  db: Queryable,
+  def: ScheduleDefinition,
+  act: ControlAct,
+  registry?: TaskRegistry,
+): Promise<{ schedule: Schedule; created: boolean }> {
+  const existed = typeof def.name === 'string' && (await getSchedule(db, def.name)) !== null;
+  const schedule = await putSchedule(db, def, registry, act);
+  return { schedule, created: !existed };
 }
 
-/** Sets or removes a queue's limits (validated first), with an audit row holding the change. */
+/** Removes a run-time schedule (404 missing, 409 defined in code), its 'schedule-remove' audit row in the same statement. */
+export function removeSchedule(db: Queryable, name: string, act: ControlAct): Promise<void> {
+  return deleteSchedule(db, name, act);
+}
+
+/** Pauses or resumes a schedule, its audit row (naming the schedule's queue) in the same statement. */
+export function setScheduleState(
+  db: Queryable,
+  name: string,
+  enabled: boolean,
+  act: ControlAct,
+): Promise<Schedule> {
+  return setScheduleEnabled(db, name, enabled, act);
+}
+
+/** Sets or removes a queue's limits (validated first), its 'set-limit' audit row (the change) in the same statement. */
 export function setLimits(
-  db: Db,
+  db: Queryable,
   queue: string,
   change: QueueLimitChange,
   act: ControlAct,
 ): Promise<QueueLimits> {
-  return audited(
-    db,
-    (tx) => setQueueLimits(tx, queue, change),
-    () => [{ jobId: null, queue, action: 'set-limit', ...act, details: change }],
-  );
+  return setQueueLimits(db, queue, change, act);
 }
 
 /** A job enqueued by hand (taskctl enqueue): an audit row when it was created, none for a replay. */

@@ -1,9 +1,15 @@
 import type { EngineLogger } from './consumer.ts';
 import type { Db } from './queryable.ts';
-import { type MaterialiseOptions, type MaterialiseSummary, materialiseSchedules } from './schedules.ts';
+import {
+  dueOccurrences,
+  type MaterialiseOptions,
+  type MaterialiseSummary,
+  materialiseSchedules,
+} from './schedules.ts';
 import { compactCounters } from './sql/counters.ts';
 import { pruneFinished } from './sql/pruneFinished.ts';
 import { requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
+import type { Enqueued, WakeOutcome } from './wake.ts';
 
 export interface ReaperSettings {
   retentionDays: number;
@@ -12,6 +18,11 @@ export interface ReaperSettings {
   pruneBatchSize?: number;
   /** The schedule materialiser's clock and look-ahead (tests inject the clock). */
   schedules?: MaterialiseOptions;
+  /**
+   * Materialised occurrences due within this of now are handed to the waker (default 60 s, the
+   * reaper's period; the waker keeps those within its own horizon, CONSUMER_DELAY_STAY_MS).
+   */
+  wakeWindowMs?: number;
 }
 
 export interface ReaperSummary {
@@ -22,6 +33,8 @@ export interface ReaperSummary {
   compacted: number;
   /** The schedule materialiser's pass (runs first: an occurrence must not wait for a long requeue). */
   schedules: MaterialiseSummary;
+  /** What waking a consumer for the occurrences due in the coming minute came to (none: no waker). */
+  wake?: WakeOutcome;
   /** Stopped for lack of time with work left; the next run continues. */
   truncated: boolean;
   durationMs: number;
@@ -31,10 +44,19 @@ export interface ReaperSummary {
  * One reaper run: requeue (or fail, when attempts are exhausted) expired leases in bounded
  * batches until none are left or time runs short, prune finished jobs past retention, and
  * compact the counter deltas. First, the schedules' next occurrences are enqueued
- * (materialiseSchedules: exactly once per occurrence however many reapers run).
+ * (materialiseSchedules: exactly once per occurrence however many reapers run), and a consumer
+ * is woken for those falling due before the next run (`wake`: the api's waker, so the same
+ * debounce and presence check; the woken consumer stays until they are due and claims them at
+ * their run_at).
  */
 export async function runReaper(
-  deps: { db: Db; logger: EngineLogger; settings: ReaperSettings },
+  deps: {
+    db: Db;
+    logger: EngineLogger;
+    settings: ReaperSettings;
+    /** createWaker's waker (absent: no consumer to invoke, the consumer's schedule is the floor). */
+    wake?: (jobs: readonly Enqueued[]) => Promise<WakeOutcome>;
+  },
   remainingMs: () => number,
 ): Promise<ReaperSummary> {
   const { db, settings } = deps;
@@ -56,6 +78,7 @@ export async function runReaper(
   summary.schedules = await materialiseSchedules(db, settings.schedules, (name, err) =>
     deps.logger.warn('schedule not materialised', { schedule: name, error: err as Error }),
   );
+  if (deps.wake) summary.wake = await wakeForOccurrences(deps, deps.wake);
   for (;;) {
     if (remainingMs() < reserve) {
       summary.truncated = true;
@@ -82,4 +105,22 @@ export async function runReaper(
   if (idle) deps.logger.debug('reaper run', { ...summary });
   else deps.logger.info('reaper run', { ...summary });
   return summary;
+}
+
+/** Hands the occurrences due before the next run to the waker; a failed read is logged, never the run's failure. */
+async function wakeForOccurrences(
+  deps: { db: Db; logger: EngineLogger; settings: ReaperSettings },
+  wake: (jobs: readonly Enqueued[]) => Promise<WakeOutcome>,
+): Promise<WakeOutcome> {
+  const now = (deps.settings.schedules?.now ?? (() => new Date()))();
+  let due: Enqueued[];
+  try {
+    due = await dueOccurrences(deps.db, now, deps.settings.wakeWindowMs ?? 60_000);
+  } catch (err) {
+    deps.logger.warn('schedule wake check failed; the schedule will start a consumer', {
+      error: err as Error,
+    });
+    return 'check_failed';
+  }
+  return wake(due);
 }

@@ -28,6 +28,16 @@ import { type CatchUp, isName, NAMES, type Schedule, type ScheduleDefinition } f
 
 export type { CatchUp, Schedule, ScheduleDefinition };
 
+/**
+ * Who makes a change, for its job_audit row: given, the statement is the `_audited` one, which
+ * writes the row as it makes the change (operator.ts passes it; the API, taskctl and the
+ * dashboard go through operator.ts).
+ */
+export interface AuditBy {
+  actor: string;
+  reason: string | null;
+}
+
 /** The most missed occurrences `catchUp: 'all'` enqueues after an outage (the most recent ones). */
 export const MAX_CATCH_UP = 100;
 /** The most occurrences one schedule gets per run inside the look-ahead (a `* * * * * *` cron: 90). */
@@ -212,12 +222,18 @@ export async function putSchedule(
   db: Queryable,
   def: ScheduleDefinition,
   registry?: TaskRegistry,
+  audit?: AuditBy,
 ): Promise<Schedule> {
   const s = validateSchedule(def, registry);
-  const { rows } = await db.query<ScheduleRow>(
-    'SELECT * FROM schedule_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
-    scheduleParams(s),
-  );
+  const { rows } = audit
+    ? await db.query<ScheduleRow>(
+        'SELECT * FROM schedule_put_audited($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+        [...scheduleParams(s), audit.actor, audit.reason],
+      )
+    : await db.query<ScheduleRow>(
+        'SELECT * FROM schedule_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+        scheduleParams(s),
+      );
   if (!rows[0]) throw definedInCode(s.name);
   return toSchedule(rows[0]);
 }
@@ -230,8 +246,14 @@ function definedInCode(name: string): ConflictError {
 }
 
 /** Removes a run-time schedule; 404 when missing, 409 when it is defined in code. */
-export async function deleteSchedule(db: Queryable, name: string): Promise<void> {
-  const { rows } = await db.query<{ removed: boolean }>('SELECT schedule_delete($1) AS removed', [name]);
+export async function deleteSchedule(db: Queryable, name: string, audit?: AuditBy): Promise<void> {
+  const { rows } = audit
+    ? await db.query<{ removed: boolean }>('SELECT schedule_delete_audited($1, $2, $3) AS removed', [
+        name,
+        audit.actor,
+        audit.reason,
+      ])
+    : await db.query<{ removed: boolean }>('SELECT schedule_delete($1) AS removed', [name]);
   if (rows[0]!.removed) return;
   const existing = await getSchedule(db, name);
   if (existing) throw definedInCode(name);
@@ -239,8 +261,20 @@ export async function deleteSchedule(db: Queryable, name: string): Promise<void>
 }
 
 /** Pauses or resumes a schedule (code-defined ones too: this is an operation, not an edit). */
-export async function setScheduleEnabled(db: Queryable, name: string, enabled: boolean): Promise<Schedule> {
-  const { rows } = await db.query<ScheduleRow>('SELECT * FROM schedule_set_enabled($1, $2)', [name, enabled]);
+export async function setScheduleEnabled(
+  db: Queryable,
+  name: string,
+  enabled: boolean,
+  audit?: AuditBy,
+): Promise<Schedule> {
+  const { rows } = audit
+    ? await db.query<ScheduleRow>('SELECT * FROM schedule_set_enabled_audited($1, $2, $3, $4)', [
+        name,
+        enabled,
+        audit.actor,
+        audit.reason,
+      ])
+    : await db.query<ScheduleRow>('SELECT * FROM schedule_set_enabled($1, $2)', [name, enabled]);
   if (!rows[0]) throw new NotFoundError(`no schedule ${JSON.stringify(name)}`);
   return toSchedule(rows[0]);
 }
@@ -383,4 +417,39 @@ export async function materialiseSchedules(
     }
   }
   return summary;
+}
+
+/**
+ * The next occurrence of each enabled schedule, when already materialised (before the schedule's cursor) that fall due in
+ * (now, now + windowMs], as the jobs the waker takes: the reaper hands them to the api's
+ * waker, which invokes a consumer when their queue has none live, and that consumer stays
+ * until they are due (CONSUMER_DELAY_STAY_MS). Computed from the schedules' crons, not read
+ * from jobs: the schedules table is small, jobs may not be. A schedule whose cron no longer
+ * parses is left out (the materialiser reports it).
+ */
+export async function dueOccurrences(
+  db: Queryable,
+  now: Date,
+  windowMs: number,
+): Promise<Array<{ queue: string; runAt: Date; schedule: string }>> {
+  const { rows } = await db.query<Pick<ScheduleRow, 'name' | 'cron' | 'timezone' | 'queue' | 'next_at'>>(
+    `SELECT name, cron, timezone, queue, next_at FROM schedules
+      WHERE enabled AND next_at IS NOT NULL AND next_at > $1 ORDER BY name`,
+    [now],
+  );
+  const until = now.getTime() + windowMs;
+  const out: Array<{ queue: string; runAt: Date; schedule: string }> = [];
+  for (const r of rows) {
+    let cron: Cron;
+    try {
+      cron = cronOf(r.cron, r.timezone);
+    } catch {
+      continue;
+    }
+    // The first is enough: the woken consumer stays for it, then for the next ones while live.
+    const at = cron.nextRun(now);
+    if (at && at.getTime() <= until && at.getTime() < (r.next_at as Date).getTime())
+      out.push({ queue: r.queue, runAt: at, schedule: r.name });
+  }
+  return out;
 }

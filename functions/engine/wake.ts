@@ -35,6 +35,8 @@ export interface WakeOptions {
    */
   horizonMs: number;
   onOutcome?(outcome: WakeOutcome): void;
+  /** The clock, epoch ms (tests inject it). */
+  now?: () => number;
 }
 
 export interface Enqueued {
@@ -42,10 +44,10 @@ export interface Enqueued {
   runAt: Date;
 }
 
-/** Enqueued jobs → a waker. `wake` never throws: the enqueue answered already. */
+/** Enqueued jobs → a waker. `wake` never throws: the enqueue answered already (the api's, the reaper's after materialising). */
 export function createWaker(o: WakeOptions): (jobs: readonly Enqueued[]) => Promise<WakeOutcome> {
   return async (jobs) => {
-    const horizon = Date.now() + o.horizonMs;
+    const horizon = (o.now ?? Date.now)() + o.horizonMs;
     const queues = new Set<string>();
     for (const j of jobs) if (j.runAt.getTime() <= horizon) queues.add(j.queue);
     let outcome: WakeOutcome = 'skipped';

@@ -1,9 +1,9 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { type JobsVisibleTo, type Viewer, viewerOf } from '../engine/access.ts';
 import {
+  addSchedule,
   cancelOne,
   type Db,
-  deleteSchedule,
   enqueue,
   enqueueMany,
   getJob,
@@ -15,16 +15,16 @@ import {
   listSchedules,
   NAMES,
   NotFoundError,
-  putSchedule,
   type QueueLimitChange,
+  removeSchedule,
   SCHEDULE_FIELDS,
   type Schedule,
   type ScheduleDefinition,
-  setScheduleEnabled,
+  setLimits,
+  setScheduleState,
   toJob,
   ValidationError,
 } from '../engine/index.ts';
-import { setQueueLimits } from '../engine/sql/queueLimits.ts';
 import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
 import { HttpError } from './errors.ts';
@@ -35,6 +35,9 @@ import {
   parseWith,
   validateJobRequest,
 } from './validate.ts';
+
+/** Who an audited change names: the verified caller (as the viewer is built, and as cancel records it). */
+const actorOf = (viewer: Viewer) => ({ actor: viewer.caller ?? 'api', reason: null });
 
 /** The HTTP API's routes, as API Gateway declares them (infra/ uses this list too). */
 export const ROUTES = [
@@ -308,12 +311,12 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
       return json(200, { schedules: (await listSchedules(deps.db)).map(presentSchedule) });
     case 'POST /schedules': {
       const def = objectBody(event.body, SCHEDULE_FIELD_SET, 'schedule') as unknown as ScheduleDefinition;
-      const existed = (await getSchedule(deps.db, String(def.name ?? ''))) !== null;
-      const s = await putSchedule(deps.db, def, deps.registry);
+      // Through the operator actions: the audit row (actor: the verified caller) is the change's own statement.
+      const { schedule: s, created } = await addSchedule(deps.db, def, actorOf(viewer), deps.registry);
       return json(
-        existed ? 200 : 201,
+        created ? 201 : 200,
         presentSchedule(s),
-        existed ? {} : { Location: `/schedules/${s.name}` },
+        created ? { Location: `/schedules/${s.name}` } : {},
       );
     }
     case 'GET /schedules/{name}': {
@@ -324,20 +327,20 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
     }
     case 'DELETE /schedules/{name}': {
       const name = scheduleName(resolved.pathParameters.name);
-      await deleteSchedule(deps.db, name);
+      await removeSchedule(deps.db, name, actorOf(viewer));
       return json(200, { name, removed: true });
     }
     case 'POST /schedules/{name}/pause':
     case 'POST /schedules/{name}/resume': {
       const name = scheduleName(resolved.pathParameters.name);
-      const s = await setScheduleEnabled(deps.db, name, resolved.routeKey.endsWith('/resume'));
+      const s = await setScheduleState(deps.db, name, resolved.routeKey.endsWith('/resume'), actorOf(viewer));
       return json(200, presentSchedule(s));
     }
     case 'GET /queues/limits':
       return json(200, { queues: await listQueueLimits(deps.db) });
     case 'POST /queues/{name}/limits': {
       const change = objectBody(event.body, LIMIT_FIELDS, 'limits') as QueueLimitChange;
-      return json(200, await setQueueLimits(deps.db, resolved.pathParameters.name ?? '', change));
+      return json(200, await setLimits(deps.db, resolved.pathParameters.name ?? '', change, actorOf(viewer)));
     }
     case 'GET /jobs/{id}': {
       const id = parseJobId(resolved.pathParameters.id);

@@ -91,6 +91,10 @@ export function functionEnvironments(
       ...runtimeDb('reaper'),
       LEASE_SECONDS: String(settings.leaseSeconds),
       RETENTION_DAYS: String(settings.retentionDays),
+      // Schedules (issue 18): after materialising occurrences ahead, the reaper wakes this
+      // consumer (the api's wake, debounced in the database) so one is live at their run_at.
+      CONSUMER_FUNCTION_NAME: consumerName,
+      WAKE_ON_ENQUEUE: '1',
     },
     migrate: {
       ...common,
@@ -187,6 +191,14 @@ export class Functions extends Construct {
       reservedConcurrentExecutions: 1,
       securityGroup: 'functions',
     });
+    // The reaper may invoke the consumer and nothing else: the wake for a schedule's occurrence.
+    this.reaper.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: 'WakeConsumerForSchedules',
+        actions: ['lambda:InvokeFunction'],
+        resources: [consumerArn],
+      }),
+    );
 
     this.migrate = this.#define('migrate', {
       description: 'durable-task-engine migrate: applies migrations/ as the owner (deploy-time trigger)',

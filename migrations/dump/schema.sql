@@ -999,6 +999,22 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.queue_set_limits_audited(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer, p_change jsonb, p_actor text, p_reason text)
+ RETURNS TABLE(name text, max_running integer, rate_per_second double precision, rate_burst integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  SELECT l.name, l.max_running, l.rate_per_second, l.rate_burst
+    FROM queue_set_limits(p_name, p_set_max_running, p_max_running, p_set_rate, p_rate, p_burst) l;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, p_name, 'set-limit', left(p_actor, 200), p_reason, coalesce(p_change, '{}'::jsonb));
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.queues_wake(p_queues text[], p_debounce_ms integer)
  RETURNS SETOF text
  LANGUAGE plpgsql
@@ -1077,6 +1093,28 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.schedule_delete_audited(p_name text, p_actor text, p_reason text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_row schedules;
+BEGIN
+  SELECT s.* INTO v_row FROM schedules s WHERE s.name = p_name AND s.source = 'api' FOR UPDATE;
+  IF NOT FOUND OR NOT schedule_delete(p_name) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, 'schedule-remove', left(p_actor, 200), p_reason,
+          jsonb_build_object('schedule', v_row.name, 'cron', v_row.cron, 'timezone', v_row.timezone,
+                             'type', v_row.task_type));
+  RETURN true;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.schedule_put(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text)
  RETURNS SETOF schedules
  LANGUAGE plpgsql
@@ -1101,6 +1139,33 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.schedule_put_audited(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text, p_actor text, p_reason text)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_existed boolean;
+  v_row schedules;
+BEGIN
+  v_existed := EXISTS (SELECT 1 FROM schedules s WHERE s.name = p_name);
+  SELECT p.* INTO v_row
+    FROM schedule_put(p_name, p_cron, p_timezone, p_type, p_payload, p_queue, p_priority, p_max_attempts,
+                      p_enabled, p_catch_up) p;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, CASE WHEN v_existed THEN 'schedule-replace' ELSE 'schedule-add' END,
+          left(p_actor, 200), p_reason,
+          jsonb_build_object('schedule', v_row.name, 'cron', v_row.cron, 'timezone', v_row.timezone,
+                             'type', v_row.task_type, 'enabled', v_row.enabled, 'catchUp', v_row.catch_up));
+  RETURN NEXT v_row;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.schedule_set_enabled(p_name text, p_enabled boolean)
  RETURNS SETOF schedules
  LANGUAGE plpgsql
@@ -1115,6 +1180,27 @@ BEGIN
          updated_at = now()
    WHERE s.name = p_name
   RETURNING s.*;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.schedule_set_enabled_audited(p_name text, p_enabled boolean, p_actor text, p_reason text)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_row schedules;
+BEGIN
+  SELECT e.* INTO v_row FROM schedule_set_enabled(p_name, p_enabled) e;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, CASE WHEN p_enabled THEN 'schedule-resume' ELSE 'schedule-pause' END,
+          left(p_actor, 200), p_reason, jsonb_build_object('schedule', v_row.name));
+  RETURN NEXT v_row;
 END
 $function$;
 
@@ -1173,8 +1259,13 @@ GRANT EXECUTE ON FUNCTION jobs_release(p_leases jsonb, p_reason text, p_max_dead
 GRANT EXECUTE ON FUNCTION jobs_renew(p_leases jsonb) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued bigint, OUT o_failed bigint) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION queue_set_limits(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer) TO dte_api;
+GRANT EXECUTE ON FUNCTION queue_set_limits_audited(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer, p_change jsonb, p_actor text, p_reason text) TO dte_api;
 GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_api;
+GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION schedule_advance(p_name text, p_expected timestamp with time zone, p_occurrences timestamp with time zone[], p_keys text[], p_next_at timestamp with time zone) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION schedule_delete(p_name text) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_delete_audited(p_name text, p_actor text, p_reason text) TO dte_api;
 GRANT EXECUTE ON FUNCTION schedule_put(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_put_audited(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text, p_actor text, p_reason text) TO dte_api;
 GRANT EXECUTE ON FUNCTION schedule_set_enabled(p_name text, p_enabled boolean) TO dte_api;
+GRANT EXECUTE ON FUNCTION schedule_set_enabled_audited(p_name text, p_enabled boolean, p_actor text, p_reason text) TO dte_api;

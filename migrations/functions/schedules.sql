@@ -132,3 +132,102 @@ END
 $function$;
 REVOKE EXECUTE ON FUNCTION schedule_advance(text, timestamp with time zone, timestamp with time zone[], text[], timestamp with time zone) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION schedule_advance(text, timestamp with time zone, timestamp with time zone[], text[], timestamp with time zone) TO dte_reaper;
+
+-- The operator actions on schedules and limits (functions/engine/operator.ts: the API, taskctl,
+-- the dashboard), each with its job_audit row written in the same statement, as the owner (the
+-- api has no INSERT on job_audit; a failing audit insert rolls the change back). The actor is cut
+-- to the 200 characters job_audit keeps, as jobs_cancel_audited does.
+
+CREATE OR REPLACE FUNCTION schedule_put_audited(p_name text, p_cron text, p_timezone text, p_type text, p_payload jsonb, p_queue text, p_priority integer, p_max_attempts integer, p_enabled boolean, p_catch_up text, p_actor text, p_reason text)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_existed boolean;
+  v_row schedules;
+BEGIN
+  v_existed := EXISTS (SELECT 1 FROM schedules s WHERE s.name = p_name);
+  SELECT p.* INTO v_row
+    FROM schedule_put(p_name, p_cron, p_timezone, p_type, p_payload, p_queue, p_priority, p_max_attempts,
+                      p_enabled, p_catch_up) p;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, CASE WHEN v_existed THEN 'schedule-replace' ELSE 'schedule-add' END,
+          left(p_actor, 200), p_reason,
+          jsonb_build_object('schedule', v_row.name, 'cron', v_row.cron, 'timezone', v_row.timezone,
+                             'type', v_row.task_type, 'enabled', v_row.enabled, 'catchUp', v_row.catch_up));
+  RETURN NEXT v_row;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION schedule_put_audited(text, text, text, text, jsonb, text, integer, integer, boolean, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION schedule_put_audited(text, text, text, text, jsonb, text, integer, integer, boolean, text, text, text) TO dte_api;
+
+CREATE OR REPLACE FUNCTION schedule_delete_audited(p_name text, p_actor text, p_reason text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_row schedules;
+BEGIN
+  SELECT s.* INTO v_row FROM schedules s WHERE s.name = p_name AND s.source = 'api' FOR UPDATE;
+  IF NOT FOUND OR NOT schedule_delete(p_name) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, 'schedule-remove', left(p_actor, 200), p_reason,
+          jsonb_build_object('schedule', v_row.name, 'cron', v_row.cron, 'timezone', v_row.timezone,
+                             'type', v_row.task_type));
+  RETURN true;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION schedule_delete_audited(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION schedule_delete_audited(text, text, text) TO dte_api;
+
+CREATE OR REPLACE FUNCTION schedule_set_enabled_audited(p_name text, p_enabled boolean, p_actor text, p_reason text)
+ RETURNS SETOF schedules
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+DECLARE
+  v_row schedules;
+BEGIN
+  SELECT e.* INTO v_row FROM schedule_set_enabled(p_name, p_enabled) e;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, v_row.queue, CASE WHEN p_enabled THEN 'schedule-resume' ELSE 'schedule-pause' END,
+          left(p_actor, 200), p_reason, jsonb_build_object('schedule', v_row.name));
+  RETURN NEXT v_row;
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION schedule_set_enabled_audited(text, boolean, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION schedule_set_enabled_audited(text, boolean, text, text) TO dte_api;
+
+CREATE OR REPLACE FUNCTION queue_set_limits_audited(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer, p_change jsonb, p_actor text, p_reason text)
+ RETURNS TABLE(name text, max_running integer, rate_per_second double precision, rate_burst integer)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  SELECT l.name, l.max_running, l.rate_per_second, l.rate_burst
+    FROM queue_set_limits(p_name, p_set_max_running, p_max_running, p_set_rate, p_rate, p_burst) l;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, p_name, 'set-limit', left(p_actor, 200), p_reason, coalesce(p_change, '{}'::jsonb));
+END
+$function$;
+REVOKE EXECUTE ON FUNCTION queue_set_limits_audited(text, boolean, integer, boolean, double precision, integer, jsonb, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION queue_set_limits_audited(text, boolean, integer, boolean, double precision, integer, jsonb, text, text) TO dte_api;

@@ -35,10 +35,10 @@ describe('TaskEngineStack: wake on enqueue', () => {
     expect(apiInvokes[0]!.resource).toContain(':function:TaskEngineTest-consumer');
     const env = s.json.Resources[logicalId(s.stack, api)]!.Properties.Environment.Variables;
     expect(env).toMatchObject({ CONSUMER_FUNCTION_NAME: 'TaskEngineTest-consumer', WAKE_ON_ENQUEUE: '1' });
-    // Nobody else but the consumer itself (fan-out, successor) and the scheduler may invoke it.
+    // Nobody else but the consumer itself (fan-out, successor), the reaper (schedules) and the scheduler may invoke it.
     for (const x of invokes())
       expect(x.policy, x.resource).toMatch(
-        /^(FunctionsapiServiceRole|FunctionsconsumerServiceRole|SchedulerRoleForTarget|Schedule)/,
+        /^(FunctionsapiServiceRole|FunctionsconsumerServiceRole|FunctionsreaperServiceRole|SchedulerRoleForTarget|Schedule)/,
       );
   });
 

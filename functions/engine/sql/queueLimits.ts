@@ -35,19 +35,28 @@ export async function setQueueLimits(
   db: Queryable,
   name: string,
   change: QueueLimitChange,
+  audit?: { actor: string; reason: string | null },
 ): Promise<QueueLimits> {
   validateLimitChange(name, change);
-  const { rows } = await db.query<LimitRow>(
-    'SELECT name, max_running, rate_per_second, rate_burst FROM queue_set_limits($1, $2, $3, $4, $5, $6)',
-    [
-      name,
-      change.maxRunning !== undefined,
-      change.maxRunning ?? null,
-      change.rate !== undefined,
-      change.rate ?? null,
-      change.burst ?? null,
-    ],
-  );
+  const params = [
+    name,
+    change.maxRunning !== undefined,
+    change.maxRunning ?? null,
+    change.rate !== undefined,
+    change.rate ?? null,
+    change.burst ?? null,
+  ];
+  // With `audit`, queue_set_limits_audited writes the change's job_audit row in the same statement.
+  const { rows } = audit
+    ? await db.query<LimitRow>(
+        `SELECT name, max_running, rate_per_second, rate_burst
+           FROM queue_set_limits_audited($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [...params, JSON.stringify(change), audit.actor, audit.reason],
+      )
+    : await db.query<LimitRow>(
+        'SELECT name, max_running, rate_per_second, rate_burst FROM queue_set_limits($1, $2, $3, $4, $5, $6)',
+        params,
+      );
   return toLimits(rows[0]!);
 }
 

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import {
+  addSchedule,
   type CatchUp,
-  deleteSchedule,
   listSchedules,
   NAMES,
-  putSchedule,
+  removeSchedule,
   type Schedule,
   setLimits,
   setScheduleState,
@@ -83,7 +83,12 @@ function registerAdd(schedule: Command): void {
             ? { maxAttempts: parseIntInRange(o.maxAttempts, '--max-attempts', 1, 1000) }
             : {}),
         };
-        const s = await putSchedule(database(), def, createRegistry());
+        const { schedule: s } = await addSchedule(
+          database(),
+          def,
+          { actor: actorOf(cmd), reason: null },
+          createRegistry(),
+        );
         emit(cmd, shown(s), () => `schedule ${s.name}: "${s.cron}" ${s.timezone} -> ${s.type} on ${s.queue}`);
       },
     );
@@ -123,7 +128,7 @@ function registerListAndRemove(schedule: Command): void {
     .option('--yes', 'really remove it')
     .action(async (name: string, o: { yes?: boolean }, cmd: Command) => {
       if (!o.yes) throw new UsageError(`schedule remove ${name}: re-run with --yes to remove it`);
-      await deleteSchedule(database(), name);
+      await removeSchedule(database(), name, { actor: actorOf(cmd), reason: null });
       emit(cmd, { name, removed: true }, () => `removed schedule ${name}`);
     });
 }
