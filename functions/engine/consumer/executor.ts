@@ -33,6 +33,36 @@ function parsePayload(task: RunnableTask, h: Held): { data: unknown } {
 }
 
 /**
+ * The context a task is given (TaskContext). A class for the cost alone: an object literal with
+ * a getter was about 0.7 µs to create, each one defining its accessor anew, against a few dozen
+ * ns for this. `signal` is read through the prototype's getter, so the AbortController is still
+ * made only when the task asks for it.
+ */
+class RunContext {
+  readonly jobId: string;
+  readonly queue: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly leaseToken: string;
+  readonly #held: Held;
+  constructor(
+    held: Held,
+    readonly logger: EngineLogger,
+  ) {
+    const { job } = held;
+    this.jobId = job.id;
+    this.queue = job.queue;
+    this.attempt = job.attempt;
+    this.maxAttempts = job.maxAttempts;
+    this.leaseToken = job.leaseToken;
+    this.#held = held;
+  }
+  get signal(): AbortSignal {
+    return this.#held.signal;
+  }
+}
+
+/**
  * Runs one job: task lookup, payload check, time budget, abort grace and abandonment, and the
  * outcome: a storable result goes to the completion batcher, a failure is recorded (retried with
  * backoff, or failed for good; fenced), a deadline stop is handed back to the lease keeper.
@@ -65,17 +95,10 @@ export class JobExecutor {
         const seconds = task.timeoutSeconds;
         timer = setTimeout(() => h.abort(new TaskTimeoutError(seconds)), seconds * 1000);
       }
-      const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(parsed.data, {
-        jobId: job.id,
-        queue: job.queue,
-        attempt: job.attempt,
-        maxAttempts: job.maxAttempts,
-        leaseToken: job.leaseToken,
-        get signal() {
-          return h.signal;
-        },
-        logger,
-      });
+      const run = (task.run as (p: unknown, c: unknown) => Promise<unknown>)(
+        parsed.data,
+        new RunContext(h, logger),
+      );
       Promise.resolve(run).then(resolve, reject);
     });
     return attempt.then(
