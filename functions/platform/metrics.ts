@@ -275,6 +275,23 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
     'Wake attempts after an enqueue, by outcome: invoked (a consumer invocation was started), invoke_failed (the invoke threw; the schedule is the fallback), check_failed (the liveness check threw), skipped (a consumer was live or the debounce held).',
     'outcome',
   );
+  // One observation per job: the labelled child of each (type, outcome) is kept, so that an
+  // observation makes no labels object and closure of its own.
+  type RunChild = ReturnType<typeof runDuration.labels>;
+  const runChildren = new Map<RunOutcome, Map<string, RunChild>>();
+  const runDurationFor = (type: string, outcome: RunOutcome): RunChild => {
+    let byType = runChildren.get(outcome);
+    if (!byType) {
+      byType = new Map();
+      runChildren.set(outcome, byType);
+    }
+    let child = byType.get(type);
+    if (!child) {
+      child = runDuration.labels({ task_type: type, outcome });
+      byType.set(type, child);
+    }
+    return child;
+  };
   // Start every error series at 0: increase() cannot see a counter's first sample, so a series
   // born at 1 would hide the first error from the DB-errors alert.
   for (const operation of DB_OPERATIONS) dbErrors.inc({ operation }, 0);
@@ -313,8 +330,7 @@ export function createContainerMetrics({ fn, containerId }: ContainerMetricsOpti
     observer: {
       claimed: (latencyMs, count) =>
         claimLatency.observe({ outcome: count > 0 ? 'claimed' : 'empty' }, latencyMs / 1000),
-      ran: (type, outcome, durationMs) =>
-        runDuration.observe({ task_type: type, outcome }, durationMs / 1000),
+      ran: (type, outcome, durationMs) => runDurationFor(type, outcome).observe(durationMs / 1000),
       dbError: (operation) => dbErrors.inc({ operation }),
     },
   };

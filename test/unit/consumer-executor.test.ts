@@ -82,6 +82,41 @@ describe('job executor', () => {
     expect(keeper.get(h.job.id)).toBe(h);
   });
 
+  it("gives the task its job's context: ids, attempt, lease token, logger, and a signal made when read", async () => {
+    // Prepare
+    const { x, keeper, logger } = executor();
+    const h = keeper.hold(job({ queue: 'mail', attempt: 2, maxAttempts: 4 }), 1);
+    let seen: Record<string, unknown> = {};
+    // Act
+    await x.execute(
+      h,
+      task(async (_p, ctx) => {
+        const c = ctx as unknown as Record<string, unknown>;
+        seen = {
+          jobId: c.jobId,
+          queue: c.queue,
+          attempt: c.attempt,
+          maxAttempts: c.maxAttempts,
+          leaseToken: c.leaseToken,
+          logger: c.logger,
+          aborted: ctx.signal.aborted,
+          same: ctx.signal === h.signal,
+        };
+      }),
+    );
+    // Assess
+    expect(seen).toEqual({
+      jobId: h.job.id,
+      queue: 'mail',
+      attempt: 2,
+      maxAttempts: 4,
+      leaseToken: h.job.leaseToken,
+      logger,
+      aborted: false,
+      same: true,
+    });
+  });
+
   it('fails for good, without running anything, a job of an unknown type or with a payload its schema refuses', async () => {
     // Prepare
     const { x, keeper, failures, recorder } = executor();

@@ -14,6 +14,9 @@ export class TaskTimeoutError extends TaskEngineError {
   }
 }
 
+/** What an attempt settles with when its task ignored the abort (Held.onAbandon's argument). */
+export const ABANDONED = Symbol('abandoned');
+
 /** How long aborted tasks get to settle before they count as abandoned. */
 export const ABORT_GRACE_MS = 500;
 
@@ -31,8 +34,8 @@ export class Held {
   deadline = false;
   abortReason: unknown;
   #controller: AbortController | undefined;
-  /** Set by the executor: settles the attempt as abandoned. */
-  onAbandon: (() => void) | undefined;
+  /** Set by the executor: settles the attempt as abandoned (called with ABANDONED). */
+  onAbandon: ((abandoned: typeof ABANDONED) => void) | undefined;
   constructor(
     readonly job: ClaimedJob,
     readonly claimedAt: number,
@@ -52,6 +55,6 @@ export class Held {
     if (this.aborted) return;
     this.abortReason = reason;
     this.#controller?.abort(reason);
-    setTimeout(() => this.onAbandon?.(), ABORT_GRACE_MS).unref?.();
+    setTimeout(() => this.onAbandon?.(ABANDONED), ABORT_GRACE_MS).unref?.();
   }
 }

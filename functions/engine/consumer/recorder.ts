@@ -19,6 +19,21 @@ export interface PendingCompletion extends Completion {
 }
 
 /**
+ * One job of the `jobs completed` line. A class, not an object literal, for the cost alone: the
+ * Powertools logger deep-copies every plain object and array it is given before serialising,
+ * and assigns class instances by reference; the JSON written is the same.
+ */
+class CompletedLine {
+  constructor(
+    readonly jobId: string,
+    readonly type: string,
+    readonly claimedAt: number,
+    readonly startedAt: number,
+    readonly completedAt: number,
+  ) {}
+}
+
+/**
  * The one place an outcome is recorded: the invocation's summary, the observer (metrics) and the
  * log line go together here, so that no path counts one and forgets another.
  */
@@ -73,17 +88,11 @@ export class OutcomeRecorder {
   /** A completion statement's answer: `done` holds the ids that completed, the others lost their lease. */
   completions(batch: readonly PendingCompletion[], done: Set<string>): void {
     const at = new Date().toISOString();
-    const lines = [];
+    const lines: CompletedLine[] = [];
     for (const c of batch) {
       if (done.has(c.id)) {
         this.#ran(c.type, 'completed', c.finishedAt - c.startedAt);
-        lines.push({
-          jobId: c.id,
-          type: c.type,
-          claimedAt: c.claimedAt,
-          startedAt: c.startedAt,
-          completedAt: c.finishedAt,
-        });
+        lines.push(new CompletedLine(c.id, c.type, c.claimedAt, c.startedAt, c.finishedAt));
       } else {
         this.lost(c.type, c.finishedAt - c.startedAt);
         this.logger.warn('lease lost before completion; result discarded', this.#about(c));
