@@ -1,4 +1,3 @@
--- destructive: reviewed
 -- Counting without transition tables (issue 21).
 --
 -- The statement-level counting triggers of 0002/0005 captured every updated row of every
@@ -12,8 +11,9 @@
 --
 -- Expand/contract: the previous release's code calls the same functions (their files are
 -- re-applied after this one, in the same run, with their own counting); until then, and for
--- any writer without the setting, the row triggers count. The DROPs remove only the two
--- statement triggers replaced here (the reviewed marker); the row triggers keep their names, so
+-- any writer without the setting, the row triggers count. CREATE OR REPLACE TRIGGER turns the
+-- two statement triggers into row triggers under the same names (nothing dropped, so no
+-- destructive marker), in this file's transaction: no statement is counted by both or neither.
 -- `ALTER TABLE jobs DISABLE TRIGGER jobs_count_inserted` (the bench's counting off) still names
 -- them. The statement triggers' functions stay until a later release.
 
@@ -40,15 +40,12 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER jobs_count_inserted ON jobs;
-DROP TRIGGER jobs_count_updated ON jobs;
-
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON jobs
+CREATE OR REPLACE TRIGGER jobs_count_inserted AFTER INSERT ON jobs
   FOR EACH ROW
   WHEN (current_setting('dte.engine_counts', true) IS DISTINCT FROM 'on')
   EXECUTE FUNCTION jobs_count_row_inserted();
 
-CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON jobs
+CREATE OR REPLACE TRIGGER jobs_count_updated AFTER UPDATE OF status ON jobs
   FOR EACH ROW
   WHEN (NEW.status IN ('completed', 'failed') AND OLD.status IS DISTINCT FROM NEW.status
         AND current_setting('dte.engine_counts', true) IS DISTINCT FROM 'on')

@@ -549,7 +549,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_complete_batch(p_ids bigint[], p_tokens
  RETURNS bigint[]
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET enable_seqscan TO 'off'
  SET search_path TO '<schema>', 'pg_temp'
@@ -565,8 +564,9 @@ BEGIN
   -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
   -- are running (with the array's length known and none running when analyzed: a scan of jobs,
   -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
-  -- one), compared in the join. The completions are counted here, in the same statement (the
-  -- SET dte.engine_counts keeps the row counting triggers out: issue 21).
+  -- one), compared in the join. The completions are counted here, in the same statement
+  -- (dte.engine_counts, set around it, keeps the row counting triggers out: issue 21).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH done AS (
     UPDATE jobs d
        SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
@@ -578,6 +578,7 @@ BEGIN
     INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
   SELECT array_agg(done.id) INTO v_ids FROM done;
+  PERFORM set_config('dte.engine_counts', '', true);
   RETURN v_ids;
 END
 $function$;
@@ -657,12 +658,12 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue(p_rows json, p_max_attempts int
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
 BEGIN
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
@@ -682,6 +683,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -689,7 +691,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_columns(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -707,6 +708,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_columns: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -727,6 +729,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -734,7 +737,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_keyed(p_types text[], p_payload
  RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -754,6 +756,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_keyed: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   RETURN QUERY
   WITH ins AS (
   INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
@@ -774,6 +777,7 @@ BEGIN
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT ins.id, ins.idempotency_key, ins.lease_seconds, ins.run_at_ms, ins.created_at_ms FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -781,7 +785,6 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_enqueue_unkeyed(p_types text[], p_paylo
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -799,6 +802,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_unkeyed: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, created_by)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -819,6 +823,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -935,11 +940,11 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_requeue_expired(p_limit integer, OUT o_
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
 BEGIN
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
     SELECT e.id FROM jobs e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
@@ -962,14 +967,15 @@ BEGIN
     WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
     RETURNING j.status
   ), counted AS (
-    -- recovered, and the leases out of attempts that failed (the SET dte.engine_counts keeps
-    -- the row counting triggers out: issue 21)
+    -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the
+    -- statement, keeps the row counting triggers out: issue 21)
     INSERT INTO job_counter_deltas (recovered, failed)
     SELECT count(*), count(*) FILTER (WHERE taken.status = 'failed') FROM taken HAVING count(*) > 0
   )
   SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
     INTO o_requeued, o_failed
     FROM taken;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -1043,7 +1049,6 @@ CREATE OR REPLACE FUNCTION <schema>.schedule_advance(p_name text, p_expected tim
  RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET "dte.engine_counts" TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
@@ -1059,7 +1064,8 @@ BEGIN
   IF NOT FOUND OR NOT v_s.enabled OR v_s.next_at IS DISTINCT FROM p_expected THEN
     RETURN -1;
   END IF;
-  -- Counted here (`submitted`); the SET dte.engine_counts keeps the row triggers out (issue 21).
+  -- Counted here (`submitted`); dte.engine_counts, set around it, keeps the row triggers out (issue 21).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
     SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
@@ -1071,6 +1077,7 @@ BEGIN
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT count(*) INTO v_inserted FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
   UPDATE schedules s SET next_at = p_next_at,
          last_enqueued_at = CASE WHEN cardinality(p_occurrences) > 0 THEN now() ELSE s.last_enqueued_at END,
          last_run_at = coalesce((SELECT max(o) FROM unnest(p_occurrences) o), s.last_run_at),

@@ -7,7 +7,6 @@ CREATE OR REPLACE FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[]
  RETURNS bigint[]
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  -- As in jobs_claim_batch (claim.sql): by index, whatever the table's size when the plan was cached.
  SET enable_seqscan TO 'off'
@@ -24,8 +23,9 @@ BEGIN
   -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
   -- are running (with the array's length known and none running when analyzed: a scan of jobs,
   -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
-  -- one), compared in the join. The completions are counted here, in the same statement (the
-  -- SET dte.engine_counts keeps the row counting triggers out: issue 21).
+  -- one), compared in the join. The completions are counted here, in the same statement
+  -- (dte.engine_counts, set around it, keeps the row counting triggers out: issue 21).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH done AS (
     UPDATE jobs d
        SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
@@ -37,6 +37,7 @@ BEGIN
     INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
   SELECT array_agg(done.id) INTO v_ids FROM done;
+  PERFORM set_config('dte.engine_counts', '', true);
   RETURN v_ids;
 END
 $function$;

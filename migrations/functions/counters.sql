@@ -51,7 +51,12 @@ $function$;
 
 -- The row counting triggers' functions (migration 0013): one delta row per job that a writer
 -- other than the engine's functions inserted or moved into `completed` / `failed`. The engine's
--- functions count themselves and set dte.engine_counts, which the triggers' WHEN reads.
+-- functions count themselves and set dte.engine_counts to 'on' (set_config, transaction-local)
+-- just before the statement they count and back to '' just after it; the triggers' WHEN reads it.
+-- Not a `SET` clause of the function: PostgreSQL refuses a custom parameter there to an owner who
+-- is not superuser (RDS: "permission denied to set parameter"), while set_config is allowed. An
+-- error in that statement aborts the transaction (or the caller's savepoint), which undoes the
+-- setting with it.
 CREATE OR REPLACE FUNCTION jobs_count_row_inserted()
  RETURNS trigger
  LANGUAGE plpgsql

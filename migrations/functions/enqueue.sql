@@ -1,7 +1,8 @@
 -- The api's enqueue statements: jobs_enqueue_unkeyed and jobs_enqueue_keyed (idempotency keys)
 -- for this release; jobs_enqueue and jobs_enqueue_columns for the previous release's api.
--- Each counts what it inserted itself (`submitted`, in the same statement) and carries
--- `SET dte.engine_counts TO 'on'`, which keeps the row counting triggers out (issue 21).
+-- Each counts what it inserted itself (`submitted`, in the same statement), with
+-- dte.engine_counts set to 'on' around that statement, which keeps the row counting triggers
+-- out (issue 21; see counters.sql).
 --
 -- Source of truth for these functions (migrations/README.md, "Function files").
 
@@ -9,12 +10,12 @@ CREATE OR REPLACE FUNCTION jobs_enqueue(p_rows json, p_max_attempts integer, p_t
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error
 BEGIN
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
@@ -34,6 +35,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_enqueue(json, integer, boolean) FROM PUBLIC;
@@ -43,7 +45,6 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -61,6 +62,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_columns: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -81,6 +83,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_enqueue_columns(text[], jsonb, text[], integer[], timestamp with time zone[], double precision[], integer[], integer, boolean) FROM PUBLIC;
@@ -90,7 +93,6 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_keyed(p_types text[], p_payloads jsonb, 
  RETURNS TABLE(o_id bigint, o_idempotency_key text, o_lease_seconds integer, o_run_at_ms double precision, o_created_at_ms double precision)
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -110,6 +112,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_keyed: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   RETURN QUERY
   WITH ins AS (
   INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
@@ -130,6 +133,7 @@ BEGIN
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT ins.id, ins.idempotency_key, ins.lease_seconds, ins.run_at_ms, ins.created_at_ms FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_enqueue_keyed(text[], jsonb, text[], integer[], timestamp with time zone[], double precision[], integer[], integer, text, text[], text[]) FROM PUBLIC;
@@ -139,7 +143,6 @@ CREATE OR REPLACE FUNCTION jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -157,6 +160,7 @@ BEGIN
     RAISE EXCEPTION 'jobs_enqueue_unkeyed: every column needs one element per row (% types)', v_rows
       USING ERRCODE = '22023';
   END IF;
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, created_by)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
@@ -177,6 +181,7 @@ BEGIN
          END
     INTO o_ids, o_lease_seconds, o_created_at_ms, o_run_at_ms
     FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_enqueue_unkeyed(text[], jsonb, text[], integer[], timestamp with time zone[], double precision[], integer[], integer, text, boolean) FROM PUBLIC;

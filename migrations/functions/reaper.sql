@@ -6,11 +6,11 @@ CREATE OR REPLACE FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued 
  RETURNS record
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error
 BEGIN
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
     SELECT e.id FROM jobs e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
@@ -33,14 +33,15 @@ BEGIN
     WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
     RETURNING j.status
   ), counted AS (
-    -- recovered, and the leases out of attempts that failed (the SET dte.engine_counts keeps
-    -- the row counting triggers out: issue 21)
+    -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the
+    -- statement, keeps the row counting triggers out: issue 21)
     INSERT INTO job_counter_deltas (recovered, failed)
     SELECT count(*), count(*) FILTER (WHERE taken.status = 'failed') FROM taken HAVING count(*) > 0
   )
   SELECT count(*) FILTER (WHERE taken.status = 'queued'), count(*) FILTER (WHERE taken.status = 'failed')
     INTO o_requeued, o_failed
     FROM taken;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_requeue_expired(integer) FROM PUBLIC;

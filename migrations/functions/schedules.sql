@@ -94,7 +94,6 @@ CREATE OR REPLACE FUNCTION schedule_advance(p_name text, p_expected timestamp wi
  RETURNS integer
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET dte.engine_counts TO 'on'
  SET plan_cache_mode TO 'force_generic_plan'
  SET search_path TO :"schema", pg_temp
 AS $function$
@@ -110,7 +109,8 @@ BEGIN
   IF NOT FOUND OR NOT v_s.enabled OR v_s.next_at IS DISTINCT FROM p_expected THEN
     RETURN -1;
   END IF;
-  -- Counted here (`submitted`); the SET dte.engine_counts keeps the row triggers out (issue 21).
+  -- Counted here (`submitted`); dte.engine_counts, set around it, keeps the row triggers out (issue 21).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
     INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
     SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
@@ -122,6 +122,7 @@ BEGIN
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
   SELECT count(*) INTO v_inserted FROM ins;
+  PERFORM set_config('dte.engine_counts', '', true);
   UPDATE schedules s SET next_at = p_next_at,
          last_enqueued_at = CASE WHEN cardinality(p_occurrences) > 0 THEN now() ELSE s.last_enqueued_at END,
          last_run_at = coalesce((SELECT max(o) FROM unnest(p_occurrences) o), s.last_run_at),
