@@ -4,11 +4,11 @@ import type middy from '@middy/core';
 import httpErrorHandler from '@middy/http-error-handler';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
-import { createWaker, type Invoker } from './engine/index.ts';
+import type { Invoker } from './engine/index.ts';
 import { jsonBody } from './http/body.ts';
 import { errorShape } from './http/errors.ts';
 import { route } from './http/routes.ts';
-import { lambdaInvoker } from './platform/invoker.ts';
+import { consumerWaker } from './platform/invoker.ts';
 import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 import { createRegistry, type TaskRegistry } from './tasks/index.ts';
 
@@ -30,20 +30,13 @@ type ApiMiddleware = middy.MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxy
 export function createHandler(options: ApiHandlerOptions = {}): ApiHandler {
   const runtime = createRuntime('api', options);
   const { config, logger, db, obs } = runtime;
-  const functionName = config.CONSUMER_FUNCTION_NAME;
-  const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName) : undefined);
   // Wake on enqueue: on by default wherever there is a consumer to invoke.
-  const wake =
-    config.WAKE_ON_ENQUEUE && invoker
-      ? createWaker({
-          db,
-          invoker,
-          logger,
-          debounceMs: config.WAKE_DEBOUNCE_MS,
-          horizonMs: config.CONSUMER_DELAY_STAY_MS,
-          onOutcome: (outcome) => obs.metrics.wakes.inc({ outcome }),
-        })
-      : undefined;
+  const wake = consumerWaker(config, {
+    db,
+    invoker: options.invoker,
+    logger,
+    onOutcome: (outcome) => obs.metrics.wakes.inc({ outcome }),
+  });
   const deps = {
     db,
     registry: options.registry ?? createRegistry(),

@@ -1,8 +1,8 @@
 /** Reaper Lambda, on a cron: materialises schedules (and wakes a consumer for them), recovers expired leases, prunes, exports the ledger metrics. Wiring only. */
 
 import type { Context } from 'aws-lambda';
-import { createWaker, type Invoker, type ReaperSummary, runReaper } from './engine/index.ts';
-import { lambdaInvoker } from './platform/invoker.ts';
+import { type Invoker, type ReaperSummary, runReaper } from './engine/index.ts';
+import { consumerWaker } from './platform/invoker.ts';
 import { collectLedger } from './platform/metrics.ts';
 import { createRuntime, type LambdaHandler, lambdaHandler, type RuntimeOptions } from './platform/runtime.ts';
 
@@ -17,22 +17,15 @@ export function createHandler(options: ReaperHandlerOptions = {}): ReaperHandler
   const runtime = createRuntime('reaper', options);
   const { config, logger, db, obs } = runtime;
   const { metrics, gateway } = obs;
-  const functionName = config.CONSUMER_FUNCTION_NAME;
-  const invoker = options.invoker ?? (functionName ? lambdaInvoker(functionName) : undefined);
   // The api's waker, for the occurrences due before the next run (they are enqueued jobs, so the
   // invoke's reason is 'enqueue'): a consumer is invoked when their queue has none live, and
   // stays until they are due (CONSUMER_DELAY_STAY_MS).
-  const wake =
-    config.WAKE_ON_ENQUEUE && invoker
-      ? createWaker({
-          db,
-          invoker,
-          logger,
-          debounceMs: config.WAKE_DEBOUNCE_MS,
-          horizonMs: config.CONSUMER_DELAY_STAY_MS,
-          onOutcome: (outcome) => metrics.wakes.inc({ outcome }),
-        })
-      : undefined;
+  const wake = consumerWaker(config, {
+    db,
+    invoker: options.invoker,
+    logger,
+    onOutcome: (outcome) => metrics.wakes.inc({ outcome }),
+  });
 
   /**
    * The ledger export: the exact totals and gauges from PostgreSQL, PUT under the one fixed

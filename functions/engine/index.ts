@@ -76,4 +76,4 @@ export type { Requeued, RequeueTarget } from './sql/requeueJobs.ts';
 export { readRunningAges } from './sql/runningAges.ts';
 export { findStuckJobs, type StuckFilter, type StuckJob } from './sql/stuckJobs.ts';
 export * from './types.ts';
-export { createWaker, type Invoker, type WakeOutcome } from './wake.ts';
+export { configuredWaker, createWaker, type Invoker, type WakeOutcome } from './wake.ts';

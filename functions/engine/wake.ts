@@ -44,6 +44,30 @@ export interface Enqueued {
   runAt: Date;
 }
 
+/** The wake settings of a function that may invoke the consumer (the api, the reaper). */
+export interface WakeSettings {
+  WAKE_ON_ENQUEUE: boolean;
+  WAKE_DEBOUNCE_MS: number;
+  CONSUMER_DELAY_STAY_MS: number;
+}
+
+/**
+ * The waker of a function's configuration: undefined when wake is off (WAKE_ON_ENQUEUE) or
+ * there is no consumer to invoke. One place for the api's and the reaper's wiring.
+ */
+export function configuredWaker(
+  config: WakeSettings,
+  o: Pick<WakeOptions, 'db' | 'logger' | 'onOutcome'> & { invoker: Invoker | undefined },
+): ((jobs: readonly Enqueued[]) => Promise<WakeOutcome>) | undefined {
+  if (!config.WAKE_ON_ENQUEUE || !o.invoker) return undefined;
+  return createWaker({
+    ...o,
+    invoker: o.invoker,
+    debounceMs: config.WAKE_DEBOUNCE_MS,
+    horizonMs: config.CONSUMER_DELAY_STAY_MS,
+  });
+}
+
 /** Enqueued jobs → a waker. `wake` never throws: the enqueue answered already (the api's, the reaper's after materialising). */
 export function createWaker(o: WakeOptions): (jobs: readonly Enqueued[]) => Promise<WakeOutcome> {
   return async (jobs) => {

@@ -1,5 +1,5 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import type { Invoker } from '../engine/index.ts';
+import { configuredWaker, type Invoker } from '../engine/index.ts';
 
 /** A wake invoke that takes longer than this is given up (counted as failed): the enqueue waits for it. */
 const INVOKE_TIMEOUT_MS = 1000;
@@ -21,4 +21,18 @@ export function lambdaInvoker(functionName: string, client?: Pick<LambdaClient, 
       );
     },
   };
+}
+
+/**
+ * The wake-on-enqueue waker of a function that may invoke the consumer (the api after an
+ * enqueue, the reaper after materialising schedule occurrences): the injected invoker (tests),
+ * else the consumer function named by CONSUMER_FUNCTION_NAME; undefined when wake is off or
+ * there is none to invoke.
+ */
+export function consumerWaker(
+  config: Parameters<typeof configuredWaker>[0] & { CONSUMER_FUNCTION_NAME?: string | undefined },
+  o: Omit<Parameters<typeof configuredWaker>[1], 'invoker'> & { invoker?: Invoker | undefined },
+): ReturnType<typeof configuredWaker> {
+  const name = config.CONSUMER_FUNCTION_NAME;
+  return configuredWaker(config, { ...o, invoker: o.invoker ?? (name ? lambdaInvoker(name) : undefined) });
 }
