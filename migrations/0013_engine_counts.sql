@@ -3,8 +3,9 @@
 -- The statement-level counting triggers of 0002/0005 captured every updated row of every
 -- statement in transition tables (old and new), claims and renewals included: 4-6% of the
 -- server's time in the drain. From here on the engine's own functions count what they change
--- in the same statement (a data-modifying CTE inserting their delta row) and carry
--- `SET dte.engine_counts TO 'on'`; every other writer (the runbook's hand-written SQL, taskctl,
+-- in the same statement (a data-modifying CTE inserting their delta row) with
+-- `dte.engine_counts` set to 'on' around it (set_config(…, true): a SET clause on the function
+-- is refused to a non-superuser owner, as on RDS); every other writer (the runbook's hand-written SQL, taskctl,
 -- transactional enqueue in an app's transaction) is counted by the row-level triggers below,
 -- whose WHEN is false inside those functions, so nothing is counted twice. A row trigger whose
 -- WHEN is false queues nothing: a claim pays one comparison per row.
