@@ -20,7 +20,7 @@ import {
   setScheduleEnabled,
 } from './schedules.ts';
 import type { EnqueueRequest, QueueLimitChange } from './schema.ts';
-import { type AuditEntry, insertAudit } from './sql/audit.ts';
+import { type AuditBy, type AuditEntry, insertAudit } from './sql/audit.ts';
 import { cancelJob } from './sql/cancelJob.ts';
 import { getJob } from './sql/getJob.ts';
 import { countJobsByQueue } from './sql/jobStats.ts';
@@ -36,10 +36,7 @@ export interface Act {
 }
 
 /** A queue or schedule change: the reason is optional there. */
-export interface ControlAct {
-  actor: string;
-  reason: string | null;
-}
+export type ControlAct = AuditBy;
 
 async function jobOr404(db: Queryable, id: string, viewer: Viewer = ANYONE): Promise<JobRow> {
   const row = await getJob(db, id, viewer);

@@ -25,18 +25,9 @@ import { DEFAULT_MAX_ATTEMPTS, LIMITS } from './enqueue.ts';
 import { ConflictError, NotFoundError, UnknownTaskTypeError, ValidationError } from './errors.ts';
 import type { Db, Queryable } from './queryable.ts';
 import { type CatchUp, isName, NAMES, type Schedule, type ScheduleDefinition } from './schema.ts';
+import type { AuditBy } from './sql/audit.ts';
 
 export type { CatchUp, Schedule, ScheduleDefinition };
-
-/**
- * Who makes a change, for its job_audit row: given, the statement is the `_audited` one, which
- * writes the row as it makes the change (operator.ts passes it; the API, taskctl and the
- * dashboard go through operator.ts).
- */
-export interface AuditBy {
-  actor: string;
-  reason: string | null;
-}
 
 /** The most missed occurrences `catchUp: 'all'` enqueues after an outage (the most recent ones). */
 export const MAX_CATCH_UP = 100;

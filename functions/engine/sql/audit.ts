@@ -1,5 +1,14 @@
 import type { Queryable } from '../queryable.ts';
 
+/**
+ * Who makes a queue or schedule change, and why (optional there): given to a statement, it is
+ * the `_audited` one, which writes the job_audit row as it makes the change.
+ */
+export interface AuditBy {
+  actor: string;
+  reason: string | null;
+}
+
 export interface AuditEntry {
   jobId: string | null;
   queue: string | null;

@@ -1,5 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import { type QueueLimitChange, validateLimitChange } from '../schema.ts';
+import type { AuditBy } from './audit.ts';
 
 export type { QueueLimitChange };
 
@@ -35,7 +36,7 @@ export async function setQueueLimits(
   db: Queryable,
   name: string,
   change: QueueLimitChange,
-  audit?: { actor: string; reason: string | null },
+  audit?: AuditBy,
 ): Promise<QueueLimits> {
   validateLimitChange(name, change);
   const params = [
