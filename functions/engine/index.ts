@@ -66,7 +66,7 @@ export { type FailOutcome, type Failure, failJob } from './sql/failJob.ts';
 export { getJob } from './sql/getJob.ts';
 export { countJobsByQueue, failureRatio } from './sql/jobStats.ts';
 export { listJobs } from './sql/listJobs.ts';
-export { pruneFinished } from './sql/pruneFinished.ts';
+export { ensureFinishedPartitions, pruneFinished } from './sql/pruneFinished.ts';
 export { listQueueLimits, type QueueLimits } from './sql/queueLimits.ts';
 export { listQueueControls, pauseQueue, type QueueControl, resumeQueue } from './sql/queues.ts';
 export { releaseJobs } from './sql/releaseJobs.ts';

@@ -7,7 +7,7 @@ import {
   materialiseSchedules,
 } from './schedules.ts';
 import { compactCounters } from './sql/counters.ts';
-import { pruneFinished } from './sql/pruneFinished.ts';
+import { ensureFinishedPartitions, pruneFinished } from './sql/pruneFinished.ts';
 import { requeueExpiredLeases } from './sql/requeueExpiredLeases.ts';
 import type { Enqueued, WakeOutcome } from './wake.ts';
 
@@ -30,6 +30,8 @@ export interface ReaperSummary {
   requeued: number;
   failed: number;
   pruned: number;
+  /** Finished-job partitions made ahead this run (a week ahead is kept; -1: the attempt failed and was logged). */
+  partitionsMade: number;
   compacted: number;
   /** The schedule materialiser's pass (runs first: an occurrence must not wait for a long requeue). */
   schedules: MaterialiseSummary;
@@ -70,6 +72,7 @@ export async function runReaper(
     requeued: 0,
     failed: 0,
     pruned: 0,
+    partitionsMade: 0,
     compacted: 0,
     schedules: { schedules: 0, enqueued: 0, raced: 0, failed: 0 },
     truncated: false,
@@ -99,12 +102,28 @@ export async function runReaper(
     summary.pruned += n;
     if (n < pruneBatch) break;
   }
+  summary.partitionsMade = await ensurePartitions(deps);
   summary.compacted = await compactCounters(db);
   summary.durationMs = Date.now() - started;
-  const idle = summary.recovered + summary.pruned + summary.compacted + summary.schedules.enqueued === 0;
+  const idle =
+    summary.recovered + summary.pruned + summary.compacted + summary.schedules.enqueued + summary.partitionsMade === 0;
   if (idle) deps.logger.debug('reaper run', { ...summary });
   else deps.logger.info('reaper run', { ...summary });
   return summary;
+}
+
+/**
+ * Keeps a week of finished-job partitions ahead. A failure (a lock not granted within the
+ * function's lock_timeout, say) is logged and retried next run: days ahead of need, and a
+ * completion on a day without a partition lands in the default one.
+ */
+async function ensurePartitions(deps: { db: Db; logger: EngineLogger }): Promise<number> {
+  try {
+    return await ensureFinishedPartitions(deps.db, 7);
+  } catch (err) {
+    deps.logger.warn('finished-job partitions not made; the next run tries again', { error: err as Error });
+    return -1;
+  }
 }
 
 /** Hands the occurrences due before the next run to the waker; a failed read is logged, never the run's failure. */

@@ -14,14 +14,29 @@ CREATE OR REPLACE FUNCTION jobs_cancel(p_id bigint, p_reason text, p_actor text,
 AS $function$
 #variable_conflict error
 BEGIN
+  -- DELETE from jobs_live + INSERT through `jobs` (into the day's partition) rather than an
+  -- UPDATE that moves the row: a claim locking a queued row that was moved fails with SQLSTATE
+  -- 40001, one locking a deleted row skips it (0022). Counted here (dte.engine_counts).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   RETURN QUERY
-  UPDATE jobs j
-     SET status = 'failed', finished_at = now(), updated_at = now(), locked_at = NULL,
-         last_error = jsonb_build_object('name', 'Cancelled', 'message', p_reason, 'actor', p_actor,
-                                         'at', now(), 'previousStatus', j.status, 'attempt', j.attempts)
-   WHERE j.id = p_id AND j.status IN ('queued', 'running')
-     AND (NOT p_creator_only OR j.created_by = p_caller)
-  RETURNING j.*;
+  WITH gone AS (
+    DELETE FROM jobs_live j
+     WHERE j.id = p_id AND (NOT p_creator_only OR j.created_by = p_caller)
+    RETURNING j.*
+  ), moved AS (
+    INSERT INTO jobs (id, queue, task_type, payload, status, priority, run_at, attempts, max_attempts, lease_token, locked_at, locked_by, lease_seconds, started_at, finished_at, created_at, updated_at, last_error, result, idempotency_key, request_hash, deadline_releases, created_by)
+    SELECT g.id, g.queue, g.task_type, g.payload, 'failed', g.priority, g.run_at, g.attempts, g.max_attempts,
+           g.lease_token, NULL, g.locked_by, g.lease_seconds, g.started_at, now(), g.created_at, now(),
+           jsonb_build_object('name', 'Cancelled', 'message', p_reason, 'actor', p_actor,
+                              'at', now(), 'previousStatus', g.status, 'attempt', g.attempts),
+           g.result, g.idempotency_key, g.request_hash, g.deadline_releases, g.created_by
+      FROM gone g
+    RETURNING jobs.*
+  ), counted AS (
+    INSERT INTO job_counter_deltas (failed) SELECT count(*) FROM moved HAVING count(*) > 0
+  )
+  SELECT m.* FROM moved m;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_cancel(bigint, text, text, boolean, text) FROM PUBLIC;

@@ -67,7 +67,7 @@ BEGIN
     FOR i IN 1 .. cardinality(v_limited) LOOP
       EXIT WHEN cardinality(v_ids) >= p_limit;
       -- Nothing due in this queue: leave its control row alone (no lock, no token write).
-      CONTINUE WHEN NOT EXISTS (SELECT 1 FROM jobs j
+      CONTINUE WHEN NOT EXISTS (SELECT 1 FROM jobs_live j
                                  WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now());
       -- SKIP LOCKED: while another claimer holds this queue's row it is that claimer's to serve;
       -- waiting for it made every claim, of any queue, queue up behind the limited one (the
@@ -80,7 +80,7 @@ BEGIN
       v_at := clock_timestamp();
       v_allow := p_limit - cardinality(v_ids);
       IF v_ctl.max_running IS NOT NULL THEN
-        SELECT count(*) INTO v_running FROM jobs j WHERE j.queue = v_limited[i] AND j.status = 'running';
+        SELECT count(*) INTO v_running FROM jobs_live j WHERE j.queue = v_limited[i] AND j.status = 'running';
         v_allow := least(v_allow, v_ctl.max_running - v_running);
       END IF;
       IF v_ctl.rate_per_second IS NOT NULL THEN
@@ -94,7 +94,7 @@ BEGIN
       v_got := '{}';
       IF v_allow > 0 THEN
         v_got := ARRAY(
-          SELECT j.id FROM jobs j
+          SELECT j.id FROM jobs_live j
            WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now()
            ORDER BY j.priority DESC, j.run_at, j.id
            LIMIT v_allow
@@ -116,9 +116,9 @@ BEGIN
   -- 2. All queues, some paused or limited: the queues with queued jobs, minus those.
   IF v_queues IS NULL AND (v_limits OR EXISTS (SELECT 1 FROM queues q WHERE q.paused)) THEN
     WITH RECURSIVE qs(name) AS (
-      (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+      (SELECT j.queue FROM jobs_live j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
       UNION ALL
-      SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+      SELECT (SELECT j.queue FROM jobs_live j WHERE j.status = 'queued' AND j.queue > qs.name
                ORDER BY j.queue LIMIT 1)
         FROM qs WHERE qs.name IS NOT NULL
     )
@@ -134,12 +134,12 @@ BEGIN
   -- 3. Level by level: v_prio is the highest priority below v_below with queued jobs.
   LOOP
     IF v_queues IS NULL THEN
-      SELECT j.priority INTO v_prio FROM jobs j
+      SELECT j.priority INTO v_prio FROM jobs_live j
        WHERE j.status = 'queued' AND j.priority < v_below ORDER BY j.priority DESC LIMIT 1;
     ELSIF cardinality(v_queues) > 0 THEN
       SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
        CROSS JOIN LATERAL (
-         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_below
+         SELECT j.priority FROM jobs_live j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_below
           ORDER BY j.priority DESC LIMIT 1
        ) h
        WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
@@ -149,7 +149,7 @@ BEGIN
     v_need := p_limit - cardinality(v_ids);
     IF NOT p_advisory AND v_queues IS NULL THEN
       v_got := ARRAY(
-        SELECT j.id FROM jobs j
+        SELECT j.id FROM jobs_live j
          WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
          ORDER BY j.run_at, j.id
          LIMIT v_need
@@ -158,7 +158,7 @@ BEGIN
       v_got := ARRAY(
         SELECT c.id FROM unnest(v_queues) AS qn(name)
          CROSS JOIN LATERAL (
-           SELECT j.id, j.run_at FROM jobs j
+           SELECT j.id, j.run_at FROM jobs_live j
             WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
             ORDER BY j.run_at, j.id
             LIMIT v_need
@@ -176,14 +176,14 @@ BEGIN
         IF v_queues IS NULL THEN
           v_got := ARRAY(
             WITH candidates AS MATERIALIZED (
-              SELECT j.id FROM jobs j
+              SELECT j.id FROM jobs_live j
                WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
                ORDER BY j.run_at, j.id
                LIMIT v_window
             )
             SELECT x.id FROM candidates cand
              CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
+               SELECT j.id FROM jobs_live j
                 WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
                   FOR UPDATE SKIP LOCKED
              ) x
@@ -194,7 +194,7 @@ BEGIN
             WITH candidates AS MATERIALIZED (
               SELECT c.id FROM unnest(v_queues) AS qn(name)
                CROSS JOIN LATERAL (
-                 SELECT j.id, j.run_at FROM jobs j
+                 SELECT j.id, j.run_at FROM jobs_live j
                   WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
                     AND j.run_at <= now()
                   ORDER BY j.run_at, j.id
@@ -206,7 +206,7 @@ BEGIN
             )
             SELECT x.id FROM candidates cand
              CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
+               SELECT j.id FROM jobs_live j
                 WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
                   FOR UPDATE SKIP LOCKED
              ) x
@@ -233,7 +233,7 @@ BEGIN
   -- and aggregating them (jsonb_build_object + jsonb_agg) was 21% of the server's time at a
   -- claim of 500 (issue 21's profile); this hand-off measured about 0.8x its server CPU per job.
   WITH claimed AS (
-    UPDATE jobs j
+    UPDATE jobs_live j
        SET status = 'running', attempts = j.attempts + 1,
            max_attempts = greatest(j.max_attempts, j.attempts + 1),
            lease_token = j.lease_token + 1, locked_at = v_at, locked_by = p_worker,

@@ -15,24 +15,40 @@ AS $function$
 #variable_conflict error
 DECLARE
   v_ids bigint[];
+  v_deleting text[];
 BEGIN
-  -- The completions as parallel arrays, read once by unnest: one primary-key probe per id
-  -- (a nested loop from the unnest). Nothing restricts `jobs` alone, so no plan starts from it:
-  -- `d.id = ANY (p_ids)` beside the join made the planner read the index by the array and re-read
-  -- the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and `d.status =
-  -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
-  -- are running (with the array's length known and none running when analyzed: a scan of jobs,
-  -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
-  -- one), compared in the join. The completions are counted here, in the same statement
+  -- The completions as parallel arrays, read once by unnest: one primary-key probe of jobs_live
+  -- per id (a nested loop from the unnest). Nothing restricts jobs_live alone, so no plan starts
+  -- from it: `d.id = ANY (p_ids)` beside the join made the planner read the index by the array
+  -- and re-read the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and
+  -- `d.status = 'running'` as a filter of its own makes the plan depend on how many rows the
+  -- statistics say are running. So the status is a column of the subquery (OFFSET 0 keeps it
+  -- one), compared in the join.
+  --
+  -- A completed job leaves jobs_live (DELETE) for its day's partition (INSERT through `jobs`,
+  -- which routes it), or for nowhere when its queue's retention is 'delete' (0022): no UPDATE of
+  -- the live table's row, whose status sits in four partial-index predicates. Not an UPDATE that
+  -- moves the row either: a concurrent locker of a moved row fails with SQLSTATE 40001, one of a
+  -- deleted row skips it. The completions are counted here, in the same statement
   -- (dte.engine_counts, set around it, keeps the row counting triggers out: issue 21).
+  v_deleting := ARRAY(SELECT q.name FROM queues q WHERE q.retention = 'delete');
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH done AS (
-    UPDATE jobs d
-       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
-      FROM (SELECT u.id, u.token, u.result, 'running'::text AS running
+    DELETE FROM jobs_live d
+     USING (SELECT u.id, u.token, u.result, 'running'::text AS running
               FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result) OFFSET 0) x
      WHERE d.id = x.id AND d.status = x.running AND d.lease_token = x.token
-    RETURNING d.id
+    RETURNING d.id, d.queue, d.task_type, d.payload, d.priority, d.run_at, d.attempts, d.max_attempts,
+              d.lease_token, d.locked_by, d.lease_seconds, d.started_at, d.created_at, d.last_error,
+              x.result, d.idempotency_key, d.request_hash, d.deadline_releases, d.created_by
+  ), kept AS (
+    INSERT INTO jobs (id, queue, task_type, payload, status, priority, run_at, attempts, max_attempts, lease_token, locked_at, locked_by, lease_seconds, started_at, finished_at, created_at, updated_at, last_error, result, idempotency_key, request_hash, deadline_releases, created_by)
+    SELECT done.id, done.queue, done.task_type, done.payload, 'completed', done.priority, done.run_at,
+           done.attempts, done.max_attempts, done.lease_token, NULL, done.locked_by, done.lease_seconds,
+           done.started_at, now(), done.created_at, now(), done.last_error, done.result,
+           done.idempotency_key, done.request_hash, done.deadline_releases, done.created_by
+      FROM done
+     WHERE done.queue <> ALL (v_deleting)
   ), counted AS (
     INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
@@ -81,8 +97,11 @@ BEGIN
   WITH decision AS (
     SELECT d.id, (p_permanent OR d.attempts >= d.max_attempts) AS final,
            least(p_max_backoff_seconds, p_backoff_base_seconds * power(2, greatest(d.attempts - 1, 0))) AS cap
-      FROM jobs d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
+      FROM jobs_live d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
   )
+  -- `jobs`, not jobs_live: a final failure moves the row to its day's partition (jobs_route keeps
+  -- finished_at; the row triggers count it). Only jobs_live can hold a running row, so the plan
+  -- reads only it (constraint exclusion).
   UPDATE jobs j SET
     status = CASE WHEN x.final THEN 'failed' ELSE 'queued' END,
     run_at = CASE WHEN x.final THEN j.run_at
@@ -110,7 +129,7 @@ AS $function$
 #variable_conflict error
 BEGIN
   RETURN QUERY
-  UPDATE jobs j SET locked_at = now(), updated_at = now()
+  UPDATE jobs_live j SET locked_at = now(), updated_at = now()
     FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint)
    WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
      AND j.id = x.id AND (j.status = 'running') IS TRUE AND j.lease_token = x.token
@@ -134,6 +153,7 @@ BEGIN
     SELECT x.id, x.token, coalesce(x.deadline, false) AS deadline
       FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint, deadline boolean)
   )
+  -- `jobs`, not jobs_live: a final release (out of deadline releases) moves the row, as in jobs_fail.
   UPDATE jobs j SET
     status = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN 'failed' ELSE 'queued' END,
     attempts = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.attempts
@@ -156,7 +176,7 @@ BEGIN
       END
   FROM leases l
   WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
-    AND j.id = l.id AND (j.status = 'running') IS TRUE AND j.lease_token = l.token
+    AND j.id = l.id AND j.status = 'running' AND j.lease_token = l.token
   RETURNING j.id, j.status;
 END
 $function$;

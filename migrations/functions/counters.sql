@@ -57,16 +57,58 @@ $function$;
 -- is not superuser (RDS: "permission denied to set parameter"), while set_config is allowed. An
 -- error in that statement aborts the transaction (or the caller's savepoint), which undoes the
 -- setting with it.
+-- Since 0022 a BEFORE INSERT trigger (it returns NEW): an UPDATE that moves a row to another
+-- partition of `jobs` (a class change, live <-> finished) is carried out as a DELETE and an INSERT,
+-- which fires this trigger on the destination and no AFTER UPDATE trigger. jobs_route_moved, run
+-- just before on the source, marks the row in dte.moving (id and old status, transaction-local),
+-- so such a row is counted as the UPDATE it is: into `completed` / `failed` when it went there,
+-- and never as a new submission. A hand-written INSERT with an idempotency key also writes its
+-- job_keys row, where a duplicate key fails as the unique index on `jobs` used to fail it.
 CREATE OR REPLACE FUNCTION jobs_count_row_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO :"schema", pg_temp
 AS $function$
+DECLARE
+  v_moving text := current_setting('dte.moving', true);
 BEGIN
+  IF v_moving IS NOT NULL AND split_part(v_moving, ':', 1) = NEW.id::text THEN
+    PERFORM set_config('dte.moving', '', true);
+    IF NEW.status IN ('completed', 'failed') AND NEW.status IS DISTINCT FROM split_part(v_moving, ':', 2) THEN
+      INSERT INTO job_counter_deltas (completed, failed)
+      VALUES ((NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
+    END IF;
+    RETURN NEW;
+  END IF;
   INSERT INTO job_counter_deltas (submitted, completed, failed)
   VALUES (1, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
-  RETURN NULL;
+  IF NEW.idempotency_key IS NOT NULL THEN
+    INSERT INTO job_keys (idempotency_key, job_id, request_hash, created_by)
+    VALUES (NEW.idempotency_key, NEW.id, NEW.request_hash, NEW.created_by);
+  END IF;
+  RETURN NEW;
+END
+$function$;
+
+-- The BEFORE UPDATE trigger jobs_route (0022), for an UPDATE that changes a row's class (queued /
+-- running <-> completed / failed) or its finished_at: finished_at follows the status (NULL while
+-- live, kept or now() once finished), which is what routes the row to jobs_live or to its day's
+-- partition, and the row is marked for jobs_count_row_inserted in case it moves.
+CREATE OR REPLACE FUNCTION jobs_route_moved()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO :"schema", pg_temp
+AS $function$
+BEGIN
+  IF NEW.status IN ('queued', 'running') THEN
+    NEW.finished_at := NULL;
+  ELSE
+    NEW.finished_at := coalesce(NEW.finished_at, now());
+  END IF;
+  PERFORM set_config('dte.moving', NEW.id::text || ':' || OLD.status, true);
+  RETURN NEW;
 END
 $function$;
 

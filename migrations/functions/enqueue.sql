@@ -17,14 +17,14 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_max_attempts)
       FROM json_to_recordset(p_rows)
         AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
              max_attempts int)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -64,7 +64,7 @@ BEGIN
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_default_max_attempts)
@@ -72,7 +72,7 @@ BEGIN
              unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -113,22 +113,36 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
+  -- Keys first (job_keys, 0022: the partitioned table cannot hold a unique index on the key
+  -- alone), each with the id of the job drawn for it, in key order as before (concurrent
+  -- requests lock keys in the same order); a job only for a key that was new, or for a row
+  -- without a key. Within the request the first row of a key wins, as before.
   RETURN QUERY
-  WITH ins AS (
-  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
-                    request_hash, created_by)
-  SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
-         coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
-         coalesce(x.max_attempts, p_default_max_attempts), x.key, x.hash, p_created_by
-    FROM ROWS FROM (unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues),
-                    unnest(p_priorities), unnest(p_run_ats), unnest(p_delays),
-                    unnest(p_max_attempts), unnest(p_keys), unnest(p_hashes)) WITH ORDINALITY
-         AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
-   ORDER BY x.key, x.ord
-  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
-            (extract(epoch FROM jobs.run_at) * 1000)::float8 AS run_at_ms,
-            (extract(epoch FROM jobs.created_at) * 1000)::float8 AS created_at_ms
+  WITH rows AS (
+    SELECT x.type, x.payload, x.queue, x.priority, x.run_at, x.delay, x.max_attempts, x.key, x.hash, x.ord,
+           row_number() OVER (PARTITION BY x.key ORDER BY x.ord) AS nth
+      FROM ROWS FROM (unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues),
+                      unnest(p_priorities), unnest(p_run_ats), unnest(p_delays),
+                      unnest(p_max_attempts), unnest(p_keys), unnest(p_hashes)) WITH ORDINALITY
+           AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
+  ), keys AS (
+    INSERT INTO job_keys AS k (idempotency_key, job_id, request_hash, created_by)
+    SELECT r.key, nextval('job_ids'), r.hash, p_created_by FROM rows r
+     WHERE r.key IS NOT NULL AND r.nth = 1 ORDER BY r.key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING k.idempotency_key, k.job_id
+  ), ins AS (
+  INSERT INTO jobs_live (id, queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
+                         request_hash, created_by)
+  SELECT coalesce(k.job_id, nextval('job_ids')), coalesce(r.queue, 'default'), r.type, r.payload,
+         coalesce(r.priority, 0), coalesce(r.run_at, now() + make_interval(secs => coalesce(r.delay, 0))),
+         coalesce(r.max_attempts, p_default_max_attempts), r.key, r.hash, p_created_by
+    FROM rows r LEFT JOIN keys k ON k.idempotency_key = r.key
+   WHERE r.key IS NULL OR k.job_id IS NOT NULL AND r.nth = 1
+   ORDER BY r.key, r.ord
+  RETURNING jobs_live.id, jobs_live.idempotency_key, jobs_live.lease_seconds,
+            (extract(epoch FROM jobs_live.run_at) * 1000)::float8 AS run_at_ms,
+            (extract(epoch FROM jobs_live.created_at) * 1000)::float8 AS created_at_ms
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -162,7 +176,7 @@ BEGIN
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, created_by)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts, created_by)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_default_max_attempts), p_created_by
@@ -170,7 +184,7 @@ BEGIN
              unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )

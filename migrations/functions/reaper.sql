@@ -1,4 +1,4 @@
--- The reaper: requeue (or fail) jobs whose leases expired, prune old finished jobs.
+-- The reaper: requeue (or fail) jobs whose leases expired (pruning: functions/partitions.sql).
 --
 -- Source of truth for these functions (migrations/README.md, "Function files").
 
@@ -12,7 +12,7 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
-    SELECT e.id FROM jobs e
+    SELECT e.id FROM jobs_live e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
      ORDER BY e.locked_at
      LIMIT p_limit
@@ -30,7 +30,7 @@ BEGIN
       locked_at = NULL,
       locked_by = NULL,
       updated_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired)) AND j.status = 'running'
     RETURNING j.status
   ), counted AS (
     -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the
@@ -46,25 +46,3 @@ END
 $function$;
 REVOKE EXECUTE ON FUNCTION jobs_requeue_expired(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_requeue_expired(integer) TO dte_reaper;
-
-CREATE OR REPLACE FUNCTION jobs_prune_finished(p_older_than_days double precision, p_limit integer)
- RETURNS bigint
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO :"schema", pg_temp
-AS $function$
-#variable_conflict error
-DECLARE
-  v_deleted bigint;
-BEGIN
-  DELETE FROM jobs WHERE jobs.id IN (
-    SELECT f.id FROM jobs f
-     WHERE f.status IN ('completed', 'failed')
-       AND coalesce(f.finished_at, f.updated_at) < now() - make_interval(secs => p_older_than_days * 86400)
-     LIMIT p_limit);
-  GET DIAGNOSTICS v_deleted = ROW_COUNT;
-  RETURN v_deleted;
-END
-$function$;
-REVOKE EXECUTE ON FUNCTION jobs_prune_finished(double precision, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION jobs_prune_finished(double precision, integer) TO dte_reaper;

@@ -111,13 +111,17 @@ BEGIN
   END IF;
   -- Counted here (`submitted`); dte.engine_counts, set around it, keeps the row triggers out (issue 21).
   PERFORM set_config('dte.engine_counts', 'on', true);
-  WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
-    SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
-      FROM unnest(p_occurrences, p_keys) AS o(at, key)
-     ORDER BY o.key
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING jobs.id
+  -- Each occurrence's key first (job_keys, 0022), then the jobs of the keys that were new.
+  WITH keys AS (
+    INSERT INTO job_keys AS k (idempotency_key, job_id)
+    SELECT o.key, nextval('job_ids') FROM unnest(p_keys) AS o(key) ORDER BY o.key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING k.idempotency_key, k.job_id
+  ), ins AS (
+    INSERT INTO jobs_live (id, queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
+    SELECT k.job_id, v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
+      FROM keys k JOIN unnest(p_occurrences, p_keys) AS o(at, key) ON o.key = k.idempotency_key
+    RETURNING jobs_live.id
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
