@@ -103,16 +103,17 @@ ALTER SEQUENCE job_ids OWNED BY jobs.id;
 
 -- The live partition. Its CHECK is what lets the planner leave it out of a query for finished
 -- rows, and the finished partitions' CHECKs leave them out of one for queued or running rows
--- (constraint exclusion): the consumer's, reaper's and wake's statements name jobs_live.
+-- (constraint exclusion): the consumer's, reaper's and wake's statements name jobs_live. Its
+-- indexes keep the names the unpartitioned table's had (plans and the runbook read the same).
 CREATE TABLE jobs_live PARTITION OF jobs (
-  CONSTRAINT jobs_live_pkey PRIMARY KEY (id),
+  CONSTRAINT jobs_pkey PRIMARY KEY (id),
   CONSTRAINT jobs_live_unfinished CHECK (status IN ('queued', 'running') AND finished_at IS NULL)
 ) FOR VALUES FROM ('infinity') TO (MAXVALUE);
-CREATE INDEX jobs_live_claim_idx ON jobs_live (priority DESC, run_at, id) WHERE status = 'queued';
-CREATE INDEX jobs_live_claim_queue_idx ON jobs_live (queue, priority DESC, run_at, id) WHERE status = 'queued';
-CREATE INDEX jobs_live_running_lease_idx ON jobs_live (locked_at) WHERE status = 'running';
-CREATE INDEX jobs_live_running_queue_idx ON jobs_live (queue) WHERE status = 'running';
-CREATE INDEX jobs_live_idempotency_key_idx ON jobs_live (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_claim_idx ON jobs_live (priority DESC, run_at, id) WHERE status = 'queued';
+CREATE INDEX jobs_claim_queue_idx ON jobs_live (queue, priority DESC, run_at, id) WHERE status = 'queued';
+CREATE INDEX jobs_running_lease_idx ON jobs_live (locked_at) WHERE status = 'running';
+CREATE INDEX jobs_running_queue_idx ON jobs_live (queue) WHERE status = 'running';
+CREATE INDEX jobs_idempotency_key_idx ON jobs_live (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE jobs_finished_overflow PARTITION OF jobs (
   CONSTRAINT jobs_finished_overflow_finished CHECK (status IN ('completed', 'failed') AND finished_at IS NOT NULL)

@@ -4,7 +4,11 @@
  * section in name order, the schema's name written `<schema>` and owners left out, so two
  * schemas migrated alike dump alike. Read from the catalogs (no pg_dump binary, so it runs
  * against PGlite too). test/integration/schema-dump.test.ts compares a fresh schema's dump with
- * the checked-in file; `npm run schema:dump` writes the file again.
+ * the checked-in file; `npm run schema:dump` writes the file again. The day partitions of `jobs`
+ * (jobs_finished_YYYYMMDD, migration 0022) are left out with everything on them: their names are
+ * dates, and jobs_partitions_ensure (a function in the dump) says what each holds; a partition
+ * is written as PARTITION OF its table with its bound, without the columns and constraints it
+ * takes from it, and a trigger cloned onto a partition is its table's.
  *
  *   DATABASE_URL=postgres://… npm run schema:dump    (creates and drops a scratch schema)
  */
@@ -25,7 +29,12 @@ interface Row {
   name: string;
   columns: string;
   rls: boolean;
+  partition: string | null;
+  partitioned: string | null;
 }
+
+/** A day partition of jobs (0022): not in the dump. */
+const DAY = `'^jobs_finished_[0-9]{8}$'`;
 
 async function rows(db: Queryable, sql: string, schema: string): Promise<Row[]> {
   return (await db.query<Row>(sql, [schema])).rows;
@@ -41,11 +50,14 @@ const TABLES = `
                                 WHEN a.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
                                 ELSE ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid) END),
                     E',\\n' ORDER BY a.attnum) AS columns,
-         c.relrowsecurity AS rls
+         c.relrowsecurity AS rls,
+         CASE WHEN c.relispartition THEN format('%I %s', (SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                                                          WHERE i.inhrelid = c.oid), pg_get_expr(c.relpartbound, c.oid)) END AS partition,
+         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partitioned
     FROM pg_class c
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-   WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')
+   WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND c.relname !~ ${DAY}
    GROUP BY c.oid, c.relname, c.relrowsecurity
    ORDER BY c.relname`;
 
@@ -53,12 +65,13 @@ const CONSTRAINTS = `
   SELECT format('ALTER TABLE %I ADD CONSTRAINT %I %s;', c.relname, k.conname, pg_get_constraintdef(k.oid)) AS line
     FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
    WHERE k.connamespace = $1::regnamespace AND k.contype <> 'n'  -- NOT NULL (PostgreSQL 18): in the columns
+     AND c.relname !~ ${DAY} AND (k.conislocal OR NOT c.relispartition)
    ORDER BY c.relname, k.conname`;
 
 const INDEXES = `
   SELECT pg_get_indexdef(i.indexrelid) || ';' AS line
     FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
-   WHERE x.relnamespace = $1::regnamespace
+   WHERE x.relnamespace = $1::regnamespace AND c.relname !~ ${DAY}
    ORDER BY c.relname, x.relname`;
 
 const SEQUENCES = `
@@ -79,7 +92,7 @@ const VIEWS = `
 const TRIGGERS = `
   SELECT pg_get_triggerdef(t.oid) || ';' AS line
     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-   WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal
+   WHERE c.relnamespace = $1::regnamespace AND NOT t.tgisinternal AND t.tgparentid = 0
    ORDER BY c.relname, t.tgname`;
 
 const FUNCTIONS = `
@@ -96,10 +109,11 @@ const GRANTS = `
     SELECT 2, c.relname, format('%s %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.relname),
            c.relacl, c.relowner, CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END
       FROM pg_class c WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+       AND c.relname !~ ${DAY}
     UNION ALL
     SELECT 3, c.relname || '.' || a.attname, format('TABLE %I (%I)', c.relname, a.attname), a.attacl, c.relowner, 'c'
       FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL
-     WHERE c.relnamespace = $1::regnamespace
+     WHERE c.relnamespace = $1::regnamespace AND c.relname !~ ${DAY}
     UNION ALL
     SELECT 4, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
            format('FUNCTION %I(%s)', p.proname, pg_get_function_identity_arguments(p.oid)),
@@ -137,10 +151,12 @@ export async function dumpSchema(db: Queryable, schema?: string): Promise<string
   const name =
     schema ?? (await db.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? 'public';
   const lines = async (sql: string) => (await rows(db, sql, name)).map((r) => r.line);
-  const tables = (await rows(db, TABLES, name)).map(
-    (t) =>
-      `CREATE TABLE ${t.name} (\n${t.columns}\n);${t.rls ? `\nALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY;` : ''}`,
-  );
+  const tables = (await rows(db, TABLES, name)).map((t) => {
+    const rls = t.rls ? `\nALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY;` : '';
+    if (t.partition) return `CREATE TABLE ${t.name} PARTITION OF ${t.partition};${rls}`;
+    const by = t.partitioned ? ` PARTITION BY ${t.partitioned}` : '';
+    return `CREATE TABLE ${t.name} (\n${t.columns}\n)${by};${rls}`;
+  });
   const sections: Array<[string, string[], string]> = [
     ['tables', tables, '\n\n'],
     ['constraints', await lines(CONSTRAINTS), '\n'],

@@ -8,8 +8,10 @@ CREATE OR REPLACE FUNCTION jobs_complete_batch(p_ids bigint[], p_tokens bigint[]
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET plan_cache_mode TO 'force_generic_plan'
- -- As in jobs_claim_batch (claim.sql): by index, whatever the table's size when the plan was cached.
+ -- As in jobs_claim_batch (claim.sql): by index, whatever the table's size when the plan was cached;
+ -- jit off: the retention lookup's (disabled) scan of queues would pass jit_above_cost.
  SET enable_seqscan TO 'off'
+ SET jit TO 'off'
  SET search_path TO :"schema", pg_temp
 AS $function$
 #variable_conflict error

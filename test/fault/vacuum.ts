@@ -22,7 +22,7 @@ export interface TableFigures {
   deadTuples: number;
   autovacuums: number;
   heapBytes: number;
-  /** Every index of `jobs` by name. */
+  /** Every index of jobs_live (the live partition of `jobs`, migration 0022) by name. */
   indexBytes: Record<string, number>;
   deltasDeadTuples: number;
   deltasBytes: number;
@@ -37,14 +37,14 @@ export async function tableFigures(db: Queryable): Promise<TableFigures> {
     bytes: string;
   }>(
     `SELECT relname, n_live_tup, n_dead_tup, autovacuum_count, pg_relation_size(relid) AS bytes
-     FROM pg_stat_user_tables WHERE relname IN ('jobs', 'job_counter_deltas')`,
+     FROM pg_stat_user_tables WHERE relname IN ('jobs_live', 'job_counter_deltas')`,
   );
-  const jobs = t.rows.find((r) => r.relname === 'jobs');
+  const jobs = t.rows.find((r) => r.relname === 'jobs_live');
   const deltas = t.rows.find((r) => r.relname === 'job_counter_deltas');
   const i = await db.query<{ name: string; bytes: string }>(
     `SELECT c.relname AS name, pg_relation_size(c.oid) AS bytes
      FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-     WHERE x.indrelid = 'jobs'::regclass ORDER BY c.relname`,
+     WHERE x.indrelid = 'jobs_live'::regclass ORDER BY c.relname`,
   );
   return {
     liveTuples: Number(jobs?.n_live_tup ?? 0),
@@ -109,7 +109,7 @@ export async function statementCosts(db: Queryable): Promise<Record<StatementKin
                 WHEN toplevel AND (query LIKE '%FROM jobs_claim(%' OR query LIKE '%FROM jobs_claim_batch(%') THEN 'call'
                 WHEN toplevel THEN NULL
                 WHEN query LIKE 'v_ids := v_ids || ARRAY(%' OR query LIKE 'v_got := ARRAY(%'
-                     OR query LIKE 'SELECT j.priority%FROM jobs j%'
+                     OR query LIKE 'SELECT j.priority%FROM jobs_live j%'
                      OR query LIKE 'SELECT max(h.priority)%' OR query LIKE 'WITH RECURSIVE qs(name)%'
                   THEN 'claimRead'
                 WHEN query LIKE 'WITH claimed AS%' THEN 'claimUpdate'
@@ -117,7 +117,7 @@ export async function statementCosts(db: Queryable): Promise<Record<StatementKin
                      OR query LIKE 'v_queues IS NULL AND EXISTS (SELECT % FROM queues q WHERE q.paused)%'
                      OR query LIKE '%FROM queues q WHERE q.name = v_limited[i]%'
                      OR query LIKE '%array_agg(q.name ORDER BY q.name)%'
-                     OR query LIKE 'SELECT count(*) FROM jobs j WHERE j.queue = v_limited[i]%'
+                     OR query LIKE 'SELECT count(*) FROM jobs_live j WHERE j.queue = v_limited[i]%'
                      OR query LIKE 'UPDATE queues q SET tokens = v_tokens%'
                   THEN 'claimControl'
                 WHEN query LIKE 'WITH done AS%' THEN 'complete'

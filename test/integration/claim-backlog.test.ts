@@ -65,7 +65,8 @@ describe.runIf(await postgresAvailable())(
 
     /**
      * 200 due jobs of queue "a" (priority 0, due a minute ago) and 20,000 more rows: in the
-     * baseline finished ones (the same table and primary key size, nothing for a claim to read),
+     * baseline running ones (the same live table and primary key size, nothing for a claim to read:
+     * finished rows would be in another partition since 0022),
      * otherwise queued rows that come first in the claim index's order (earlier run_at, or a
      * higher priority) but must not be claimed: a paused queue's backlog, or jobs due in an hour.
      */
@@ -77,13 +78,15 @@ describe.runIf(await postgresAvailable())(
          FROM generate_series(1, 200) i`,
       );
       const [queue, status, priority, runAt] = {
-        none: ['a', 'completed', 10, "now() - interval '1 hour'"],
+        none: ['a', 'running', 10, "now() - interval '1 hour'"],
         paused: ['p', 'queued', 0, "now() - interval '1 hour'"],
         future: ['a', 'queued', 10, "now() + interval '1 hour'"],
       }[extra];
       await t.db.query(
-        `INSERT INTO jobs (queue, task_type, status, priority, run_at)
-       SELECT $1, 'example.echo', $2, $3, ${runAt} FROM generate_series(1, 20000)`,
+        `INSERT INTO jobs (queue, task_type, status, priority, run_at, attempts, locked_at)
+       SELECT $1, 'example.echo', $2, $3, ${runAt}, CASE WHEN $2 = 'running' THEN 1 ELSE 0 END,
+              CASE WHEN $2 = 'running' THEN now() END
+         FROM generate_series(1, 20000)`,
         [queue, status, priority],
       );
       if (extra === 'paused') await pauseQueue(t.db, 'p', 'test');

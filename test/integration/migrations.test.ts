@@ -222,7 +222,7 @@ describe.runIf(await postgresAvailable())('migration runner on PostgreSQL', () =
     expect(result.applied).toEqual(['9000_redefine.sql']);
     expect(result.functions).toEqual(realFunctions);
     const fn = await cancelFunction(db);
-    expect(fn.def).toContain("status = 'failed'");
+    expect(fn.def).toContain('DELETE FROM jobs_live');
     expect(fn).toMatchObject({ definer: true, api: true, anyone: false });
     expect(fn.config).toContain(`search_path=${schema.name}, pg_temp`);
   });

@@ -302,7 +302,7 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
        WHERE has_column_privilege(r, 'jobs', c, p)
        ORDER BY 1, 2`,
     );
-    // Assess: what the previous release's keyed INSERT names, and nothing that sets state.
+    // Assess: the enqueue columns (an app's transactional INSERT names them), nothing that sets state.
     expect(rows).toEqual(
       [
         'idempotency_key',
@@ -384,7 +384,7 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     await expectCountersMatchTable(t.db);
   });
 
-  it("lets the api role enqueue keyed batches, replay them and send the previous release's keyed INSERT", async () => {
+  it('lets the api role enqueue keyed batches, replay them and insert a keyed job by hand, a duplicate key refused', async () => {
     // Act
     const first = await asRole('dte_api', (tx) =>
       enqueueMany(txDb(tx), [{ type: 'example.echo', idempotencyKey: 'a' }, { type: 'example.echo' }]),
@@ -392,20 +392,28 @@ describe.runIf(await postgresAvailable())('least-privilege database roles (migra
     const replay = await asRole('dte_api', (tx) =>
       enqueue(tx, { type: 'example.echo', idempotencyKey: 'a' }),
     );
-    // The statement the previous release sent as text (abridged to the columns it names).
-    const old = await asRole('dte_api', (tx) =>
-      tx.query<{ id: string }>(
-        `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
-         VALUES ('default', 'example.echo', '{}', 0, now(), 5, 'old', 'h')
-         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id`,
-      ),
+    // A keyed INSERT by hand, with the columns the api may insert. Since 0022 the key's
+    // uniqueness is job_keys' (the insert trigger writes it): ON CONFLICT on jobs has no arbiter.
+    const byHand = (key: string) =>
+      asRole('dte_api', (tx) =>
+        tx.query<{ id: string }>(
+          `INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key, request_hash)
+           VALUES ('default', 'example.echo', '{}', 0, now(), 5, $1, 'h')
+           RETURNING id`,
+          [key],
+        ),
+      );
+    const old = await byHand('old');
+    const twice = await byHand('a').then(
+      () => 'inserted',
+      (err: { code?: string; constraint?: string }) => `${err.code} ${err.constraint}`,
     );
     // Assess
     expect(first.map((r) => r.created)).toEqual([true, true]);
     expect(replay).toMatchObject({ created: false, job: { id: first[0]!.job.id } });
     expect(old.rows).toHaveLength(1);
     expect((await getJob(t.db, old.rows[0]!.id))?.status).toBe('queued');
+    expect(twice).toBe('23505 job_keys_pkey');
     await expectCountersMatchTable(t.db);
   });
 
