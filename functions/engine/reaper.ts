@@ -106,7 +106,12 @@ export async function runReaper(
   summary.compacted = await compactCounters(db);
   summary.durationMs = Date.now() - started;
   const idle =
-    summary.recovered + summary.pruned + summary.compacted + summary.schedules.enqueued + summary.partitionsMade === 0;
+    summary.recovered +
+      summary.pruned +
+      summary.compacted +
+      summary.schedules.enqueued +
+      summary.partitionsMade ===
+    0;
   if (idle) deps.logger.debug('reaper run', { ...summary });
   else deps.logger.info('reaper run', { ...summary });
   return summary;

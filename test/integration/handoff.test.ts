@@ -196,6 +196,8 @@ describe.runIf(await postgresAvailable())('the claim and completion hand-off as 
     const plan = plans.find((p) => p.includes('WITH done AS')) ?? '';
     expect(plan).toMatch(/Nested Loop {2}\([^)]*\) \(actual rows=400 loops=1\)/);
     expect(plan).toMatch(/Function Scan on u {2}\([^)]*\) \(actual rows=400 loops=1\)/);
-    expect(plan).toMatch(/Index Scan using jobs_pkey on jobs_live d {2}\([^)]*\) \(actual rows=1 loops=400\)/);
+    expect(plan).toMatch(
+      /Index Scan using jobs_pkey on jobs_live d {2}\([^)]*\) \(actual rows=1 loops=400\)/,
+    );
   });
 });
