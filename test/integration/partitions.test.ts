@@ -251,3 +251,221 @@ async function prune(db: Queryable, olderThanDays: number, limit: number): Promi
   ]);
   return Number(rows[0]!.n);
 }
+
+describe.runIf(await postgresAvailable())('the partition functions', () => {
+  it('jobs_partitions_ensure is idempotent, makes today + N, and moves overflow rows into the day it makes', async () => {
+    // Prepare: a keyed finished row 20 days ahead, past the week made at install
+    const t = await freshSchema();
+    const { rows } = await t.db.query<{ id: string }>(
+      `INSERT INTO jobs (task_type, status, finished_at, idempotency_key)
+       VALUES ('app', 'completed', now() + interval '20 days', 'k-ahead') RETURNING id::text`,
+    );
+    const id = rows[0]!.id;
+    expect(await partitionOf(t.db, id)).toBe('jobs_finished_overflow');
+    const counted = await totals(t.db);
+    // Act
+    const again = await ensure(t.db, 7);
+    const ahead = await ensure(t.db, 25);
+    const twice = await ensure(t.db, 25);
+    // Assess
+    expect([again, ahead, twice]).toEqual([0, 18, 0]);
+    const days = await Promise.all(Array.from({ length: 26 }, (_, i) => dayPartition(t.db, i)));
+    expect((await attachedPartitions(t.db)).sort()).toEqual(
+      ['jobs_finished_overflow', 'jobs_live', ...days].sort(),
+    );
+    expect(await partitionOf(t.db, id)).toBe(await dayPartition(t.db, 20));
+    expect(await jobKeys(t.db)).toEqual({ 'k-ahead': id });
+    expect(await totals(t.db)).toEqual(counted);
+    await expectCountersMatchTable(t.db);
+  });
+
+  it('jobs_prune_finished drops whole days past the cutoff, deletes old overflow rows in batches, keeps live jobs', async () => {
+    // Prepare: finished rows today and tomorrow, five in the overflow (ten days ago: no partition),
+    // one far ahead in the overflow, live jobs
+    const t = await freshSchema();
+    const live = (await enqueueMany(t.db, [{ type: 'a' }, { type: 'b', idempotencyKey: 'k-live' }])).map(
+      (r) => r.job.id,
+    );
+    await t.db.query(
+      `INSERT INTO jobs (task_type, status, finished_at, idempotency_key) VALUES
+         ('day0', 'completed', now(), 'k-day0'), ('day0', 'failed', now(), NULL),
+         ('day1', 'completed', now() + interval '1 day', NULL),
+         ('ahead', 'completed', now() + interval '40 days', NULL)`,
+    );
+    await t.db.query(
+      `INSERT INTO jobs (task_type, status, finished_at)
+       SELECT 'old', 'failed', now() - interval '10 days' FROM generate_series(1, 5)`,
+    );
+    const { rows: overflow } = await t.db.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM jobs_finished_overflow',
+    );
+    expect(overflow[0]!.n).toBe('6');
+    // Act
+    const batches = [await prune(t.db, 5, 3), await prune(t.db, 5, 3), await prune(t.db, 5, 3)];
+    // Assess
+    expect(batches).toEqual([3, 2, 0]);
+    expect(await attachedPartitions(t.db)).toContain(await dayPartition(t.db, 0));
+    // Act: a cutoff three days ahead is past today's, tomorrow's and the next day's partitions
+    const dropped = await prune(t.db, -3, 1000);
+    // Assess
+    expect(dropped).toBe(3);
+    const attached = await attachedPartitions(t.db);
+    for (const day of [0, 1, 2]) expect(attached).not.toContain(await dayPartition(t.db, day));
+    expect(attached).toContain(await dayPartition(t.db, 3));
+    const { rows } = await t.db.query<{ task_type: string }>('SELECT task_type FROM jobs ORDER BY task_type');
+    expect(rows.map((r) => r.task_type)).toEqual(['a', 'ahead', 'b']);
+    expect(Object.keys(await jobKeys(t.db))).toEqual(['k-live']);
+    expect(live).toHaveLength(2);
+  });
+});
+
+describe.runIf(await postgresAvailable())('hand-written SQL that moves rows between partitions', () => {
+  let t: TestSchema;
+  const reset = async () => {
+    t ??= await freshSchema();
+    await t.db.query('TRUNCATE jobs, queues, job_counter_deltas');
+  };
+
+  it("the runbook's cancel moves live rows to today's partition, counted once each", async () => {
+    // Prepare
+    await reset();
+    await enqueueMany(t.db, [{ type: 'a' }, { type: 'b', idempotencyKey: 'k-b' }, { type: 'c' }]);
+    const [running] = await claimJobs(t.db, { ...claim, limit: 1 });
+    const { rows: queued } = await t.db.query<{ id: string }>(
+      "SELECT id::text FROM jobs WHERE status = 'queued' ORDER BY id",
+    );
+    // Act: one by id (running, then queued), the rest in one statement
+    await t.db.query(fill(RUNBOOK_CANCEL, { id: running!.id }));
+    await t.db.query(fill(RUNBOOK_CANCEL, { id: queued[0]!.id }));
+    await t.db.query(fill(RUNBOOK_CANCEL, { id: queued[0]!.id })); // already failed: no change
+    const bulk = await t.db.query(
+      RUNBOOK_CANCEL.replace('id = <job_id>', "status = 'queued'").replaceAll(/<\w+>/g, 'x'),
+    );
+    // Assess
+    expect(bulk.rowCount).toBe(1);
+    const today = await dayPartition(t.db, 0);
+    for (const id of [running!.id, ...queued.map((r) => r.id)])
+      expect(await partitionOf(t.db, id)).toBe(today);
+    expect(Object.keys(await jobKeys(t.db))).toEqual(['k-b']);
+    expect(await totals(t.db)).toMatchObject({ submitted: 3, completed: 0, failed: 3 });
+    await expectCountersMatchTable(t.db);
+  });
+
+  it('a requeue of failed jobs moves them back to jobs_live, claimable at once, without a count', async () => {
+    // Prepare: two jobs failed (the engine, the runbook), one keyed
+    await reset();
+    await enqueueMany(t.db, [{ type: 'a', idempotencyKey: 'k-a' }, { type: 'b' }]);
+    const held = await claimJobs(t.db, { ...claim, limit: 2 });
+    await failJob(t.db, failure(held[0]!));
+    await t.db.query(fill(RUNBOOK_CANCEL, { id: held[1]!.id }));
+    const counted = await totals(t.db);
+    // Act: the redrive by hand (the status alone: jobs_route clears finished_at)
+    await t.db.query(
+      "UPDATE jobs SET status = 'queued', attempts = 0, updated_at = now() WHERE status = 'failed'",
+    );
+    // Assess
+    const { rows } = await t.db.query<{ p: string; finished_at: Date | null }>(
+      'SELECT tableoid::regclass::text AS p, finished_at FROM jobs ORDER BY id',
+    );
+    expect(rows).toEqual([
+      { p: 'jobs_live', finished_at: null },
+      { p: 'jobs_live', finished_at: null },
+    ]);
+    expect(await totals(t.db)).toEqual(counted);
+    expect(await jobKeys(t.db)).toEqual({ 'k-a': held[0]!.id });
+    const again = await claimJobs(t.db, { ...claim, limit: 5 });
+    expect(again.map((j) => j.id).sort()).toEqual(held.map((j) => j.id).sort());
+    await expectCountersMatchTable(t.db, { terminalExact: false });
+  });
+
+  it('a finished row moved to another day counts only a change of status', async () => {
+    // Prepare: one job completed by the engine, into today's partition
+    await reset();
+    const [job] = await enqueueMany(t.db, [{ type: 'a' }]);
+    const held = await claimJobs(t.db, { ...claim, limit: 1 });
+    await completeJobs(t.db, [{ id: held[0]!.id, leaseToken: held[0]!.leaseToken }]);
+    const id = job!.job.id;
+    expect(await partitionOf(t.db, id)).toBe(await dayPartition(t.db, 0));
+    const counted = await totals(t.db);
+    // Act / Assess: another day, same status: moved, nothing counted
+    await t.db.query("UPDATE jobs SET finished_at = finished_at + interval '1 day' WHERE id = $1", [id]);
+    expect(await partitionOf(t.db, id)).toBe(await dayPartition(t.db, 1));
+    expect(await totals(t.db)).toEqual(counted);
+    // Act / Assess: another day and completed -> failed: one failure
+    await t.db.query(
+      "UPDATE jobs SET status = 'failed', finished_at = finished_at + interval '1 day' WHERE id = $1",
+      [id],
+    );
+    expect(await partitionOf(t.db, id)).toBe(await dayPartition(t.db, 2));
+    expect(await totals(t.db)).toEqual({ ...counted, failed: counted.failed + 1 });
+    // Act / Assess: failed -> completed in the same partition (no move): one completion
+    await t.db.query("UPDATE jobs SET status = 'completed' WHERE id = $1", [id]);
+    expect(await partitionOf(t.db, id)).toBe(await dayPartition(t.db, 2));
+    expect(await totals(t.db)).toEqual({
+      ...counted,
+      completed: counted.completed + 1,
+      failed: counted.failed + 1,
+    });
+    const { rows } = await t.db.query<{ n: string }>('SELECT count(*)::text AS n FROM job_counter_deltas');
+    expect(rows[0]!.n).toBe('4');
+  });
+
+  it('a DELETE or a TRUNCATE by hand frees the keys; a hand-written INSERT with a taken key fails', async () => {
+    // Prepare: keyed jobs live and finished
+    await reset();
+    const jobs = await enqueueMany(
+      t.db,
+      ['k1', 'k2', 'k3'].map((k) => ({ type: 'a', idempotencyKey: k })),
+    );
+    await t.db.query(fill(RUNBOOK_CANCEL, { id: jobs[1]!.job.id }));
+    // Act: a duplicate key, by hand
+    const duplicate = t.db.query("INSERT INTO jobs (task_type, idempotency_key) VALUES ('app', 'k1')");
+    // Assess
+    await expect(duplicate).rejects.toMatchObject({ code: '23505' });
+    expect(await totals(t.db)).toMatchObject({ submitted: 3 });
+    // Act: DELETE a live and a finished keyed job
+    await t.db.query('DELETE FROM jobs WHERE id = ANY ($1::bigint[])', [[jobs[0]!.job.id, jobs[1]!.job.id]]);
+    // Assess
+    expect(await jobKeys(t.db)).toEqual({ k3: jobs[2]!.job.id });
+    const [reused] = await enqueueMany(t.db, [{ type: 'a', idempotencyKey: 'k1' }]);
+    expect(reused!.created).toBe(true);
+    await t.db.query("INSERT INTO jobs (task_type, idempotency_key) VALUES ('app', 'k2')");
+    expect(Object.keys(await jobKeys(t.db)).sort()).toEqual(['k1', 'k2', 'k3']);
+    // Act: TRUNCATE
+    await t.db.query('TRUNCATE jobs');
+    // Assess
+    expect(await jobKeys(t.db)).toEqual({});
+    const [fresh] = await enqueueMany(t.db, [{ type: 'a', idempotencyKey: 'k3' }]);
+    expect(fresh!.created).toBe(true);
+  });
+
+  it('jobs_route keeps finished_at consistent with the status', async () => {
+    // Prepare
+    await reset();
+    await enqueueMany(t.db, [{ type: 'a' }, { type: 'b' }]);
+    const [held] = await claimJobs(t.db, { ...claim, limit: 1 });
+    const { rows: q } = await t.db.query<{ id: string }>("SELECT id::text FROM jobs WHERE status = 'queued'");
+    const { rows: start } = await t.db.query<{ at: Date }>('SELECT now() AS at');
+    // Act: a finished_at on a live row; a completion by hand without one
+    await t.db.query('UPDATE jobs SET finished_at = now() WHERE id = $1', [q[0]!.id]);
+    await t.db.query("UPDATE jobs SET status = 'completed' WHERE id = $1", [held!.id]);
+    // Assess
+    const { rows } = await t.db.query<{ id: string; p: string; finished: boolean | null }>(
+      'SELECT id::text, tableoid::regclass::text AS p, finished_at >= $1 AS finished FROM jobs ORDER BY id',
+      [start[0]!.at],
+    );
+    expect(rows).toEqual(
+      [
+        { id: held!.id, p: await dayPartition(t.db, 0), finished: true },
+        { id: q[0]!.id, p: 'jobs_live', finished: null },
+      ].sort((a, b) => Number(a.id) - Number(b.id)),
+    );
+    await expectCountersMatchTable(t.db);
+  });
+});
+
+/** jobs_partitions_ensure, as the reaper calls it. */
+async function ensure(db: Queryable, daysAhead: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT jobs_partitions_ensure($1) AS n', [daysAhead]);
+  return rows[0]!.n;
+}
