@@ -44,9 +44,14 @@ BEGIN
                    v_name || '_idempotency_key_idx', v_name);
     EXECUTE format('CREATE INDEX %I ON %I ((coalesce(finished_at, updated_at))) WHERE status = ''failed''',
                    v_name || '_failed_idx', v_name);
+    -- dte.engine_counts keeps jobs_keys_deleted (functions/keys.sql) out of this DELETE: the
+    -- rows' new table is not attached yet when it would run, so it found them gone from `jobs`
+    -- and freed their idempotency keys.
+    PERFORM set_config('dte.engine_counts', 'on', true);
     EXECUTE format('WITH moved AS (DELETE FROM jobs_finished_overflow o WHERE o.finished_at >= $1 AND o.finished_at < $2 '
                    'RETURNING o.*) INSERT INTO %I SELECT * FROM moved', v_name)
       USING v_day, v_next;
+    PERFORM set_config('dte.engine_counts', '', true);
     EXECUTE format('ALTER TABLE jobs ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', v_name, v_day, v_next);
     INSERT INTO job_partitions (name, kind, lower_bound, upper_bound) VALUES (v_name, 'day', v_day, v_next);
     v_made := v_made + 1;

@@ -1,6 +1,7 @@
 import type { Queryable } from '../queryable.ts';
 import type { ClaimedJob } from '../types.ts';
 import type { CompletionArrays } from './completeJobs.ts';
+import { retryOnSerializationFailure } from './serializationRetry.ts';
 
 export interface ClaimOptions {
   workerId: string;
@@ -81,9 +82,10 @@ export function claimedJobs(row: ClaimAnswer): ClaimedJob[] {
   return jobs;
 }
 
-/** Claims up to `limit` jobs in one statement (see CLAIM_SQL). */
+/** Claims up to `limit` jobs in one statement (see CLAIM_SQL); sent again after a 40001 (serializationRetry.ts). */
 export async function claimJobs(db: Queryable, o: ClaimOptions): Promise<ClaimedJob[]> {
-  const { rows } = await db.query<ClaimAnswer>(CLAIM_SQL, claimParams(o));
+  const params = claimParams(o);
+  const { rows } = await retryOnSerializationFailure(() => db.query<ClaimAnswer>(CLAIM_SQL, params));
   return claimedJobs(rows[0]!);
 }
 
