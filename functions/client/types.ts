@@ -11,7 +11,8 @@ export interface JobView {
   status: 'queued' | 'running' | 'completed' | 'failed';
   priority: number;
   runAt: string;
-  attempts: number;
+  /** null: not known, for a replay of a job its queue deleted on completion (retention `delete`). */
+  attempts: number | null;
   maxAttempts: number;
   lastError: unknown;
   result: unknown;

@@ -30,8 +30,284 @@ CREATE TABLE job_counter_deltas (
   recovered bigint NOT NULL DEFAULT 0
 );
 
+CREATE TABLE job_keys (
+  idempotency_key text NOT NULL,
+  job_id bigint NOT NULL,
+  request_hash text,
+  created_by text,
+  created_at timestamp with time zone NOT NULL DEFAULT now()
+);
+
+CREATE TABLE job_partitions (
+  name text NOT NULL,
+  kind text NOT NULL,
+  lower_bound timestamp with time zone NOT NULL,
+  upper_bound timestamp with time zone NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now()
+);
+
 CREATE TABLE jobs (
-  id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261202 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261203 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261204 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261205 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261206 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261207 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261208 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_20261209 (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_finished_overflow (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
+  queue text NOT NULL DEFAULT 'default'::text,
+  task_type text NOT NULL,
+  payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+  status text NOT NULL DEFAULT 'queued'::text,
+  priority integer NOT NULL DEFAULT 0,
+  run_at timestamp with time zone NOT NULL DEFAULT now(),
+  attempts integer NOT NULL DEFAULT 0,
+  max_attempts integer NOT NULL DEFAULT 5,
+  lease_token bigint NOT NULL DEFAULT 0,
+  locked_at timestamp with time zone,
+  locked_by text,
+  lease_seconds integer NOT NULL DEFAULT 30,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  last_error jsonb,
+  result jsonb,
+  idempotency_key text,
+  request_hash text,
+  deadline_releases integer NOT NULL DEFAULT 0,
+  created_by text
+);
+
+CREATE TABLE jobs_live (
+  id bigint NOT NULL DEFAULT nextval('job_ids'::regclass),
   queue text NOT NULL DEFAULT 'default'::text,
   task_type text NOT NULL,
   payload jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -73,7 +349,8 @@ CREATE TABLE queues (
   rate_per_second double precision,
   rate_burst integer,
   tokens double precision,
-  tokens_at timestamp with time zone
+  tokens_at timestamp with time zone,
+  retention text NOT NULL DEFAULT 'keep'::text
 );
 
 CREATE TABLE schedules (
@@ -117,15 +394,109 @@ ALTER TABLE job_audit ADD CONSTRAINT job_audit_action_check CHECK (((length(acti
 ALTER TABLE job_audit ADD CONSTRAINT job_audit_actor_check CHECK (((length(actor) >= 1) AND (length(actor) <= 200)));
 ALTER TABLE job_audit ADD CONSTRAINT job_audit_pkey PRIMARY KEY (id);
 ALTER TABLE job_counter_deltas ADD CONSTRAINT job_counter_deltas_pkey PRIMARY KEY (id);
+ALTER TABLE job_keys ADD CONSTRAINT job_keys_pkey PRIMARY KEY (idempotency_key);
+ALTER TABLE job_partitions ADD CONSTRAINT job_partitions_check CHECK ((lower_bound < upper_bound));
+ALTER TABLE job_partitions ADD CONSTRAINT job_partitions_kind_check CHECK ((kind = ANY (ARRAY['day'::text, 'legacy'::text])));
+ALTER TABLE job_partitions ADD CONSTRAINT job_partitions_pkey PRIMARY KEY (name);
 ALTER TABLE jobs ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
-ALTER TABLE jobs ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048)))) NOT VALID;
+ALTER TABLE jobs ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
 ALTER TABLE jobs ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
 ALTER TABLE jobs ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
 ALTER TABLE jobs ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
-ALTER TABLE jobs ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 ALTER TABLE jobs ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
 ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
 ALTER TABLE jobs ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_finished_20261202_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-02 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-03 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261202 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_finished_20261203_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-03 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-04 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261203 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_finished_20261204_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-04 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-05 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261204 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_finished_20261205_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-05 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-06 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261205 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_finished_20261206_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-06 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-07 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261206 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_finished_20261207_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-07 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-08 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261207 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_finished_20261208_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-08 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-09 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261208 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_finished_20261209_day CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) >= '2026-12-09 00:00:00+00'::timestamp with time zone) AND (COALESCE(finished_at, 'infinity'::timestamp with time zone) < '2026-12-10 00:00:00+00'::timestamp with time zone)));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_20261209 ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_finished_overflow_finished CHECK (((status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (finished_at IS NOT NULL)));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_finished_overflow ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_attempts_check CHECK (((attempts >= 0) AND (attempts <= max_attempts)));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_created_by_check CHECK (((created_by IS NULL) OR ((length(created_by) >= 1) AND (length(created_by) <= 2048))));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_idempotency_key_check CHECK (((idempotency_key IS NULL) OR ((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 255))));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_lease_seconds_check CHECK ((lease_seconds >= 1));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_live_pkey PRIMARY KEY (id);
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_live_unfinished CHECK (((status = ANY (ARRAY['queued'::text, 'running'::text])) AND (finished_at IS NULL)));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_max_attempts_check CHECK ((max_attempts >= 1));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'completed'::text, 'failed'::text])));
+ALTER TABLE jobs_live ADD CONSTRAINT jobs_task_type_check CHECK (((length(task_type) >= 1) AND (length(task_type) <= 200)));
 ALTER TABLE queue_wakes ADD CONSTRAINT queue_wakes_pkey PRIMARY KEY (queue);
 ALTER TABLE queue_wakes ADD CONSTRAINT queue_wakes_queue_check CHECK (((length(queue) >= 1) AND (length(queue) <= 128)));
 ALTER TABLE queues ADD CONSTRAINT queues_max_running_check CHECK (((max_running IS NULL) OR (max_running > 0)));
@@ -133,6 +504,7 @@ ALTER TABLE queues ADD CONSTRAINT queues_name_check CHECK (((length(name) >= 1) 
 ALTER TABLE queues ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 ALTER TABLE queues ADD CONSTRAINT queues_rate_burst_check CHECK (((rate_burst IS NULL) OR (rate_burst > 0)));
 ALTER TABLE queues ADD CONSTRAINT queues_rate_per_second_check CHECK (((rate_per_second IS NULL) OR ((rate_per_second > (0)::double precision) AND (rate_per_second <= (1000000)::double precision))));
+ALTER TABLE queues ADD CONSTRAINT queues_retention_check CHECK ((retention = ANY (ARRAY['keep'::text, 'delete'::text])));
 ALTER TABLE schedules ADD CONSTRAINT schedules_catch_up_check CHECK ((catch_up = ANY (ARRAY['skip'::text, 'latest'::text, 'all'::text])));
 ALTER TABLE schedules ADD CONSTRAINT schedules_cron_check CHECK (((length(cron) >= 1) AND (length(cron) <= 256)));
 ALTER TABLE schedules ADD CONSTRAINT schedules_max_attempts_check CHECK (((max_attempts IS NULL) OR ((max_attempts >= 1) AND (max_attempts <= 1000))));
@@ -153,13 +525,42 @@ CREATE INDEX job_audit_job_idx ON <schema>.job_audit USING btree (job_id, at) WH
 CREATE UNIQUE INDEX job_audit_pkey ON <schema>.job_audit USING btree (id);
 CREATE INDEX job_counter_deltas_at_idx ON <schema>.job_counter_deltas USING btree (at) WHERE (NOT compacted);
 CREATE UNIQUE INDEX job_counter_deltas_pkey ON <schema>.job_counter_deltas USING btree (id);
-CREATE INDEX jobs_claim_idx ON <schema>.jobs USING btree (priority DESC, run_at, id) WHERE (status = 'queued'::text);
-CREATE INDEX jobs_claim_queue_idx ON <schema>.jobs USING btree (queue, priority DESC, run_at, id) WHERE (status = 'queued'::text);
-CREATE INDEX jobs_finished_idx ON <schema>.jobs USING btree (COALESCE(finished_at, updated_at)) WHERE (status = ANY (ARRAY['completed'::text, 'failed'::text]));
-CREATE UNIQUE INDEX jobs_idempotency_key_idx ON <schema>.jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
-CREATE UNIQUE INDEX jobs_pkey ON <schema>.jobs USING btree (id);
-CREATE INDEX jobs_running_lease_idx ON <schema>.jobs USING btree (locked_at) WHERE (status = 'running'::text);
-CREATE INDEX jobs_running_queue_idx ON <schema>.jobs USING btree (queue) WHERE (status = 'running'::text);
+CREATE INDEX job_keys_created_at_idx ON <schema>.job_keys USING btree (created_at);
+CREATE UNIQUE INDEX job_keys_pkey ON <schema>.job_keys USING btree (idempotency_key);
+CREATE UNIQUE INDEX job_partitions_pkey ON <schema>.job_partitions USING btree (name);
+CREATE INDEX jobs_finished_20261202_failed_idx ON <schema>.jobs_finished_20261202 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261202_id_idx ON <schema>.jobs_finished_20261202 USING btree (id);
+CREATE INDEX jobs_finished_20261202_idempotency_key_idx ON <schema>.jobs_finished_20261202 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261203_failed_idx ON <schema>.jobs_finished_20261203 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261203_id_idx ON <schema>.jobs_finished_20261203 USING btree (id);
+CREATE INDEX jobs_finished_20261203_idempotency_key_idx ON <schema>.jobs_finished_20261203 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261204_failed_idx ON <schema>.jobs_finished_20261204 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261204_id_idx ON <schema>.jobs_finished_20261204 USING btree (id);
+CREATE INDEX jobs_finished_20261204_idempotency_key_idx ON <schema>.jobs_finished_20261204 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261205_failed_idx ON <schema>.jobs_finished_20261205 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261205_id_idx ON <schema>.jobs_finished_20261205 USING btree (id);
+CREATE INDEX jobs_finished_20261205_idempotency_key_idx ON <schema>.jobs_finished_20261205 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261206_failed_idx ON <schema>.jobs_finished_20261206 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261206_id_idx ON <schema>.jobs_finished_20261206 USING btree (id);
+CREATE INDEX jobs_finished_20261206_idempotency_key_idx ON <schema>.jobs_finished_20261206 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261207_failed_idx ON <schema>.jobs_finished_20261207 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261207_id_idx ON <schema>.jobs_finished_20261207 USING btree (id);
+CREATE INDEX jobs_finished_20261207_idempotency_key_idx ON <schema>.jobs_finished_20261207 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261208_failed_idx ON <schema>.jobs_finished_20261208 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261208_id_idx ON <schema>.jobs_finished_20261208 USING btree (id);
+CREATE INDEX jobs_finished_20261208_idempotency_key_idx ON <schema>.jobs_finished_20261208 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_20261209_failed_idx ON <schema>.jobs_finished_20261209 USING btree (COALESCE(finished_at, updated_at)) WHERE (status = 'failed'::text);
+CREATE INDEX jobs_finished_20261209_id_idx ON <schema>.jobs_finished_20261209 USING btree (id);
+CREATE INDEX jobs_finished_20261209_idempotency_key_idx ON <schema>.jobs_finished_20261209 USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_finished_overflow_finished_idx ON <schema>.jobs_finished_overflow USING btree (finished_at);
+CREATE INDEX jobs_finished_overflow_id_idx ON <schema>.jobs_finished_overflow USING btree (id);
+CREATE INDEX jobs_finished_overflow_idempotency_key_idx ON <schema>.jobs_finished_overflow USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE INDEX jobs_live_claim_idx ON <schema>.jobs_live USING btree (priority DESC, run_at, id) WHERE (status = 'queued'::text);
+CREATE INDEX jobs_live_claim_queue_idx ON <schema>.jobs_live USING btree (queue, priority DESC, run_at, id) WHERE (status = 'queued'::text);
+CREATE INDEX jobs_live_idempotency_key_idx ON <schema>.jobs_live USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+CREATE UNIQUE INDEX jobs_live_pkey ON <schema>.jobs_live USING btree (id);
+CREATE INDEX jobs_live_running_lease_idx ON <schema>.jobs_live USING btree (locked_at) WHERE (status = 'running'::text);
+CREATE INDEX jobs_live_running_queue_idx ON <schema>.jobs_live USING btree (queue) WHERE (status = 'running'::text);
 CREATE UNIQUE INDEX queue_wakes_pkey ON <schema>.queue_wakes USING btree (queue);
 CREATE UNIQUE INDEX queues_pkey ON <schema>.queues USING btree (name);
 CREATE UNIQUE INDEX schedules_pkey ON <schema>.schedules USING btree (name);
@@ -170,12 +571,55 @@ CREATE UNIQUE INDEX schema_migrations_pkey ON <schema>.schema_migrations USING b
 
 CREATE SEQUENCE job_audit_id_seq AS bigint OWNED BY job_audit.id;
 CREATE SEQUENCE job_counter_deltas_id_seq AS bigint OWNED BY job_counter_deltas.id;
-CREATE SEQUENCE jobs_id_seq AS bigint OWNED BY jobs.id;
+CREATE SEQUENCE job_ids AS bigint OWNED BY jobs.id;
 
 -- triggers
 
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
 CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_keys_truncated AFTER TRUNCATE ON <schema>.jobs FOR EACH STATEMENT EXECUTE FUNCTION jobs_keys_truncated();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261202 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261202 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261202 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261202 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261203 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261203 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261203 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261203 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261204 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261204 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261204 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261204 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261205 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261205 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261205 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261205 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261206 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261206 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261206 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261206 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261207 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261207 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261207 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261207 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261208 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261208 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261208 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261208 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_20261209 FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_20261209 FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_20261209 FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_20261209 FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_finished_overflow FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_finished_overflow FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_finished_overflow FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_finished_overflow FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
+CREATE TRIGGER jobs_count_inserted BEFORE INSERT ON <schema>.jobs_live FOR EACH ROW WHEN ((current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text)) EXECUTE FUNCTION jobs_count_row_inserted();
+CREATE TRIGGER jobs_count_updated AFTER UPDATE OF status ON <schema>.jobs_live FOR EACH ROW WHEN (((new.status = ANY (ARRAY['completed'::text, 'failed'::text])) AND (old.status IS DISTINCT FROM new.status) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_count_row_updated();
+CREATE TRIGGER jobs_keys_deleted AFTER DELETE ON <schema>.jobs_live FOR EACH ROW WHEN (((old.idempotency_key IS NOT NULL) AND (current_setting('dte.engine_counts'::text, true) IS DISTINCT FROM 'on'::text))) EXECUTE FUNCTION jobs_keys_deleted();
+CREATE TRIGGER jobs_route BEFORE UPDATE OF status, finished_at ON <schema>.jobs_live FOR EACH ROW WHEN ((((old.status = ANY (ARRAY['completed'::text, 'failed'::text])) IS DISTINCT FROM (new.status = ANY (ARRAY['completed'::text, 'failed'::text]))) OR (old.finished_at IS DISTINCT FROM new.finished_at))) EXECUTE FUNCTION jobs_route_moved();
 
 -- functions
 
@@ -242,14 +686,29 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_cancel(p_id bigint, p_reason text, p_ac
 AS $function$
 #variable_conflict error
 BEGIN
+  -- DELETE from jobs_live + INSERT through `jobs` (into the day's partition) rather than an
+  -- UPDATE that moves the row: a claim locking a queued row that was moved fails with SQLSTATE
+  -- 40001, one locking a deleted row skips it (0022). Counted here (dte.engine_counts).
+  PERFORM set_config('dte.engine_counts', 'on', true);
   RETURN QUERY
-  UPDATE jobs j
-     SET status = 'failed', finished_at = now(), updated_at = now(), locked_at = NULL,
-         last_error = jsonb_build_object('name', 'Cancelled', 'message', p_reason, 'actor', p_actor,
-                                         'at', now(), 'previousStatus', j.status, 'attempt', j.attempts)
-   WHERE j.id = p_id AND j.status IN ('queued', 'running')
-     AND (NOT p_creator_only OR j.created_by = p_caller)
-  RETURNING j.*;
+  WITH gone AS (
+    DELETE FROM jobs_live j
+     WHERE j.id = p_id AND (NOT p_creator_only OR j.created_by = p_caller)
+    RETURNING j.*
+  ), moved AS (
+    INSERT INTO jobs (id, queue, task_type, payload, status, priority, run_at, attempts, max_attempts, lease_token, locked_at, locked_by, lease_seconds, started_at, finished_at, created_at, updated_at, last_error, result, idempotency_key, request_hash, deadline_releases, created_by)
+    SELECT g.id, g.queue, g.task_type, g.payload, 'failed', g.priority, g.run_at, g.attempts, g.max_attempts,
+           g.lease_token, NULL, g.locked_by, g.lease_seconds, g.started_at, now(), g.created_at, now(),
+           jsonb_build_object('name', 'Cancelled', 'message', p_reason, 'actor', p_actor,
+                              'at', now(), 'previousStatus', g.status, 'attempt', g.attempts),
+           g.result, g.idempotency_key, g.request_hash, g.deadline_releases, g.created_by
+      FROM gone g
+    RETURNING jobs.*
+  ), counted AS (
+    INSERT INTO job_counter_deltas (failed) SELECT count(*) FROM moved HAVING count(*) > 0
+  )
+  SELECT m.* FROM moved m;
+  PERFORM set_config('dte.engine_counts', '', true);
 END
 $function$;
 
@@ -344,7 +803,7 @@ BEGIN
     FOR i IN 1 .. cardinality(v_limited) LOOP
       EXIT WHEN cardinality(v_ids) >= p_limit;
       -- Nothing due in this queue: leave its control row alone (no lock, no token write).
-      CONTINUE WHEN NOT EXISTS (SELECT 1 FROM jobs j
+      CONTINUE WHEN NOT EXISTS (SELECT 1 FROM jobs_live j
                                  WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now());
       -- SKIP LOCKED: while another claimer holds this queue's row it is that claimer's to serve;
       -- waiting for it made every claim, of any queue, queue up behind the limited one (the
@@ -357,7 +816,7 @@ BEGIN
       v_at := clock_timestamp();
       v_allow := p_limit - cardinality(v_ids);
       IF v_ctl.max_running IS NOT NULL THEN
-        SELECT count(*) INTO v_running FROM jobs j WHERE j.queue = v_limited[i] AND j.status = 'running';
+        SELECT count(*) INTO v_running FROM jobs_live j WHERE j.queue = v_limited[i] AND j.status = 'running';
         v_allow := least(v_allow, v_ctl.max_running - v_running);
       END IF;
       IF v_ctl.rate_per_second IS NOT NULL THEN
@@ -371,7 +830,7 @@ BEGIN
       v_got := '{}';
       IF v_allow > 0 THEN
         v_got := ARRAY(
-          SELECT j.id FROM jobs j
+          SELECT j.id FROM jobs_live j
            WHERE j.queue = v_limited[i] AND j.status = 'queued' AND j.run_at <= now()
            ORDER BY j.priority DESC, j.run_at, j.id
            LIMIT v_allow
@@ -393,9 +852,9 @@ BEGIN
   -- 2. All queues, some paused or limited: the queues with queued jobs, minus those.
   IF v_queues IS NULL AND (v_limits OR EXISTS (SELECT 1 FROM queues q WHERE q.paused)) THEN
     WITH RECURSIVE qs(name) AS (
-      (SELECT j.queue FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+      (SELECT j.queue FROM jobs_live j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
       UNION ALL
-      SELECT (SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > qs.name
+      SELECT (SELECT j.queue FROM jobs_live j WHERE j.status = 'queued' AND j.queue > qs.name
                ORDER BY j.queue LIMIT 1)
         FROM qs WHERE qs.name IS NOT NULL
     )
@@ -411,12 +870,12 @@ BEGIN
   -- 3. Level by level: v_prio is the highest priority below v_below with queued jobs.
   LOOP
     IF v_queues IS NULL THEN
-      SELECT j.priority INTO v_prio FROM jobs j
+      SELECT j.priority INTO v_prio FROM jobs_live j
        WHERE j.status = 'queued' AND j.priority < v_below ORDER BY j.priority DESC LIMIT 1;
     ELSIF cardinality(v_queues) > 0 THEN
       SELECT max(h.priority) INTO v_prio FROM unnest(v_queues) AS qn(name)
        CROSS JOIN LATERAL (
-         SELECT j.priority FROM jobs j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_below
+         SELECT j.priority FROM jobs_live j WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority < v_below
           ORDER BY j.priority DESC LIMIT 1
        ) h
        WHERE NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = qn.name AND q.paused);
@@ -426,7 +885,7 @@ BEGIN
     v_need := p_limit - cardinality(v_ids);
     IF NOT p_advisory AND v_queues IS NULL THEN
       v_got := ARRAY(
-        SELECT j.id FROM jobs j
+        SELECT j.id FROM jobs_live j
          WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
          ORDER BY j.run_at, j.id
          LIMIT v_need
@@ -435,7 +894,7 @@ BEGIN
       v_got := ARRAY(
         SELECT c.id FROM unnest(v_queues) AS qn(name)
          CROSS JOIN LATERAL (
-           SELECT j.id, j.run_at FROM jobs j
+           SELECT j.id, j.run_at FROM jobs_live j
             WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
             ORDER BY j.run_at, j.id
             LIMIT v_need
@@ -453,14 +912,14 @@ BEGIN
         IF v_queues IS NULL THEN
           v_got := ARRAY(
             WITH candidates AS MATERIALIZED (
-              SELECT j.id FROM jobs j
+              SELECT j.id FROM jobs_live j
                WHERE j.status = 'queued' AND j.priority = v_prio AND j.run_at <= now()
                ORDER BY j.run_at, j.id
                LIMIT v_window
             )
             SELECT x.id FROM candidates cand
              CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
+               SELECT j.id FROM jobs_live j
                 WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
                   FOR UPDATE SKIP LOCKED
              ) x
@@ -471,7 +930,7 @@ BEGIN
             WITH candidates AS MATERIALIZED (
               SELECT c.id FROM unnest(v_queues) AS qn(name)
                CROSS JOIN LATERAL (
-                 SELECT j.id, j.run_at FROM jobs j
+                 SELECT j.id, j.run_at FROM jobs_live j
                   WHERE j.queue = qn.name AND j.status = 'queued' AND j.priority = v_prio
                     AND j.run_at <= now()
                   ORDER BY j.run_at, j.id
@@ -483,7 +942,7 @@ BEGIN
             )
             SELECT x.id FROM candidates cand
              CROSS JOIN LATERAL (
-               SELECT j.id FROM jobs j
+               SELECT j.id FROM jobs_live j
                 WHERE j.id = cand.id AND j.status = 'queued' AND j.run_at <= now()
                   FOR UPDATE SKIP LOCKED
              ) x
@@ -510,7 +969,7 @@ BEGIN
   -- and aggregating them (jsonb_build_object + jsonb_agg) was 21% of the server's time at a
   -- claim of 500 (issue 21's profile); this hand-off measured about 0.8x its server CPU per job.
   WITH claimed AS (
-    UPDATE jobs j
+    UPDATE jobs_live j
        SET status = 'running', attempts = j.attempts + 1,
            max_attempts = greatest(j.max_attempts, j.attempts + 1),
            lease_token = j.lease_token + 1, locked_at = v_at, locked_by = p_worker,
@@ -556,24 +1015,40 @@ AS $function$
 #variable_conflict error
 DECLARE
   v_ids bigint[];
+  v_deleting text[];
 BEGIN
-  -- The completions as parallel arrays, read once by unnest: one primary-key probe per id
-  -- (a nested loop from the unnest). Nothing restricts `jobs` alone, so no plan starts from it:
-  -- `d.id = ANY (p_ids)` beside the join made the planner read the index by the array and re-read
-  -- the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and `d.status =
-  -- 'running'` as a filter of its own makes the plan depend on how many rows the statistics say
-  -- are running (with the array's length known and none running when analyzed: a scan of jobs,
-  -- the unnest re-read per row). So the status is a column of the subquery (OFFSET 0 keeps it
-  -- one), compared in the join. The completions are counted here, in the same statement
+  -- The completions as parallel arrays, read once by unnest: one primary-key probe of jobs_live
+  -- per id (a nested loop from the unnest). Nothing restricts jobs_live alone, so no plan starts
+  -- from it: `d.id = ANY (p_ids)` beside the join made the planner read the index by the array
+  -- and re-read the unnest per row (O(n^2), issue 21; test/integration/handoff.test.ts), and
+  -- `d.status = 'running'` as a filter of its own makes the plan depend on how many rows the
+  -- statistics say are running. So the status is a column of the subquery (OFFSET 0 keeps it
+  -- one), compared in the join.
+  --
+  -- A completed job leaves jobs_live (DELETE) for its day's partition (INSERT through `jobs`,
+  -- which routes it), or for nowhere when its queue's retention is 'delete' (0022): no UPDATE of
+  -- the live table's row, whose status sits in four partial-index predicates. Not an UPDATE that
+  -- moves the row either: a concurrent locker of a moved row fails with SQLSTATE 40001, one of a
+  -- deleted row skips it. The completions are counted here, in the same statement
   -- (dte.engine_counts, set around it, keeps the row counting triggers out: issue 21).
+  v_deleting := ARRAY(SELECT q.name FROM queues q WHERE q.retention = 'delete');
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH done AS (
-    UPDATE jobs d
-       SET status = 'completed', result = x.result, finished_at = now(), updated_at = now(), locked_at = NULL
-      FROM (SELECT u.id, u.token, u.result, 'running'::text AS running
+    DELETE FROM jobs_live d
+     USING (SELECT u.id, u.token, u.result, 'running'::text AS running
               FROM unnest(p_ids, p_tokens, p_results) AS u(id, token, result) OFFSET 0) x
      WHERE d.id = x.id AND d.status = x.running AND d.lease_token = x.token
-    RETURNING d.id
+    RETURNING d.id, d.queue, d.task_type, d.payload, d.priority, d.run_at, d.attempts, d.max_attempts,
+              d.lease_token, d.locked_by, d.lease_seconds, d.started_at, d.created_at, d.last_error,
+              x.result, d.idempotency_key, d.request_hash, d.deadline_releases, d.created_by
+  ), kept AS (
+    INSERT INTO jobs (id, queue, task_type, payload, status, priority, run_at, attempts, max_attempts, lease_token, locked_at, locked_by, lease_seconds, started_at, finished_at, created_at, updated_at, last_error, result, idempotency_key, request_hash, deadline_releases, created_by)
+    SELECT done.id, done.queue, done.task_type, done.payload, 'completed', done.priority, done.run_at,
+           done.attempts, done.max_attempts, done.lease_token, NULL, done.locked_by, done.lease_seconds,
+           done.started_at, now(), done.created_at, now(), done.last_error, done.result,
+           done.idempotency_key, done.request_hash, done.deadline_releases, done.created_by
+      FROM done
+     WHERE done.queue <> ALL (v_deleting)
   ), counted AS (
     INSERT INTO job_counter_deltas (completed) SELECT count(*) FROM done HAVING count(*) > 0
   )
@@ -606,10 +1081,24 @@ CREATE OR REPLACE FUNCTION <schema>.jobs_count_row_inserted()
  SECURITY DEFINER
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
+DECLARE
+  v_moving text := current_setting('dte.moving', true);
 BEGIN
+  IF v_moving IS NOT NULL AND split_part(v_moving, ':', 1) = NEW.id::text THEN
+    PERFORM set_config('dte.moving', '', true);
+    IF NEW.status IN ('completed', 'failed') AND NEW.status IS DISTINCT FROM split_part(v_moving, ':', 2) THEN
+      INSERT INTO job_counter_deltas (completed, failed)
+      VALUES ((NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
+    END IF;
+    RETURN NEW;
+  END IF;
   INSERT INTO job_counter_deltas (submitted, completed, failed)
   VALUES (1, (NEW.status = 'completed')::int, (NEW.status = 'failed')::int);
-  RETURN NULL;
+  IF NEW.idempotency_key IS NOT NULL THEN
+    INSERT INTO job_keys (idempotency_key, job_id, request_hash, created_by)
+    VALUES (NEW.idempotency_key, NEW.id, NEW.request_hash, NEW.created_by);
+  END IF;
+  RETURN NEW;
 END
 $function$;
 
@@ -665,14 +1154,14 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, coalesce(x.payload, 'null'::jsonb), coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_max_attempts)
       FROM json_to_recordset(p_rows)
         AS x(queue text, type text, payload jsonb, priority int, run_at timestamptz, delay float8,
              max_attempts int)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -710,7 +1199,7 @@ BEGIN
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_default_max_attempts)
@@ -718,7 +1207,7 @@ BEGIN
              unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -757,22 +1246,36 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
+  -- Keys first (job_keys, 0022: the partitioned table cannot hold a unique index on the key
+  -- alone), each with the id of the job drawn for it, in key order as before (concurrent
+  -- requests lock keys in the same order); a job only for a key that was new, or for a row
+  -- without a key. Within the request the first row of a key wins, as before.
   RETURN QUERY
-  WITH ins AS (
-  INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
-                    request_hash, created_by)
-  SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
-         coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
-         coalesce(x.max_attempts, p_default_max_attempts), x.key, x.hash, p_created_by
-    FROM ROWS FROM (unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues),
-                    unnest(p_priorities), unnest(p_run_ats), unnest(p_delays),
-                    unnest(p_max_attempts), unnest(p_keys), unnest(p_hashes)) WITH ORDINALITY
-         AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
-   ORDER BY x.key, x.ord
-  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING jobs.id, jobs.idempotency_key, jobs.lease_seconds,
-            (extract(epoch FROM jobs.run_at) * 1000)::float8 AS run_at_ms,
-            (extract(epoch FROM jobs.created_at) * 1000)::float8 AS created_at_ms
+  WITH rows AS (
+    SELECT x.type, x.payload, x.queue, x.priority, x.run_at, x.delay, x.max_attempts, x.key, x.hash, x.ord,
+           row_number() OVER (PARTITION BY x.key ORDER BY x.ord) AS nth
+      FROM ROWS FROM (unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues),
+                      unnest(p_priorities), unnest(p_run_ats), unnest(p_delays),
+                      unnest(p_max_attempts), unnest(p_keys), unnest(p_hashes)) WITH ORDINALITY
+           AS x(type, payload, queue, priority, run_at, delay, max_attempts, key, hash, ord)
+  ), keys AS (
+    INSERT INTO job_keys AS k (idempotency_key, job_id, request_hash, created_by)
+    SELECT r.key, nextval('job_ids'), r.hash, p_created_by FROM rows r
+     WHERE r.key IS NOT NULL AND r.nth = 1 ORDER BY r.key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING k.idempotency_key, k.job_id
+  ), ins AS (
+  INSERT INTO jobs_live (id, queue, task_type, payload, priority, run_at, max_attempts, idempotency_key,
+                         request_hash, created_by)
+  SELECT coalesce(k.job_id, nextval('job_ids')), coalesce(r.queue, 'default'), r.type, r.payload,
+         coalesce(r.priority, 0), coalesce(r.run_at, now() + make_interval(secs => coalesce(r.delay, 0))),
+         coalesce(r.max_attempts, p_default_max_attempts), r.key, r.hash, p_created_by
+    FROM rows r LEFT JOIN keys k ON k.idempotency_key = r.key
+   WHERE r.key IS NULL OR k.job_id IS NOT NULL AND r.nth = 1
+   ORDER BY r.key, r.ord
+  RETURNING jobs_live.id, jobs_live.idempotency_key, jobs_live.lease_seconds,
+            (extract(epoch FROM jobs_live.run_at) * 1000)::float8 AS run_at_ms,
+            (extract(epoch FROM jobs_live.created_at) * 1000)::float8 AS created_at_ms
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -804,7 +1307,7 @@ BEGIN
   END IF;
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, created_by)
+    INSERT INTO jobs_live (queue, task_type, payload, priority, run_at, max_attempts, created_by)
     SELECT coalesce(x.queue, 'default'), x.type, x.payload, coalesce(x.priority, 0),
            coalesce(x.run_at, now() + make_interval(secs => coalesce(x.delay, 0))),
            coalesce(x.max_attempts, p_default_max_attempts), p_created_by
@@ -812,7 +1315,7 @@ BEGIN
              unnest(p_types), jsonb_array_elements(p_payloads), unnest(p_queues), unnest(p_priorities),
              unnest(p_run_ats), unnest(p_delays), unnest(p_max_attempts)
            ) AS x(type, payload, queue, priority, run_at, delay, max_attempts)
-    RETURNING jobs.id, jobs.lease_seconds, jobs.run_at, jobs.created_at
+    RETURNING jobs_live.id, jobs_live.lease_seconds, jobs_live.run_at, jobs_live.created_at
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -840,8 +1343,11 @@ BEGIN
   WITH decision AS (
     SELECT d.id, (p_permanent OR d.attempts >= d.max_attempts) AS final,
            least(p_max_backoff_seconds, p_backoff_base_seconds * power(2, greatest(d.attempts - 1, 0))) AS cap
-      FROM jobs d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
+      FROM jobs_live d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
   )
+  -- `jobs`, not jobs_live: a final failure moves the row to its day's partition (jobs_route keeps
+  -- finished_at; the row triggers count it). Only jobs_live can hold a running row, so the plan
+  -- reads only it (constraint exclusion).
   UPDATE jobs j SET
     status = CASE WHEN x.final THEN 'failed' ELSE 'queued' END,
     run_at = CASE WHEN x.final THEN j.run_at
@@ -857,22 +1363,133 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION <schema>.jobs_prune_finished(p_older_than_days double precision, p_limit integer)
- RETURNS bigint
+CREATE OR REPLACE FUNCTION <schema>.jobs_find_by_keys(p_keys text[])
+ RETURNS TABLE(id bigint, queue text, task_type text, payload jsonb, status text, priority integer, run_at timestamp with time zone, attempts integer, max_attempts integer, lease_token bigint, locked_at timestamp with time zone, locked_by text, lease_seconds integer, started_at timestamp with time zone, finished_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone, last_error jsonb, result jsonb, idempotency_key text, request_hash text, created_by text, o_gone boolean)
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO '<schema>', 'pg_temp'
 AS $function$
 #variable_conflict error
-DECLARE
-  v_deleted bigint;
 BEGIN
-  DELETE FROM jobs WHERE jobs.id IN (
-    SELECT f.id FROM jobs f
-     WHERE f.status IN ('completed', 'failed')
-       AND coalesce(f.finished_at, f.updated_at) < now() - make_interval(secs => p_older_than_days * 86400)
+  RETURN QUERY
+  SELECT k.job_id, j.queue, j.task_type, j.payload, coalesce(j.status, 'completed'), j.priority, j.run_at,
+         j.attempts, j.max_attempts, j.lease_token, j.locked_at, j.locked_by, j.lease_seconds,
+         j.started_at, j.finished_at, coalesce(j.created_at, k.created_at), j.updated_at, j.last_error,
+         j.result, k.idempotency_key, k.request_hash, k.created_by, j.id IS NULL
+    FROM job_keys k
+    LEFT JOIN jobs j ON j.id = k.job_id
+   WHERE k.idempotency_key = ANY (p_keys);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_keys_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = OLD.id) THEN
+    DELETE FROM job_keys k WHERE k.idempotency_key = OLD.idempotency_key AND k.job_id = OLD.id;
+  END IF;
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_keys_truncated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  DELETE FROM job_keys k WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = k.job_id);
+  RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_partitions_ensure(p_days_ahead integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET lock_timeout TO '2s'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_day timestamptz;
+  v_next timestamptz;
+  v_name text;
+  v_made integer := 0;
+BEGIN
+  IF p_days_ahead IS NULL OR p_days_ahead < 0 OR p_days_ahead > 60 THEN
+    RAISE EXCEPTION 'jobs_partitions_ensure: days ahead must be 0 to 60, not %', p_days_ahead
+      USING ERRCODE = '22023';
+  END IF;
+  FOR i IN 0 .. p_days_ahead LOOP
+    v_day := date_trunc('day', now(), 'UTC') + make_interval(days => i);
+    v_next := v_day + interval '1 day';
+    CONTINUE WHEN EXISTS (SELECT 1 FROM job_partitions p WHERE p.lower_bound < v_next AND p.upper_bound > v_day);
+    v_name := 'jobs_finished_' || to_char(v_day AT TIME ZONE 'UTC', 'YYYYMMDD');
+    EXECUTE format('CREATE TABLE %I (LIKE jobs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_name);
+    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (status IN (''completed'', ''failed'') '
+                   'AND coalesce(finished_at, ''infinity''::timestamptz) >= %L '
+                   'AND coalesce(finished_at, ''infinity''::timestamptz) < %L)',
+                   v_name, v_name || '_day', v_day, v_next);
+    EXECUTE format('CREATE INDEX %I ON %I (id)', v_name || '_id_idx', v_name);
+    EXECUTE format('CREATE INDEX %I ON %I (idempotency_key) WHERE idempotency_key IS NOT NULL',
+                   v_name || '_idempotency_key_idx', v_name);
+    EXECUTE format('CREATE INDEX %I ON %I ((coalesce(finished_at, updated_at))) WHERE status = ''failed''',
+                   v_name || '_failed_idx', v_name);
+    EXECUTE format('WITH moved AS (DELETE FROM jobs_finished_overflow o WHERE o.finished_at >= $1 AND o.finished_at < $2 '
+                   'RETURNING o.*) INSERT INTO %I SELECT * FROM moved', v_name)
+      USING v_day, v_next;
+    EXECUTE format('ALTER TABLE jobs ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', v_name, v_day, v_next);
+    INSERT INTO job_partitions (name, kind, lower_bound, upper_bound) VALUES (v_name, 'day', v_day, v_next);
+    v_made := v_made + 1;
+  END LOOP;
+  RETURN v_made;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_prune_finished(p_older_than_days double precision, p_limit integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET lock_timeout TO '2s'
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_cutoff timestamptz := now() - make_interval(secs => p_older_than_days * 86400);
+  v_deleted bigint := 0;
+  v_rows bigint;
+  v_part record;
+BEGIN
+  FOR v_part IN SELECT p.name FROM job_partitions p WHERE p.upper_bound <= v_cutoff ORDER BY p.upper_bound LOOP
+    EXECUTE format('SELECT count(*) FROM %I', v_part.name) INTO v_rows;
+    EXECUTE format('ALTER TABLE jobs DETACH PARTITION %I', v_part.name);
+    EXECUTE format('DROP TABLE %I', v_part.name);
+    DELETE FROM job_partitions p WHERE p.name = v_part.name;
+    v_deleted := v_deleted + v_rows;
+  END LOOP;
+  IF v_deleted < p_limit THEN
+    DELETE FROM jobs_finished_overflow o WHERE o.id IN (
+      SELECT f.id FROM jobs_finished_overflow f WHERE f.finished_at < v_cutoff LIMIT p_limit - v_deleted);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_deleted := v_deleted + v_rows;
+  END IF;
+  IF v_deleted < p_limit AND EXISTS (SELECT 1 FROM job_partitions p WHERE p.name = 'jobs_legacy') THEN
+    EXECUTE 'DELETE FROM jobs_legacy l WHERE l.id IN (SELECT f.id FROM jobs_legacy f '
+            'WHERE f.status IN (''completed'', ''failed'') AND coalesce(f.finished_at, f.updated_at) < $1 LIMIT $2)'
+      USING v_cutoff, p_limit - v_deleted;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_deleted := v_deleted + v_rows;
+  END IF;
+  DELETE FROM job_keys k WHERE k.idempotency_key IN (
+    SELECT o.idempotency_key FROM job_keys o
+     WHERE o.created_at < v_cutoff AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.job_id)
      LIMIT p_limit);
-  GET DIAGNOSTICS v_deleted = ROW_COUNT;
   RETURN v_deleted;
 END
 $function$;
@@ -891,6 +1508,7 @@ BEGIN
     SELECT x.id, x.token, coalesce(x.deadline, false) AS deadline
       FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint, deadline boolean)
   )
+  -- `jobs`, not jobs_live: a final release (out of deadline releases) moves the row, as in jobs_fail.
   UPDATE jobs j SET
     status = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN 'failed' ELSE 'queued' END,
     attempts = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.attempts
@@ -913,7 +1531,7 @@ BEGIN
       END
   FROM leases l
   WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
-    AND j.id = l.id AND (j.status = 'running') IS TRUE AND j.lease_token = l.token
+    AND j.id = l.id AND j.status = 'running' AND j.lease_token = l.token
   RETURNING j.id, j.status;
 END
 $function$;
@@ -928,7 +1546,7 @@ AS $function$
 #variable_conflict error
 BEGIN
   RETURN QUERY
-  UPDATE jobs j SET locked_at = now(), updated_at = now()
+  UPDATE jobs_live j SET locked_at = now(), updated_at = now()
     FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint)
    WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
      AND j.id = x.id AND (j.status = 'running') IS TRUE AND j.lease_token = x.token
@@ -946,7 +1564,7 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
-    SELECT e.id FROM jobs e
+    SELECT e.id FROM jobs_live e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
      ORDER BY e.locked_at
      LIMIT p_limit
@@ -964,7 +1582,7 @@ BEGIN
       locked_at = NULL,
       locked_by = NULL,
       updated_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired)) AND j.status = 'running'
     RETURNING j.status
   ), counted AS (
     -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the
@@ -976,6 +1594,23 @@ BEGIN
     INTO o_requeued, o_failed
     FROM taken;
   PERFORM set_config('dte.engine_counts', '', true);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.jobs_route_moved()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+BEGIN
+  IF NEW.status IN ('queued', 'running') THEN
+    NEW.finished_at := NULL;
+  ELSE
+    NEW.finished_at := coalesce(NEW.finished_at, now());
+  END IF;
+  PERFORM set_config('dte.moving', NEW.id::text || ':' || OLD.status, true);
+  RETURN NEW;
 END
 $function$;
 
@@ -1018,6 +1653,31 @@ BEGIN
     FROM queue_set_limits(p_name, p_set_max_running, p_max_running, p_set_rate, p_rate, p_burst) l;
   INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
   VALUES (NULL, p_name, 'set-limit', left(p_actor, 200), p_reason, coalesce(p_change, '{}'::jsonb));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION <schema>.queue_set_retention_audited(p_name text, p_retention text, p_actor text, p_reason text)
+ RETURNS TABLE(name text, retention text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_previous text;
+BEGIN
+  IF p_retention IS NULL OR p_retention NOT IN ('keep', 'delete') THEN
+    RAISE EXCEPTION 'queue_set_retention_audited: retention must be keep or delete, not %', coalesce(p_retention, 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  SELECT q.retention INTO v_previous FROM queues q WHERE q.name = p_name FOR UPDATE;
+  RETURN QUERY
+  INSERT INTO queues AS q (name, retention) VALUES (p_name, p_retention)
+  ON CONFLICT ON CONSTRAINT queues_pkey DO UPDATE SET retention = excluded.retention, updated_at = now()
+  RETURNING q.name, q.retention;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, p_name, 'set-retention', left(p_actor, 200), p_reason,
+          jsonb_build_object('retention', p_retention, 'previous', coalesce(v_previous, 'keep')));
 END
 $function$;
 
@@ -1066,13 +1726,17 @@ BEGIN
   END IF;
   -- Counted here (`submitted`); dte.engine_counts, set around it, keeps the row triggers out (issue 21).
   PERFORM set_config('dte.engine_counts', 'on', true);
-  WITH ins AS (
-    INSERT INTO jobs (queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
-    SELECT v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
-      FROM unnest(p_occurrences, p_keys) AS o(at, key)
-     ORDER BY o.key
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING jobs.id
+  -- Each occurrence's key first (job_keys, 0022), then the jobs of the keys that were new.
+  WITH keys AS (
+    INSERT INTO job_keys AS k (idempotency_key, job_id)
+    SELECT o.key, nextval('job_ids') FROM unnest(p_keys) AS o(key) ORDER BY o.key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING k.idempotency_key, k.job_id
+  ), ins AS (
+    INSERT INTO jobs_live (id, queue, task_type, payload, priority, run_at, max_attempts, idempotency_key)
+    SELECT k.job_id, v_s.queue, v_s.task_type, v_s.payload, v_s.priority, o.at, coalesce(v_s.max_attempts, 5), o.key
+      FROM keys k JOIN unnest(p_occurrences, p_keys) AS o(at, key) ON o.key = k.idempotency_key
+    RETURNING jobs_live.id
   ), counted AS (
     INSERT INTO job_counter_deltas (submitted) SELECT count(*) FROM ins HAVING count(*) > 0
   )
@@ -1221,6 +1885,7 @@ GRANT SELECT ON TABLE consumer_presence TO dte_consumer;
 GRANT SELECT ON TABLE consumer_presence TO dte_reaper;
 GRANT SELECT ON TABLE job_counter_deltas TO dte_consumer;
 GRANT SELECT ON TABLE job_counter_deltas TO dte_reaper;
+GRANT USAGE ON SEQUENCE job_ids TO dte_api;
 GRANT SELECT ON TABLE jobs TO dte_api;
 GRANT SELECT ON TABLE jobs TO dte_consumer;
 GRANT SELECT ON TABLE jobs TO dte_reaper;
@@ -1261,12 +1926,18 @@ GRANT EXECUTE ON FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb,
 GRANT EXECUTE ON FUNCTION jobs_enqueue_keyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_keys text[], p_hashes text[]) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_fail(p_id bigint, p_token bigint, p_permanent boolean, p_backoff_base_seconds double precision, p_max_backoff_seconds double precision, p_error jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_find_by_keys(p_keys text[]) TO dte_api;
+GRANT EXECUTE ON FUNCTION jobs_keys_deleted() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_keys_truncated() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs_partitions_ensure(p_days_ahead integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION jobs_prune_finished(p_older_than_days double precision, p_limit integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION jobs_release(p_leases jsonb, p_reason text, p_max_deadline_releases integer) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_renew(p_leases jsonb) TO dte_consumer;
 GRANT EXECUTE ON FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued bigint, OUT o_failed bigint) TO dte_reaper;
+GRANT EXECUTE ON FUNCTION jobs_route_moved() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION queue_set_limits(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer) TO dte_api;
 GRANT EXECUTE ON FUNCTION queue_set_limits_audited(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer, p_change jsonb, p_actor text, p_reason text) TO dte_api;
+GRANT EXECUTE ON FUNCTION queue_set_retention_audited(p_name text, p_retention text, p_actor text, p_reason text) TO dte_api;
 GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_api;
 GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION schedule_advance(p_name text, p_expected timestamp with time zone, p_occurrences timestamp with time zone[], p_keys text[], p_next_at timestamp with time zone) TO dte_reaper;

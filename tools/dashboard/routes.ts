@@ -99,7 +99,7 @@ function present(row: JobRow) {
   return {
     ...job,
     leaseExpiresAt:
-      job.status === 'running' && job.lockedAt
+      job.status === 'running' && job.lockedAt && job.leaseSeconds !== null
         ? new Date(job.lockedAt.getTime() + job.leaseSeconds * 1000)
         : null,
   };
@@ -271,7 +271,9 @@ async function listOrSearch(ctx: RouteContext): Promise<JsonReply> {
       const row = await getJob(ctx.db, id);
       if (row) found.set(String(row.id), row);
     }
-    for (const row of await findJobsByIdempotencyKeys(ctx.db, [text])) found.set(String(row.id), row);
+    // A key whose job its queue deleted on completion (retention `delete`) has no row to list.
+    for (const row of await findJobsByIdempotencyKeys(ctx.db, [text]))
+      if (!row.gone) found.set(String(row.id), row);
     return ok({ now, jobs: [...found.values()].map(summary), nextCursor: null });
   }
   const rows = await listJobs(ctx.db, {
