@@ -109,6 +109,16 @@ export interface QueueLimits {
   rateBurst: number | null;
 }
 
+/**
+ * A queue's retention as `GET /queues/retention` shows it: `keep` (the default) keeps completed
+ * jobs for the retention; `delete` deletes each as it completes (failed jobs are kept, and a
+ * replay of a deleted job's idempotency key answers the same id, status completed, attempts null).
+ */
+export interface QueueRetention {
+  name: string;
+  retention: 'keep' | 'delete';
+}
+
 /** What `setLimits` changes: an absent field is kept, `null` removes that limit; `burst` needs a rate. */
 export interface QueueLimitChange {
   maxRunning?: number | null;
