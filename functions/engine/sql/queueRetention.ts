@@ -5,7 +5,7 @@ import type { AuditBy } from './audit.ts';
 
 /**
  * What happens to a queue's completed jobs: `keep` (the default) keeps them for the reaper's
- * retention (PRUNE_AFTER_DAYS); `delete` deletes each one as it completes, for ephemeral
+ * retention (RETENTION_DAYS); `delete` deletes each one as it completes, for ephemeral
  * high-volume queues. Failed jobs are kept either way, and a keyed job's idempotency key stays
  * answerable for the retention (a replay answers with the same job id, status completed).
  */

@@ -213,7 +213,7 @@ function registerSetRetention(queue: Command): void {
   queue
     .command('set-retention')
     .description(
-      "what happens to a queue's completed jobs: keep (the default) keeps them for the reaper's retention (PRUNE_AFTER_DAYS); delete deletes each one as it completes (failed jobs are kept; idempotency keys stay answerable for the retention)",
+      "what happens to a queue's completed jobs: keep (the default) keeps them for the reaper's retention (RETENTION_DAYS); delete deletes each one as it completes (failed jobs are kept; idempotency keys stay answerable for the retention)",
     )
     .argument('<queue>')
     .argument('<retention>', 'keep or delete')
