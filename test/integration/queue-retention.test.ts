@@ -16,6 +16,7 @@ import {
 import { ensureFinishedPartitions, pruneFinished } from '../../functions/engine/sql/pruneFinished.ts';
 import { apiEvent, fakeContext, logSink, schedulerEvent } from '../helpers/lambda.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
+import { taskctl } from './taskctl.helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are read field by field in assertions
 type Res = APIGatewayProxyStructuredResultV2 & { json: any };
@@ -231,4 +232,37 @@ describe.runIf(await postgresAvailable())('per-queue retention (issue 21, item 5
       },
     ]);
   });
+
+  it('taskctl queue set-retention sets it (audited with --reason), status lists it; a bad value or queue exits 2', async () => {
+    // Five taskctl processes (a tsx start each has taken 10 s under load): the bound is generous.
+    // Act
+    const set = await taskctl(t.url, ['queue', 'set-retention', 'metrics', 'delete', '--reason', 'INC-88'], {
+      TASKCTL_ACTOR: 'ops',
+    });
+    const status = await taskctl(t.url, ['status']);
+    const bad = await Promise.all([
+      taskctl(t.url, ['queue', 'set-retention', 'other', 'forever']),
+      taskctl(t.url, ['queue', 'set-retention', 'other']),
+      taskctl(t.url, ['queue', 'set-retention', 'bad name', 'delete']),
+    ]);
+    // Assess
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.json).toEqual({ name: 'metrics', retention: 'delete' });
+    expect(status.json.queueRetention).toEqual([{ name: 'metrics', retention: 'delete' }]);
+    for (const r of bad) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/retention|queue/);
+    }
+    expect((await t.db.query(`SELECT * FROM queues WHERE name <> 'metrics'`)).rows).toEqual([]);
+    const { rows: audit } = await t.db.query('SELECT queue, action, actor, reason, details FROM job_audit');
+    expect(audit).toEqual([
+      {
+        queue: 'metrics',
+        action: 'set-retention',
+        actor: 'ops',
+        reason: 'INC-88',
+        details: { retention: 'delete', previous: 'keep' },
+      },
+    ]);
+  }, 300_000);
 });
