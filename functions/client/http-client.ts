@@ -17,6 +17,7 @@ import {
   type JobView,
   type QueueLimitChange,
   type QueueLimits,
+  type QueueRetention,
   type ScheduleDefinition,
   type ScheduleView,
   type TaskLike,
@@ -76,12 +77,20 @@ export interface SchedulesClient {
   resume(name: string, options?: CallOptions): Promise<ScheduleView>;
 }
 
-/** The queue limit calls (`/queues`). */
+/** The queue limit and retention calls (`/queues`). */
 export interface QueuesClient {
   /** The queues that have a limit. */
   limits(options?: CallOptions): Promise<QueueLimits[]>;
   /** Sets (or, with null, removes) a queue's limits; absent fields are kept. Returns the queue's limits now. */
   setLimits(name: string, change: QueueLimitChange, options?: CallOptions): Promise<QueueLimits>;
+  /** The queues whose retention is not the default `keep`. */
+  retention(options?: CallOptions): Promise<QueueRetention[]>;
+  /** Sets a queue's retention, `keep` or `delete`. */
+  setRetention(
+    name: string,
+    retention: QueueRetention['retention'],
+    options?: CallOptions,
+  ): Promise<QueueRetention>;
 }
 
 export interface TaskEngineClient {
@@ -304,6 +313,21 @@ function queuesClient({ call }: Transport): QueuesClient {
       // Safe to retry: the values are absolute (set, or null to remove), never increments, so
       // a second application leaves the queue as the first did.
       return (await call('POST', path, body, options.signal)) as QueueLimits;
+    },
+
+    async retention(options = {}) {
+      const answer = (await call('GET', 'queues/retention', undefined, options.signal)) as {
+        queues: QueueRetention[];
+      };
+      return answer.queues;
+    },
+
+    async setRetention(name, retention, options = {}) {
+      const path = `${namePath('queues', name, 'queue')}/retention`;
+      if (retention !== 'keep' && retention !== 'delete')
+        throw new TypeError(`setRetention takes 'keep' or 'delete', got ${JSON.stringify(retention)}`);
+      // Safe to retry: the value is absolute.
+      return (await call('POST', path, { retention }, options.signal)) as QueueRetention;
     },
   };
 }

@@ -44,6 +44,7 @@ export {
   type PayloadOf,
   type QueueLimitChange,
   type QueueLimits,
+  type QueueRetention,
   type ScheduleDefinition,
   type ScheduleView,
   type TaskLike,

@@ -11,7 +11,8 @@ export interface JobView {
   status: 'queued' | 'running' | 'completed' | 'failed';
   priority: number;
   runAt: string;
-  attempts: number;
+  /** null: not known, for a replay of a job its queue deleted on completion (retention `delete`). */
+  attempts: number | null;
   maxAttempts: number;
   lastError: unknown;
   result: unknown;
@@ -106,6 +107,16 @@ export interface QueueLimits {
   maxRunning: number | null;
   ratePerSecond: number | null;
   rateBurst: number | null;
+}
+
+/**
+ * A queue's retention as `GET /queues/retention` shows it: `keep` (the default) keeps completed
+ * jobs for the retention; `delete` deletes each as it completes (failed jobs are kept, and a
+ * replay of a deleted job's idempotency key answers the same id, status completed, attempts null).
+ */
+export interface QueueRetention {
+  name: string;
+  retention: 'keep' | 'delete';
 }
 
 /** What `setLimits` changes: an absent field is kept, `null` removes that limit; `burst` needs a rate. */

@@ -8,9 +8,11 @@ import {
   type EnqueueRow,
   enqueueJobs,
   findJobsByIdempotencyKeys,
+  type GoneKeyedJob,
   type InsertedRow,
+  type KeyedJob,
 } from './sql/enqueueJobs.ts';
-import { type Job, type JobRow, toJob } from './types.ts';
+import { type Job, toJob } from './types.ts';
 
 export { type EnqueueRequest, LIMITS };
 
@@ -130,6 +132,39 @@ function insertedJob(row: EnqueueRow, r: InsertedRow): Job {
   };
 }
 
+/**
+ * The replay of a key whose job its queue deleted on completion (retention `delete`): the same
+ * id, status completed. The request matched the key's hash, so what it asked for is what the job
+ * was (queue, type, payload, priority, run time, max attempts); what only the deleted row knew
+ * (attempts, lease, start and finish times, result) is null, and updatedAt is the last time
+ * known, the key's.
+ */
+function goneJob(row: EnqueueRow, gone: GoneKeyedJob): Job {
+  const createdAt = gone.created_at;
+  return {
+    id: gone.id,
+    queue: row.queue,
+    type: row.type,
+    payload: row.payload,
+    status: 'completed',
+    priority: row.priority,
+    runAt: row.run_at !== null ? new Date(row.run_at) : new Date(createdAt.getTime() + row.delay * 1000),
+    attempts: null,
+    maxAttempts: row.max_attempts,
+    leaseToken: '0',
+    lockedAt: null,
+    lockedBy: null,
+    leaseSeconds: null,
+    startedAt: null,
+    finishedAt: null,
+    createdAt,
+    updatedAt: createdAt,
+    lastError: null,
+    result: null,
+    idempotencyKey: gone.idempotency_key,
+  };
+}
+
 /** Ids are decimal strings without leading zeros: shorter is smaller, equal lengths compare as text. */
 function byId(a: { id: string }, b: { id: string }): number {
   return a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -157,7 +192,7 @@ async function insertResolvingKeys(
   const missing = [
     ...new Set(rows.filter((r) => r.key !== null && !insertedByKey.has(r.key)).map((r) => r.key!)),
   ];
-  const existing = new Map<string, JobRow & { request_hash: string | null; created_by: string | null }>();
+  const existing = new Map<string, KeyedJob>();
   if (missing.length > 0) {
     for (const r of await findJobsByIdempotencyKeys(tx, missing)) existing.set(r.idempotency_key!, r);
   }
@@ -204,7 +239,8 @@ async function insertResolvingKeys(
         { details: { index, idempotencyKey: row.key } },
       );
     }
-    return { job: mine ? insertedJob(first!, mine) : toJob(old!), created: false };
+    if (mine) return { job: insertedJob(first!, mine), created: false };
+    return { job: old!.gone ? goneJob(row, old!) : toJob(old!), created: false };
   });
 }
 

@@ -68,6 +68,13 @@ export { countJobsByQueue, failureRatio } from './sql/jobStats.ts';
 export { listJobs } from './sql/listJobs.ts';
 export { ensureFinishedPartitions, pruneFinished } from './sql/pruneFinished.ts';
 export { listQueueLimits, type QueueLimits } from './sql/queueLimits.ts';
+export {
+  listQueueRetention,
+  QUEUE_RETENTIONS,
+  type QueueRetention,
+  type QueueRetentionSetting,
+  validateRetention,
+} from './sql/queueRetention.ts';
 export { listQueueControls, pauseQueue, type QueueControl, resumeQueue } from './sql/queues.ts';
 export { releaseJobs } from './sql/releaseJobs.ts';
 export { renewLeases } from './sql/renewLeases.ts';

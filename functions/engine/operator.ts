@@ -1,7 +1,7 @@
 /**
  * Operator actions, one implementation for the HTTP API, taskctl and the dashboard: cancel,
  * requeue, release-stuck, retry-failed, pause/resume of queues, schedules (add, remove, pause,
- * resume), queue limits. Each writes its job_audit row in the same transaction (or statement) as the change, so both
+ * resume), queue limits and retention. Each writes its job_audit row in the same transaction (or statement) as the change, so both
  * commit or neither; each checks here what may be done (missing, terminal, changed since it was
  * read). How a caller asks for confirmation (taskctl's --yes, --dry-run) stays with the caller.
  */
@@ -25,6 +25,7 @@ import { cancelJob } from './sql/cancelJob.ts';
 import { getJob } from './sql/getJob.ts';
 import { countJobsByQueue } from './sql/jobStats.ts';
 import { type QueueLimits, setQueueLimits } from './sql/queueLimits.ts';
+import { type QueueRetention, type QueueRetentionSetting, setQueueRetention } from './sql/queueRetention.ts';
 import { listQueueControls, pauseQueue, resumeQueue } from './sql/queues.ts';
 import { type Requeued, type RequeueTarget, requeueJobs } from './sql/requeueJobs.ts';
 import type { JobRow } from './types.ts';
@@ -275,6 +276,19 @@ export function setLimits(
   act: ControlAct,
 ): Promise<QueueLimits> {
   return setQueueLimits(db, queue, change, act);
+}
+
+/**
+ * Sets a queue's retention, `keep` or `delete` (validated first), its 'set-retention' audit row
+ * ({retention, previous}) in the same statement.
+ */
+export function setRetention(
+  db: Queryable,
+  queue: string,
+  retention: QueueRetention,
+  act: ControlAct,
+): Promise<QueueRetentionSetting> {
+  return setQueueRetention(db, queue, retention, act);
 }
 
 /** A job enqueued by hand (taskctl enqueue): an audit row when it was created, none for a replay. */

@@ -10,12 +10,14 @@ export interface Job {
   status: JobStatus;
   priority: number;
   runAt: Date;
-  attempts: number;
+  /** null: not known, for a replay of a job its queue deleted on completion (retention `delete`). */
+  attempts: number | null;
   maxAttempts: number;
   leaseToken: string;
   lockedAt: Date | null;
   lockedBy: string | null;
-  leaseSeconds: number;
+  /** null: not known, as `attempts`. */
+  leaseSeconds: number | null;
   startedAt: Date | null;
   finishedAt: Date | null;
   createdAt: Date;

@@ -12,6 +12,7 @@ import {
   type Job,
   LIMITS,
   listQueueLimits,
+  listQueueRetention,
   listSchedules,
   NAMES,
   NotFoundError,
@@ -21,9 +22,11 @@ import {
   type Schedule,
   type ScheduleDefinition,
   setLimits,
+  setRetention,
   setScheduleState,
   toJob,
   ValidationError,
+  validateRetention,
 } from '../engine/index.ts';
 import type { Enqueued } from '../engine/wake.ts';
 import type { TaskRegistry } from '../tasks/define.ts';
@@ -53,6 +56,8 @@ export const ROUTES = [
   'POST /schedules/{name}/resume',
   'GET /queues/limits',
   'POST /queues/{name}/limits',
+  'GET /queues/retention',
+  'POST /queues/{name}/retention',
   'GET /health',
 ] as const;
 export type RouteKey = (typeof ROUTES)[number];
@@ -177,6 +182,7 @@ export function presentSchedule(s: Schedule) {
 
 const SCHEDULE_FIELD_SET = new Set<string>(SCHEDULE_FIELDS);
 const LIMIT_FIELDS = new Set(['maxRunning', 'rate', 'burst']);
+const RETENTION_FIELDS = new Set(['retention']);
 
 /** A JSON object with only `allowed` keys, or a 400 naming the first stranger. */
 function objectBody(body: unknown, allowed: Set<string>, what: string): Record<string, unknown> {
@@ -285,7 +291,8 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
     resolved.routeKey === 'POST /jobs' ||
     resolved.routeKey === 'POST /jobs/batch' ||
     resolved.routeKey === 'POST /schedules' ||
-    resolved.routeKey === 'POST /queues/{name}/limits';
+    resolved.routeKey === 'POST /queues/{name}/limits' ||
+    resolved.routeKey === 'POST /queues/{name}/retention';
   if (needsBody && (event.body === undefined || event.body === null || event.body === '')) {
     throw new ValidationError('a JSON body is required', { code: 'missing_body' });
   }
@@ -341,6 +348,14 @@ async function dispatch(event: ParsedEvent, deps: ApiDeps): Promise<APIGatewayPr
     case 'POST /queues/{name}/limits': {
       const change = objectBody(event.body, LIMIT_FIELDS, 'limits') as QueueLimitChange;
       return json(200, await setLimits(deps.db, resolved.pathParameters.name ?? '', change, actorOf(viewer)));
+    }
+    case 'GET /queues/retention':
+      return json(200, { queues: await listQueueRetention(deps.db) });
+    case 'POST /queues/{name}/retention': {
+      const { retention } = objectBody(event.body, RETENTION_FIELDS, 'retention');
+      const name = resolved.pathParameters.name ?? '';
+      validateRetention(name, retention);
+      return json(200, await setRetention(deps.db, name, retention, actorOf(viewer)));
     }
     case 'GET /jobs/{id}': {
       const id = parseJobId(resolved.pathParameters.id);

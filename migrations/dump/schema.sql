@@ -956,6 +956,25 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.jobs_find_by_keys(p_keys text[])
+ RETURNS TABLE(id bigint, queue text, task_type text, payload jsonb, status text, priority integer, run_at timestamp with time zone, attempts integer, max_attempts integer, lease_token bigint, locked_at timestamp with time zone, locked_by text, lease_seconds integer, started_at timestamp with time zone, finished_at timestamp with time zone, created_at timestamp with time zone, updated_at timestamp with time zone, last_error jsonb, result jsonb, idempotency_key text, request_hash text, created_by text, o_gone boolean)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+BEGIN
+  RETURN QUERY
+  SELECT k.job_id, j.queue, j.task_type, j.payload, coalesce(j.status, 'completed'), j.priority, j.run_at,
+         j.attempts, j.max_attempts, j.lease_token, j.locked_at, j.locked_by, j.lease_seconds,
+         j.started_at, j.finished_at, coalesce(j.created_at, k.created_at), j.updated_at, j.last_error,
+         j.result, k.idempotency_key, k.request_hash, k.created_by, j.id IS NULL
+    FROM job_keys k
+    LEFT JOIN jobs j ON j.id = k.job_id
+   WHERE k.idempotency_key = ANY (p_keys);
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.jobs_keys_deleted()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1235,6 +1254,31 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION <schema>.queue_set_retention_audited(p_name text, p_retention text, p_actor text, p_reason text)
+ RETURNS TABLE(name text, retention text)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '<schema>', 'pg_temp'
+AS $function$
+#variable_conflict error
+DECLARE
+  v_previous text;
+BEGIN
+  IF p_retention IS NULL OR p_retention NOT IN ('keep', 'delete') THEN
+    RAISE EXCEPTION 'queue_set_retention_audited: retention must be keep or delete, not %', coalesce(p_retention, 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  SELECT q.retention INTO v_previous FROM queues q WHERE q.name = p_name FOR UPDATE;
+  RETURN QUERY
+  INSERT INTO queues AS q (name, retention) VALUES (p_name, p_retention)
+  ON CONFLICT ON CONSTRAINT queues_pkey DO UPDATE SET retention = excluded.retention, updated_at = now()
+  RETURNING q.name, q.retention;
+  INSERT INTO job_audit (job_id, queue, action, actor, reason, details)
+  VALUES (NULL, p_name, 'set-retention', left(p_actor, 200), p_reason,
+          jsonb_build_object('retention', p_retention, 'previous', coalesce(v_previous, 'keep')));
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION <schema>.queues_wake(p_queues text[], p_debounce_ms integer)
  RETURNS SETOF text
  LANGUAGE plpgsql
@@ -1480,6 +1524,7 @@ GRANT EXECUTE ON FUNCTION jobs_enqueue_columns(p_types text[], p_payloads jsonb,
 GRANT EXECUTE ON FUNCTION jobs_enqueue_keyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_keys text[], p_hashes text[]) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_enqueue_unkeyed(p_types text[], p_payloads jsonb, p_queues text[], p_priorities integer[], p_run_ats timestamp with time zone[], p_delays double precision[], p_max_attempts integer[], p_default_max_attempts integer, p_created_by text, p_timed boolean, OUT o_ids text, OUT o_lease_seconds integer, OUT o_created_at_ms double precision, OUT o_run_at_ms text) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_fail(p_id bigint, p_token bigint, p_permanent boolean, p_backoff_base_seconds double precision, p_max_backoff_seconds double precision, p_error jsonb) TO dte_consumer;
+GRANT EXECUTE ON FUNCTION jobs_find_by_keys(p_keys text[]) TO dte_api;
 GRANT EXECUTE ON FUNCTION jobs_keys_deleted() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_keys_truncated() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION jobs_partitions_ensure(p_days_ahead integer) TO dte_reaper;
@@ -1490,6 +1535,7 @@ GRANT EXECUTE ON FUNCTION jobs_requeue_expired(p_limit integer, OUT o_requeued b
 GRANT EXECUTE ON FUNCTION jobs_route_moved() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION queue_set_limits(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer) TO dte_api;
 GRANT EXECUTE ON FUNCTION queue_set_limits_audited(p_name text, p_set_max_running boolean, p_max_running integer, p_set_rate boolean, p_rate double precision, p_burst integer, p_change jsonb, p_actor text, p_reason text) TO dte_api;
+GRANT EXECUTE ON FUNCTION queue_set_retention_audited(p_name text, p_retention text, p_actor text, p_reason text) TO dte_api;
 GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_api;
 GRANT EXECUTE ON FUNCTION queues_wake(p_queues text[], p_debounce_ms integer) TO dte_reaper;
 GRANT EXECUTE ON FUNCTION schedule_advance(p_name text, p_expected timestamp with time zone, p_occurrences timestamp with time zone[], p_keys text[], p_next_at timestamp with time zone) TO dte_reaper;

@@ -157,6 +157,20 @@ describe.runIf(await postgresAvailable())('the client: schedules and queue limit
     expect(after.map((q) => q.name)).toEqual(['emails']);
   });
 
+  it('queue retention: set, list, set back to keep; a bad value is refused before sending', async () => {
+    const set = await client.queues.setRetention('metrics', 'delete');
+    const listed = await client.queues.retention();
+    const back = await client.queues.setRetention('metrics', 'keep');
+    const after = await client.queues.retention();
+    const bad = await catchIt(client.queues.setRetention('metrics', 'forever' as 'keep'));
+
+    expect(set).toEqual({ name: 'metrics', retention: 'delete' });
+    expect(listed).toEqual([set]);
+    expect(back).toEqual({ name: 'metrics', retention: 'keep' });
+    expect(after).toEqual([]);
+    expect(bad).toBeInstanceOf(TypeError);
+  });
+
   it('maps the schedule and limit errors to the typed errors, with the field, and retries none', async () => {
     await syncCodeSchedules(t.db, [{ name: 'in-code', cron: '0 1 * * *', type: 'example.echo' }]);
     const def = { name: 'bad', cron: '0 3 * * *', type: 'example.echo' };

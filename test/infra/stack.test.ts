@@ -210,10 +210,12 @@ describe('TaskEngineStack (default settings)', () => {
         'POST /schedules/{name}/resume',
         'GET /queues/limits',
         'POST /queues/{name}/limits',
+        'GET /queues/retention',
+        'POST /queues/{name}/retention',
         'GET /health',
       ].sort(),
     );
-    expect(API_ROUTES).toHaveLength(13);
+    expect(API_ROUTES).toHaveLength(15);
     for (const [, route] of routes) expect(route.Properties.AuthorizationType).toBe('AWS_IAM');
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',

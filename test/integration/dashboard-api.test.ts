@@ -598,6 +598,29 @@ describe.runIf(await postgresAvailable())('dashboard JSON routes', () => {
       ]);
     });
 
+    it("sets a queue's retention with an audit row, the overview shows it; a bad value is a 400 and stores nothing", async () => {
+      // Act
+      const set = await post('/queues/metrics/retention', { retention: 'delete', reason: 'INC-88' });
+      const overview = (await (await call('/api/dashboard/overview')).json()) as { retention: unknown };
+      const bad = await post('/queues/other/retention', { retention: 'forever' });
+      // Assess
+      expect(set.status).toBe(200);
+      expect(await set.json()).toEqual({ name: 'metrics', retention: 'delete' });
+      expect(overview.retention).toEqual([{ name: 'metrics', retention: 'delete' }]);
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/retention/);
+      expect((await t.db.query(`SELECT * FROM queues WHERE name = 'other'`)).rows).toEqual([]);
+      expect(await auditRows()).toEqual([
+        {
+          action: 'set-retention',
+          actor: 'dashboard:test',
+          queue: 'metrics',
+          reason: 'INC-88',
+          details: { retention: 'delete', previous: 'keep' },
+        },
+      ]);
+    });
+
     it('refuses bad limits with a 400 naming the field, and stores nothing', async () => {
       // Prepare
       await post('/queues/mail/limits', { maxRunning: 2 });

@@ -13,6 +13,7 @@ import {
   listJobs,
   listQueueControls,
   listQueueLimits,
+  listQueueRetention,
   listSchedules,
   NAMES,
   NotFoundError,
@@ -26,6 +27,7 @@ import {
   retryFailed,
   setLimits,
   setQueuesPaused,
+  setRetention,
   setScheduleState,
   toJob,
   ValidationError,
@@ -42,6 +44,7 @@ import {
   parseQueueName,
   queueBody,
   requeueBody,
+  retentionBody,
   retryBody,
 } from './validate.ts';
 
@@ -66,6 +69,14 @@ async function setQueueLimits(ctx: RouteContext, name: string): Promise<JsonRepl
   const limits = await setLimits(ctx.db, name, change, { actor: ctx.actor, reason: reason ?? null });
   ctx.overview.invalidate();
   return ok(limits);
+}
+
+/** Sets a queue's retention (keep or delete), with an audit row holding it and the previous one. */
+async function setQueueRetention(ctx: RouteContext, name: string): Promise<JsonReply> {
+  const { retention, reason } = parseWith(retentionBody, ctx.body ?? {});
+  const set = await setRetention(ctx.db, name, retention, { actor: ctx.actor, reason: reason ?? null });
+  ctx.overview.invalidate();
+  return ok(set);
 }
 
 /** The five series the release checklist requires, in the order the overview lists them. */
@@ -99,7 +110,7 @@ function present(row: JobRow) {
   return {
     ...job,
     leaseExpiresAt:
-      job.status === 'running' && job.lockedAt
+      job.status === 'running' && job.lockedAt && job.leaseSeconds !== null
         ? new Date(job.lockedAt.getTime() + job.leaseSeconds * 1000)
         : null,
   };
@@ -138,7 +149,7 @@ function requiredFamilies(text: string): { text: string; values: Record<string, 
 }
 
 async function buildOverview(db: Db) {
-  const [counts, controls, ages, history, ledger, now, schedules, limits] = await Promise.all([
+  const [counts, controls, ages, history, ledger, now, schedules, limits, retention] = await Promise.all([
     countJobsByQueue(db),
     listQueueControls(db),
     // Multiple 1: running past the lease itself (the reaper's own criterion), not the alert's 5×.
@@ -148,6 +159,7 @@ async function buildOverview(db: Db) {
     dbNow(db),
     listSchedules(db),
     listQueueLimits(db),
+    listQueueRetention(db),
   ]);
   const pastLease = new Map(ages.map((a) => [a.queue, a.stuck]));
   const queues = queueRows(counts, controls).map((q) => ({ ...q, pastLease: pastLease.get(q.queue) ?? 0 }));
@@ -168,6 +180,8 @@ async function buildOverview(db: Db) {
       lastRunAt: s.lastRunAt,
     })),
     limits,
+    /** Queues whose retention is not the default keep. */
+    retention,
     metrics: requiredFamilies(await renderExposition(ledger)),
   };
 }
@@ -271,7 +285,9 @@ async function listOrSearch(ctx: RouteContext): Promise<JsonReply> {
       const row = await getJob(ctx.db, id);
       if (row) found.set(String(row.id), row);
     }
-    for (const row of await findJobsByIdempotencyKeys(ctx.db, [text])) found.set(String(row.id), row);
+    // A key whose job its queue deleted on completion (retention `delete`) has no row to list.
+    for (const row of await findJobsByIdempotencyKeys(ctx.db, [text]))
+      if (!row.gone) found.set(String(row.id), row);
     return ok({ now, jobs: [...found.values()].map(summary), nextCursor: null });
   }
   const rows = await listJobs(ctx.db, {
@@ -317,6 +333,7 @@ const TABLE: Array<[string, RegExp, Handler]> = [
   ['POST', /^\/queues\/([^/]+)\/pause$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), true)],
   ['POST', /^\/queues\/([^/]+)\/resume$/, (ctx, raw) => setPaused(ctx, parseQueueName(raw), false)],
   ['POST', /^\/queues\/([^/]+)\/limits$/, (ctx, raw) => setQueueLimits(ctx, parseQueueName(raw))],
+  ['POST', /^\/queues\/([^/]+)\/retention$/, (ctx, raw) => setQueueRetention(ctx, parseQueueName(raw))],
   ['POST', /^\/schedules\/([^/]+)\/pause$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), false)],
   ['POST', /^\/schedules\/([^/]+)\/resume$/, (ctx, raw) => setSchedule(ctx, scheduleName(raw), true)],
 ];

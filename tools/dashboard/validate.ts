@@ -101,6 +101,11 @@ export const limitBody = z.strictObject({
   burst: limitValue('burst'),
   reason: reason.optional(),
 });
+/** A retention change (the same two values as taskctl queue set-retention and the API). */
+export const retentionBody = z.strictObject({
+  retention: z.enum(['keep', 'delete'], { error: 'retention must be "keep" or "delete"' }),
+  reason: reason.optional(),
+});
 export const bulkRetryBody = z.strictObject({
   reason: reason.optional(),
   targets: z

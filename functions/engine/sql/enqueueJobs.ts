@@ -159,14 +159,45 @@ export async function enqueueJobs(
   }));
 }
 
-/** The existing jobs for idempotency keys, with the hash of the request and the caller that created each. */
-export async function findJobsByIdempotencyKeys(
-  db: Queryable,
-  keys: string[],
-): Promise<Array<JobRow & { request_hash: string | null; created_by: string | null }>> {
-  const { rows } = await db.query<JobRow & { request_hash: string | null; created_by: string | null }>(
-    `SELECT ${JOB_COLUMNS}, request_hash, created_by FROM jobs WHERE idempotency_key = ANY($1::text[])`,
-    [keys],
-  );
-  return rows;
+/** A key's job as stored, with the hash of the request and the caller that created it. */
+export type KeptKeyedJob = JobRow & { request_hash: string | null; created_by: string | null; gone: false };
+
+/**
+ * A key whose job is gone: deleted on completion by a queue whose retention is `delete`
+ * (functions/retention.sql). job_keys still knows the job's id, when its key was taken, the
+ * request's hash and its creator; the job completed.
+ */
+export interface GoneKeyedJob {
+  id: string;
+  idempotency_key: string;
+  status: 'completed';
+  created_at: Date;
+  request_hash: string | null;
+  created_by: string | null;
+  gone: true;
+}
+
+export type KeyedJob = KeptKeyedJob | GoneKeyedJob;
+
+/**
+ * The jobs holding idempotency keys, kept or gone (jobs_find_by_keys of functions/retention.sql:
+ * job_keys, which the api role cannot read, joined to `jobs`). Hash and creator are job_keys',
+ * written with the job by the same statement.
+ */
+export async function findJobsByIdempotencyKeys(db: Queryable, keys: string[]): Promise<KeyedJob[]> {
+  const { rows } = await db.query<
+    JobRow & { request_hash: string | null; created_by: string | null; o_gone: boolean }
+  >(`SELECT ${JOB_COLUMNS}, request_hash, created_by, o_gone FROM jobs_find_by_keys($1::text[])`, [keys]);
+  return rows.map(({ o_gone, ...r }): KeyedJob => {
+    if (!o_gone) return { ...r, gone: false };
+    return {
+      id: String(r.id),
+      idempotency_key: r.idempotency_key!,
+      status: 'completed',
+      created_at: r.created_at,
+      request_hash: r.request_hash,
+      created_by: r.created_by,
+      gone: true,
+    };
+  });
 }

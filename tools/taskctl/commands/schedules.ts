@@ -4,9 +4,12 @@ import {
   type CatchUp,
   listSchedules,
   NAMES,
+  QUEUE_RETENTIONS,
+  type QueueRetention,
   removeSchedule,
   type Schedule,
   setLimits,
+  setRetention,
   setScheduleState,
 } from '../../../functions/engine/index.ts';
 import { createRegistry } from '../../../functions/tasks/index.ts';
@@ -154,8 +157,7 @@ function registerPauseResume(schedule: Command): void {
   }
 }
 
-function registerSetLimit(program: Command): void {
-  const queue = program.command('queue').description('per-queue settings');
+function registerSetLimit(queue: Command): void {
   queue
     .command('set-limit')
     .description(
@@ -207,6 +209,38 @@ function registerSetLimit(program: Command): void {
     });
 }
 
+function registerSetRetention(queue: Command): void {
+  queue
+    .command('set-retention')
+    .description(
+      "what happens to a queue's completed jobs: keep (the default) keeps them for the reaper's retention (RETENTION_DAYS); delete deletes each one as it completes (failed jobs are kept; idempotency keys stay answerable for the retention)",
+    )
+    .argument('<queue>')
+    .argument('<retention>', 'keep or delete')
+    .option('--reason <text>', 'why (kept in the audit row)')
+    .addHelpText(
+      'after',
+      examples(
+        'taskctl queue set-retention metrics.ingest delete --reason "INC-88: 40M rows a day nobody reads"',
+        'taskctl queue set-retention metrics.ingest keep',
+      ),
+    )
+    .action(async (name: string, retention: string, o: { reason?: string }, cmd: Command) => {
+      const queueName = parseQueueName(name);
+      if (!QUEUE_RETENTIONS.includes(retention as QueueRetention))
+        throw new UsageError(`retention must be keep or delete, got ${JSON.stringify(retention)}`);
+      const set = await setRetention(database(), queueName, retention as QueueRetention, {
+        actor: actorOf(cmd),
+        reason: o.reason ?? null,
+      });
+      emit(cmd, set, () =>
+        set.retention === 'delete'
+          ? `queue ${set.name}: retention delete (completed jobs are deleted as they complete)`
+          : `queue ${set.name}: retention keep (completed jobs are kept for the retention)`,
+      );
+    });
+}
+
 export function registerSchedules(program: Command): void {
   const schedule = program
     .command('schedule')
@@ -214,5 +248,7 @@ export function registerSchedules(program: Command): void {
   registerAdd(schedule);
   registerListAndRemove(schedule);
   registerPauseResume(schedule);
-  registerSetLimit(program);
+  const queue = program.command('queue').description('per-queue settings');
+  registerSetLimit(queue);
+  registerSetRetention(queue);
 }

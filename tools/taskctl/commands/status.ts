@@ -5,6 +5,7 @@ import {
   findStuckJobs,
   listQueueControls,
   listQueueLimits,
+  listQueueRetention,
   queueRows,
 } from '../../../functions/engine/index.ts';
 import { emit, readCommand } from '../context.ts';
@@ -19,16 +20,17 @@ export function registerStatus(program: Command): void {
     {
       name: 'status',
       description:
-        'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues, queue limits',
+        'counts by queue and status, oldest queued age, running jobs past their lease (worker, age), failure ratio over the last 5 minutes, paused queues, queue limits, queues that delete completed jobs',
       examples: ['taskctl status', 'taskctl --json status | jq .failureRatio'],
     },
     async (db, cmd) => {
-      const [counts, controls, expired, ratio, limits] = await Promise.all([
+      const [counts, controls, expired, ratio, limits, retention] = await Promise.all([
         countJobsByQueue(db),
         listQueueControls(db),
         findStuckJobs(db, { limit: EXPIRED_SHOWN }),
         failureRatio(db, 300),
         listQueueLimits(db),
+        listQueueRetention(db),
       ]);
       const queues = queueRows(counts, controls);
       const pausedQueues = controls.filter((c) => c.paused);
@@ -42,7 +44,15 @@ export function registerStatus(program: Command): void {
         attempts: e.attempts,
         maxAttempts: e.maxAttempts,
       }));
-      emit(cmd, { queues, expiredLeases, failureRatio: ratio, pausedQueues, queueLimits: limits }, () =>
+      const json = {
+        queues,
+        expiredLeases,
+        failureRatio: ratio,
+        pausedQueues,
+        queueLimits: limits,
+        queueRetention: retention,
+      };
+      emit(cmd, json, () =>
         [
           'queues:',
           table(
@@ -85,6 +95,12 @@ export function registerStatus(program: Command): void {
           table(
             ['queue', 'max running', 'rate/s', 'burst'],
             limits.map((l) => [l.name, l.maxRunning ?? '-', l.ratePerSecond ?? '-', l.rateBurst ?? '-']),
+          ),
+          '',
+          'queue retention (every other queue keeps its completed jobs):',
+          table(
+            ['queue', 'retention'],
+            retention.map((r) => [r.name, r.retention]),
           ),
         ].join('\n'),
       );
