@@ -1,6 +1,7 @@
 import { ANYONE, type Viewer } from '../access.ts';
 import type { Queryable } from '../queryable.ts';
 import { JOB_COLUMNS, type JobRow } from '../types.ts';
+import { retryOnSerializationFailure } from './serializationRetry.ts';
 
 /**
  * Safe cancel, as the runbook asks: the job ends `failed` with the reason, who and when kept
@@ -17,9 +18,14 @@ export async function cancelJob(
   actor: string,
   viewer: Viewer = ANYONE,
 ): Promise<JobRow | null> {
-  const { rows } = await db.query<JobRow>(
-    `SELECT ${JOB_COLUMNS} FROM jobs_cancel_audited($1, $2, $3, $4, $5)`,
-    [id, reason, actor, viewer.creatorOnly, viewer.caller],
+  const { rows } = await retryOnSerializationFailure(() =>
+    db.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs_cancel_audited($1, $2, $3, $4, $5)`, [
+      id,
+      reason,
+      actor,
+      viewer.creatorOnly,
+      viewer.caller,
+    ]),
   );
   return rows[0] ?? null;
 }

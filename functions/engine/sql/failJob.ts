@@ -1,5 +1,6 @@
 import type { Queryable } from '../queryable.ts';
 import type { JobStatus, Lease } from '../types.ts';
+import { retryOnSerializationFailure } from './serializationRetry.ts';
 
 export interface Failure extends Lease {
   error: { message: string; name: string; stack?: string | undefined; attempt: number; worker: string };
@@ -52,9 +53,11 @@ export async function failJob(db: Queryable, f: Failure): Promise<FailOutcome | 
     attempt: f.error.attempt,
     worker: storableText(f.error.worker),
   };
-  const { rows } = await db.query<{ status: JobStatus; run_at: Date; attempts: number }>(
-    'SELECT status, run_at, attempts FROM jobs_fail($1, $2, $3, $4, $5, $6)',
-    [f.id, f.leaseToken, f.permanent, f.backoffBaseSeconds, f.maxBackoffSeconds, JSON.stringify(error)],
+  const { rows } = await retryOnSerializationFailure(() =>
+    db.query<{ status: JobStatus; run_at: Date; attempts: number }>(
+      'SELECT status, run_at, attempts FROM jobs_fail($1, $2, $3, $4, $5, $6)',
+      [f.id, f.leaseToken, f.permanent, f.backoffBaseSeconds, f.maxBackoffSeconds, JSON.stringify(error)],
+    ),
   );
   const row = rows[0];
   return row ? { status: row.status, runAt: row.run_at, attempts: row.attempts } : null;

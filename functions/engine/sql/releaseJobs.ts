@@ -1,6 +1,7 @@
 import type { Queryable } from '../queryable.ts';
 import type { JobStatus, Lease } from '../types.ts';
 import { leasesParam } from './fence.ts';
+import { retryOnSerializationFailure } from './serializationRetry.ts';
 
 /** A lease handed back; `deadline`: stopped by the invocation deadline (counted, capped). */
 export interface Release extends Lease {
@@ -28,9 +29,12 @@ export async function releaseJobs(
   maxDeadlineReleases = DEFAULT_MAX_DEADLINE_RELEASES,
 ): Promise<Map<string, JobStatus>> {
   if (leases.length === 0) return new Map();
-  const { rows } = await db.query<{ id: string; status: JobStatus }>(
-    'SELECT id, status FROM jobs_release($1, $2, $3)',
-    [leasesParam(leases), reason, maxDeadlineReleases],
+  const { rows } = await retryOnSerializationFailure(() =>
+    db.query<{ id: string; status: JobStatus }>('SELECT id, status FROM jobs_release($1, $2, $3)', [
+      leasesParam(leases),
+      reason,
+      maxDeadlineReleases,
+    ]),
   );
   return new Map(rows.map((r) => [String(r.id), r.status]));
 }

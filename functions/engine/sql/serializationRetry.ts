@@ -4,7 +4,11 @@ import { DatabaseUnavailableError } from '../errors.ts';
 const SERIALIZATION_FAILURE = '40001';
 
 /**
- * How many times a claim is sent when it fails with SQLSTATE 40001. Since 0022 a hand-written
+ * How many times an engine statement is sent when it fails with SQLSTATE 40001: the claim (below),
+ * and the lease holder's renew, fail and release and the api's cancel, which fail the same way
+ * when they wait on a running row that a hand-written UPDATE (the runbook's cancel) moves and
+ * commits; sent again, they match nothing, as before 0022
+ * (test/integration/moved-running.test.ts). Since 0022 a hand-written
  * UPDATE that moves a queued row to a finished partition (the runbook's cancel of queued jobs)
  * makes a concurrent `FOR UPDATE SKIP LOCKED` that meets the row fail with 40001 ("tuple to be
  * locked was already moved to another partition due to concurrent update"). The moved row is
