@@ -91,7 +91,7 @@ describe('TaskEngineStack with RDS Proxy, a JWT authorizer, an alarm e-mail and 
 
   it('authorizes every route with the JWT authorizer', () => {
     const routes = Object.values(R()).filter((r) => r.Type === 'AWS::ApiGatewayV2::Route');
-    expect(routes).toHaveLength(13);
+    expect(routes).toHaveLength(15);
     for (const r of routes) expect(r.Properties.AuthorizationType).toBe('JWT');
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerType: 'JWT',
