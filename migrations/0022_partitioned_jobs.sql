@@ -111,8 +111,13 @@ CREATE TABLE jobs_live PARTITION OF jobs (
 ) FOR VALUES FROM ('infinity') TO (MAXVALUE);
 CREATE INDEX jobs_claim_idx ON jobs_live (priority DESC, run_at, id) WHERE status = 'queued';
 CREATE INDEX jobs_claim_queue_idx ON jobs_live (queue, priority DESC, run_at, id) WHERE status = 'queued';
-CREATE INDEX jobs_running_lease_idx ON jobs_live (locked_at) WHERE status = 'running';
-CREATE INDEX jobs_running_queue_idx ON jobs_live (queue) WHERE status = 'running';
+-- One index of running rows where the single table had two ((locked_at) for the reaper, (queue)
+-- for the limited queues' running counts, 0008 and 0011): every claim inserts each claimed row's
+-- new version into the running indexes (status is in their predicates, so no claim is a HOT
+-- update), and the second one measured 8% of the server's CPU per job and 7% of the WAL in a
+-- single-backend drain at claim 500. The queue first serves the per-queue counts and ages; the
+-- reaper reads all running rows (a fleet's claimed batches), unordered, up to its batch.
+CREATE INDEX jobs_running_idx ON jobs_live (queue, locked_at) WHERE status = 'running';
 CREATE INDEX jobs_idempotency_key_idx ON jobs_live (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE jobs_finished_overflow PARTITION OF jobs (

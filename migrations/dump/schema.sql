@@ -191,8 +191,7 @@ CREATE INDEX jobs_claim_idx ON <schema>.jobs_live USING btree (priority DESC, ru
 CREATE INDEX jobs_claim_queue_idx ON <schema>.jobs_live USING btree (queue, priority DESC, run_at, id) WHERE (status = 'queued'::text);
 CREATE INDEX jobs_idempotency_key_idx ON <schema>.jobs_live USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
 CREATE UNIQUE INDEX jobs_pkey ON <schema>.jobs_live USING btree (id);
-CREATE INDEX jobs_running_lease_idx ON <schema>.jobs_live USING btree (locked_at) WHERE (status = 'running'::text);
-CREATE INDEX jobs_running_queue_idx ON <schema>.jobs_live USING btree (queue) WHERE (status = 'running'::text);
+CREATE INDEX jobs_running_idx ON <schema>.jobs_live USING btree (queue, locked_at) WHERE (status = 'running'::text);
 CREATE UNIQUE INDEX queue_wakes_pkey ON <schema>.queue_wakes USING btree (queue);
 CREATE UNIQUE INDEX queues_pkey ON <schema>.queues USING btree (name);
 CREATE UNIQUE INDEX schedules_pkey ON <schema>.schedules USING btree (name);
@@ -936,11 +935,14 @@ BEGIN
   WITH decision AS (
     SELECT d.id, (p_permanent OR d.attempts >= d.max_attempts) AS final,
            least(p_max_backoff_seconds, p_backoff_base_seconds * power(2, greatest(d.attempts - 1, 0))) AS cap
-      FROM jobs_live d WHERE d.id = p_id AND d.status = 'running' AND d.lease_token = p_token
+      FROM jobs_live d WHERE d.id = p_id AND (d.status = 'running') IS TRUE AND d.lease_token = p_token
   )
   -- `jobs`, not jobs_live: a final failure moves the row to its day's partition (jobs_route keeps
-  -- finished_at; the row triggers count it). Only jobs_live can hold a running row, so the plan
-  -- reads only it (constraint exclusion).
+  -- finished_at; the row triggers count it). The status test, three ways (0022): `IS TRUE` keeps
+  -- the plan off jobs_running_idx (the planner cannot prove it implies that predicate, as in
+  -- functions/engine/sql/fence.ts), and `<> 'completed' AND <> 'failed'` refutes the finished
+  -- partitions' CHECKs, so only jobs_live is read, by its primary key (constraint exclusion;
+  -- `IS TRUE` alone defeats it, a plain `= 'running'` walks the running index).
   UPDATE jobs j SET
     status = CASE WHEN x.final THEN 'failed' ELSE 'queued' END,
     run_at = CASE WHEN x.final THEN j.run_at
@@ -951,7 +953,8 @@ BEGIN
     locked_by = CASE WHEN x.final THEN j.locked_by END,
     updated_at = now()
   FROM decision x
-  WHERE j.id = x.id AND j.status = 'running' AND j.lease_token = p_token
+  WHERE j.id = x.id AND (j.status = 'running') IS TRUE AND j.status <> 'completed' AND j.status <> 'failed'
+    AND j.lease_token = p_token
   RETURNING j.status, j.run_at, j.attempts;
 END
 $function$;
@@ -1106,7 +1109,8 @@ BEGIN
     SELECT x.id, x.token, coalesce(x.deadline, false) AS deadline
       FROM jsonb_to_recordset(p_leases) AS x(id bigint, token bigint, deadline boolean)
   )
-  -- `jobs`, not jobs_live: a final release (out of deadline releases) moves the row, as in jobs_fail.
+  -- `jobs`, not jobs_live: a final release (out of deadline releases) moves the row; the status
+  -- test as in jobs_fail.
   UPDATE jobs j SET
     status = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN 'failed' ELSE 'queued' END,
     attempts = CASE WHEN l.deadline AND j.deadline_releases >= p_max_deadline_releases THEN j.attempts
@@ -1129,7 +1133,8 @@ BEGIN
       END
   FROM leases l
   WHERE j.id = ANY (ARRAY(SELECT (e ->> 'id')::bigint FROM jsonb_array_elements(p_leases) e))
-    AND j.id = l.id AND j.status = 'running' AND j.lease_token = l.token
+    AND j.id = l.id AND (j.status = 'running') IS TRUE AND j.status <> 'completed' AND j.status <> 'failed'
+    AND j.lease_token = l.token
   RETURNING j.id, j.status;
 END
 $function$;
@@ -1162,9 +1167,10 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
+    -- Unordered: jobs_running_idx (0022) is in queue order; a batch takes the first expired
+    -- leases it meets and the reaper loops until none is left, so every one goes this run.
     SELECT e.id FROM jobs_live e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
-     ORDER BY e.locked_at
      LIMIT p_limit
      FOR UPDATE SKIP LOCKED
   ), taken AS (
@@ -1180,7 +1186,10 @@ BEGIN
       locked_at = NULL,
       locked_by = NULL,
       updated_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired)) AND j.status = 'running'
+    -- `jobs`: a lease out of attempts moves its row to a finished partition. The status test
+    -- as in jobs_fail (consumer.sql): only jobs_live is read, by its primary key.
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+      AND (j.status = 'running') IS TRUE AND j.status <> 'completed' AND j.status <> 'failed'
     RETURNING j.status
   ), counted AS (
     -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the

@@ -12,9 +12,10 @@ AS $function$
 BEGIN
   PERFORM set_config('dte.engine_counts', 'on', true);
   WITH expired AS (
+    -- Unordered: jobs_running_idx (0022) is in queue order; a batch takes the first expired
+    -- leases it meets and the reaper loops until none is left, so every one goes this run.
     SELECT e.id FROM jobs_live e
      WHERE e.status = 'running' AND e.locked_at + make_interval(secs => e.lease_seconds) < now()
-     ORDER BY e.locked_at
      LIMIT p_limit
      FOR UPDATE SKIP LOCKED
   ), taken AS (
@@ -30,7 +31,10 @@ BEGIN
       locked_at = NULL,
       locked_by = NULL,
       updated_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired)) AND j.status = 'running'
+    -- `jobs`: a lease out of attempts moves its row to a finished partition. The status test
+    -- as in jobs_fail (consumer.sql): only jobs_live is read, by its primary key.
+    WHERE j.id = ANY (ARRAY(SELECT expired.id FROM expired))
+      AND (j.status = 'running') IS TRUE AND j.status <> 'completed' AND j.status <> 'failed'
     RETURNING j.status
   ), counted AS (
     -- recovered, and the leases out of attempts that failed (dte.engine_counts, set around the

@@ -93,7 +93,7 @@ export type StatementKind =
  *   call         the consumer's top-level `SELECT … FROM jobs_claim(…)`, the completion included
  *   complete     the batch completion inside jobs_complete (`WITH done AS`)
  *   renew        the heartbeat (`SET locked_at = now(), updated_at = now()`)
- *   reap         the reaper's requeue of expired leases (`WITH expired AS`), over jobs_running_lease_idx
+ *   reap         the reaper's requeue of expired leases (`WITH expired AS`), over jobs_running_idx
  *
  * The claim's parts are matched by the text of jobs_claim's body (migration 0011) as
  * pg_stat_statements records nested PL/pgSQL statements: INTO stripped, constants as $n.

@@ -13,7 +13,7 @@ import type { Lease } from '../types.ts';
  *   sequential scan per statement, 9.6 ms of a 15.5 ms 500-job claim on a 20,000-row table and
  *   growing with it;
  * - the status test is written `(status = 'running') IS TRUE` (the column is NOT NULL, so it
- *   means the same): the planner cannot prove that implies `jobs_running_lease_idx`'s
+ *   means the same): the planner cannot prove that implies `jobs_running_idx`'s
  *   predicate, so it does not walk every running row of every consumer and filter them
  *   against the array, which it chose whenever the last ANALYZE saw few running rows.
  */

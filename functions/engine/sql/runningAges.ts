@@ -14,7 +14,7 @@ export interface RunningAge {
   stuck: number;
 }
 
-/** Per-queue ages of running jobs, for the stuck-job alert. Walks jobs_running_lease_idx only. */
+/** Per-queue ages of running jobs, for the stuck-job alert. Walks jobs_running_idx only. */
 export async function readRunningAges(db: Queryable, stuckMultiple = 5): Promise<RunningAge[]> {
   const { rows } = await db.query<{ queue: string; running: string; oldest: string | null; stuck: string }>(
     `SELECT queue,
