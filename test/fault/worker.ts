@@ -98,13 +98,22 @@ async function unfencedCompletion(q: Queryable): Promise<string> {
   const src = rows[0]?.src ?? '';
   const start = src.indexOf('WITH done AS');
   const end = src.indexOf(';', start);
-  if (start < 0 || end < 0 || !FENCE.test(src) || !src.includes('INTO v_ids') || !src.includes('array_agg('))
+  if (
+    start < 0 ||
+    end < 0 ||
+    !FENCE.test(src) ||
+    !src.includes('INTO v_ids') ||
+    !src.includes('array_agg(') ||
+    !src.includes('v_deleting :=')
+  )
     throw new Error('negative control: the completion fence text changed');
   unfencedComplete = src
     .slice(start, end)
     .replace(new RegExp(FENCE.source, 'g'), '')
     .replace(/INTO v_ids\s*/, '')
     .replace(/array_agg\(([^)]*)\)/, 'array_agg($1) AS ids')
+    // the queues whose retention is 'delete' (0022), a variable of the function
+    .replaceAll('v_deleting', "ARRAY(SELECT q.name FROM queues q WHERE q.retention = 'delete')")
     .replaceAll('p_ids', '$1::bigint[]')
     .replaceAll('p_tokens', '$2::bigint[]')
     .replaceAll('p_results', '$3::jsonb[]');
