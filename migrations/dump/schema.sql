@@ -619,7 +619,7 @@ BEGIN
   --
   -- A completed job leaves jobs_live (DELETE) for its day's partition (INSERT through `jobs`,
   -- which routes it), or for nowhere when its queue's retention is 'delete' (0022): no UPDATE of
-  -- the live table's row, whose status sits in four partial-index predicates. Not an UPDATE that
+  -- the live table's row, whose status sits in three partial-index predicates. Not an UPDATE that
   -- moves the row either: a concurrent locker of a moved row fails with SQLSTATE 40001, one of a
   -- deleted row skips it. The completions are counted here, in the same statement
   -- (dte.engine_counts, set around it, keeps the row counting triggers out: issue 21).

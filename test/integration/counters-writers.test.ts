@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   claimJobs,
@@ -11,32 +9,19 @@ import {
 import { completeAndClaim } from '../../functions/engine/sql/completeAndClaim.ts';
 import { expectCountersMatchTable, expireLease } from '../helpers/invariants.ts';
 import { createTestSchema, postgresAvailable, type TestSchema } from '../helpers/pg.ts';
+import { fill, RUNBOOK_CANCEL, RUNBOOK_FORCE_RELEASE } from '../helpers/runbook.ts';
 
 // Counting without transition tables (migration 0013): the engine's functions count their own
 // changes in the same statement; every other writer is counted by the row triggers, whose WHEN
 // is false inside the engine's functions. Both kinds of writer, interleaved, must leave the
 // counters equal to count(*).
 
-/** The runbook's raw SQL (docs/RUNBOOK.md), verbatim: the `UPDATE jobs` statement of the block that starts with `start`. */
-function runbookStatement(start: string): string {
-  const runbook = readFileSync(join(import.meta.dirname, '../../docs/RUNBOOK.md'), 'utf8');
-  const at = runbook.indexOf(start);
-  if (at < 0) throw new Error(`docs/RUNBOOK.md no longer has ${start}`);
-  return runbook.slice(at, runbook.indexOf(';', at) + 1);
-}
-const FORCE_RELEASE = runbookStatement("UPDATE jobs SET status = 'queued', locked_at = NULL");
-const CANCEL = runbookStatement("UPDATE jobs SET status = 'failed', finished_at = now()");
+const FORCE_RELEASE = RUNBOOK_FORCE_RELEASE;
+const CANCEL = RUNBOOK_CANCEL;
 // The seeds' older forms (../shared/seeds/000_a91f2d182a05bb62.txt), as counters.test.ts has them.
 const SEED_FORCE_RELEASE =
   "UPDATE jobs SET status='queued', locked_at = NULL, locked_by = NULL WHERE id = <job_id>;";
 const SEED_SAFE_CANCEL = "UPDATE jobs SET status='failed', updated_at = now() WHERE id = <job_id>;";
-
-const fill = (sql: string, v: { id: string; token?: string }) =>
-  sql
-    .replaceAll('<job_id>', String(Number(v.id)))
-    .replaceAll('<lease_token>', String(Number(v.token ?? '0')))
-    .replaceAll('<why>', 'test')
-    .replaceAll('<you>', 'tester');
 
 const options = { workerId: 'w', leaseSeconds: 30, queues: [] as string[] };
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,20 +117,4 @@ export async function totals(db: Queryable) {
   return (await readCounters(db)).totals;
 }
 
-/** The runbook's raw SQL (docs/RUNBOOK.md), verbatim: the statement that starts with `start`. */
-export function runbookStatement(start: string): string {
-  const runbook = readFileSync(join(repoRoot, 'docs/RUNBOOK.md'), 'utf8');
-  const at = runbook.indexOf(start);
-  if (at < 0) throw new Error(`docs/RUNBOOK.md no longer has ${start}`);
-  return runbook.slice(at, runbook.indexOf(';', at) + 1);
-}
-export const RUNBOOK_FORCE_RELEASE = runbookStatement("UPDATE jobs SET status = 'queued', locked_at = NULL");
-export const RUNBOOK_CANCEL = runbookStatement("UPDATE jobs SET status = 'failed', finished_at = now()");
-
-/** A runbook statement with its placeholders filled. */
-export const fill = (sql: string, v: { id: string; token?: string }) =>
-  sql
-    .replaceAll('<job_id>', String(Number(v.id)))
-    .replaceAll('<lease_token>', String(Number(v.token ?? '0')))
-    .replaceAll('<why>', 'test')
-    .replaceAll('<you>', 'tester');
+export { fill, RUNBOOK_CANCEL, RUNBOOK_FORCE_RELEASE, runbookStatement } from '../helpers/runbook.ts';
